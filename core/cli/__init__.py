@@ -1,0 +1,34 @@
+"""Command-line entry point. Each subcommand is a module here with `add_parser` and `run`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# name -> module under core.cli; each module defines add_parser(subparsers) and run(args) -> int
+SUBCOMMANDS = ("validate", "evaluate", "infer", "ensemble")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="DetLens: error analysis for object-detection submissions.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"core.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"core.cli.{name}":
+                raise
+            continue  # subcommand not built yet
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
