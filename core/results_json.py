@@ -1,0 +1,123 @@
+"""Read COCO results json (MMDetection, Detectron2, pycocotools `loadRes` input) as `Predictions`.
+
+Accepts a list of `{image_id, category_id, bbox [x, y, w, h], score}` or a dict holding that
+list under "annotations". `image_id` is the ground truth's numeric image id, so the dataset is
+needed to name images by file_name, the key every DetLens table uses. Boxes go from COCO xywh
+to xyxy here, once. Bad entries become ERROR Problems naming the entry's index and are left out.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.boxes import xywh_to_xyxy
+from core.dataset import box_array, float_array, int_array, no_gc, parse_json, read_source
+from core.problems import Problem, Severity, ValidationError
+from core.tables import Dataset, Predictions
+
+MAX_LISTED = 50  # problems of one kind listed one by one before a "... and N more"
+
+
+def read_results_json(source, *, dataset: Dataset | None, name: str | None = None) -> Predictions:
+    """Parse a COCO results json (path, bytes or file-like) into `Predictions` keyed by file_name.
+
+    Raises ValidationError when the file is not a results json at all or no dataset is given;
+    otherwise never raises: bad entries are ERROR Problems (left out), entries on images the
+    dataset lacks are WARNINGs (left out: they have no file name).
+    """
+    data, name, _ = read_source(source, name)
+    with no_gc():
+        doc = parse_json(data, name)
+        del data
+        entries = _entries(doc, name)
+        if dataset is None:
+            raise ValidationError([Problem(
+                Severity.ERROR, "a COCO results json names images by the ground truth's numeric ids; "
+                "give the ground truth json (e.g. --gt train.json) to read it", file=name)],
+                summary=f"{name}: needs the ground truth")
+        columns = {key: [e.get(key) if isinstance(e, dict) else None for e in entries]
+                   for key in ("image_id", "category_id", "bbox", "score")}
+    return _to_predictions(columns, entries, dataset, name)
+
+
+def _entries(doc, name: str) -> list:
+    if isinstance(doc, dict) and isinstance(doc.get("annotations"), list):
+        return doc["annotations"]
+    if isinstance(doc, list):
+        return doc
+    what = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else f"a JSON {type(doc).__name__}"
+    raise ValidationError([Problem(
+        Severity.ERROR, f"top level is {what}; a COCO results json is a list of "
+        "{image_id, category_id, bbox, score} (or an object holding it under 'annotations')", file=name)],
+        summary=f"{name}: not a COCO results json")
+
+
+def _to_predictions(columns: dict, entries: list, dataset: Dataset, name: str) -> Predictions:
+    n = len(entries)
+    problems: list[Problem] = []
+    image_ids, ok_image = int_array(columns["image_id"])
+    labels, ok_label = int_array(columns["category_id"])
+    scores, ok_score = float_array(columns["score"])
+    boxes_xywh, ok_box = box_array(columns["bbox"])                                 # [N,4]
+    ok = np.ones(n, dtype=bool)
+
+    def report(bad: np.ndarray, describe) -> None:
+        """One ERROR per bad entry (capped), and drop those entries."""
+        bad = np.flatnonzero(bad & ok)
+        for i in bad[:MAX_LISTED]:
+            image_id = int(image_ids[i]) if ok_image[i] else None
+            problems.append(Problem(Severity.ERROR, f"entry [{i}]: {describe(i)}; this entry is left out",
+                                    file=name, image_id=image_id))
+        if len(bad) > MAX_LISTED:
+            problems.append(Problem(Severity.ERROR, f"... and {len(bad) - MAX_LISTED} more entries like "
+                                    f"entry [{bad[0]}]: {describe(bad[0])}", file=name))
+        ok[bad] = False
+
+    report(np.array([not isinstance(e, dict) for e in entries], dtype=bool),
+           lambda i: f"is a {type(entries[i]).__name__}, expected an object")
+    for key, good in (("image_id", ok_image), ("category_id", ok_label)):
+        report(~good, lambda i, key=key: f"'{key}' is {columns[key][i]!r}, expected an integer")
+    report(~ok_score, lambda i: f"'score' is {columns['score'][i]!r}, expected a number")
+    report(~ok_box, lambda i: f"'bbox' is {columns['bbox'][i]!r}, expected 4 numbers [x, y, width, height]")
+    with np.errstate(invalid="ignore"):
+        report((scores < 0) | (scores > 1), lambda i: f"score {float(scores[i])!r} is outside [0, 1]")
+        report((boxes_xywh[:, 2] <= 0) | (boxes_xywh[:, 3] <= 0),
+               lambda i: f"bbox {boxes_xywh[i].tolist()} has a non-positive width or height "
+                         "(bbox is COCO [x, y, width, height], not xyxy)")
+    known = dataset.category_ids
+    report(~np.isin(labels, known), lambda i: f"category_id {int(labels[i])} is not a category of "
+           f"{dataset.source} (ids {known[:20].tolist()}{' ...' if len(known) > 20 else ''})")
+
+    image_index = dataset.image_index_of_id(image_ids)                               # [N]
+    unknown = ok & (image_index < 0)
+    _warn_unknown_images(image_ids[unknown], dataset, name, problems)
+    ok &= ~unknown
+
+    keep = np.flatnonzero(ok)
+    # Images in order of first appearance; boxes grouped by image, file order within an image.
+    first_seen = pd.unique(image_index[keep])
+    image_pos = pd.Index(first_seen).get_indexer(image_index[keep]).astype(np.int64)
+    order = np.argsort(image_pos, kind="stable")
+    keep, image_pos = keep[order], image_pos[order]
+    return Predictions(
+        image_keys=dataset.images["file_name"].to_numpy(dtype=object)[first_seen],
+        image_pos=image_pos,
+        labels=labels[keep],
+        scores=scores[keep],
+        boxes_xyxy=xywh_to_xyxy(boxes_xywh[keep]),
+        lines=np.zeros(len(first_seen), dtype=np.int64),
+        problems=problems,
+        source=name,
+    )
+
+
+def _warn_unknown_images(unknown_ids: np.ndarray, dataset: Dataset, name: str, problems: list[Problem]) -> None:
+    """One WARNING per image id the dataset lacks (capped), with its number of detections."""
+    ids, counts = np.unique(unknown_ids, return_counts=True)
+    for image_id, count in zip(ids[:MAX_LISTED].tolist(), counts[:MAX_LISTED].tolist()):
+        problems.append(Problem(
+            Severity.WARNING, f"image_id {image_id} is not an image of {dataset.source}; its {count} "
+            "detection(s) are left out (results for another dataset or split?)", file=name, image_id=image_id))
+    if len(ids) > MAX_LISTED:
+        problems.append(Problem(Severity.WARNING, f"... and {len(ids) - MAX_LISTED} more unknown image ids "
+                                f"({int(counts[MAX_LISTED:].sum())} detections left out)", file=name))

@@ -1,0 +1,367 @@
+"""Submission CSV reader/writer: every validation message, line numbers, round trip, real files."""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from core.dataset import load_coco
+from core.problems import Severity, ValidationError
+from core.submission import format_prediction_strings, read_submission, write_submission
+from tests.conftest import REAL_TRASH, need
+
+GOOD_A = "1 0.9 10 20 110 220 3 0.5 0 0 50.5 60.25"
+GOOD_B = "0 0.25 5 5 6 6"
+
+
+def csv_bytes(*lines: str) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+def small_dataset():
+    gt = {
+        "images": [{"id": i, "file_name": f"test/{i:04d}.jpg", "width": 1024, "height": 1024} for i in range(3)],
+        "annotations": [],
+        "categories": [{"id": i, "name": f"c{i}"} for i in range(10)],
+    }
+    return load_coco(json.dumps(gt).encode(), name="gt.json")
+
+
+def errors_at(preds, line):
+    return [p for p in preds.problems if p.is_error and p.line == line]
+
+
+def only_problem(preds):
+    assert len(preds.problems) == 1, [str(p) for p in preds.problems]
+    return preds.problems[0]
+
+
+class TestReadValid:
+    def test_arrays(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_A},test/0000.jpg",
+                                          f"{GOOD_B},test/0001.jpg"), name="sub.csv")
+        assert preds.problems == []
+        assert preds.source == "sub.csv"
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg"]
+        assert preds.lines.tolist() == [2, 3]
+        assert preds.image_pos.tolist() == [0, 0, 1]
+        assert preds.labels.tolist() == [1, 3, 0]
+        assert preds.labels.dtype == np.int64
+        assert preds.scores.tolist() == [0.9, 0.5, 0.25]
+        np.testing.assert_array_equal(preds.boxes_xyxy, [[10, 20, 110, 220], [0, 0, 50.5, 60.25], [5, 5, 6, 6]])
+
+    def test_either_column_order_and_extra_columns(self):
+        a = read_submission(csv_bytes("image_id,PredictionString", f"test/0000.jpg,{GOOD_A}"))
+        b = read_submission(csv_bytes("id,PredictionString,notes,image_id", f"7,{GOOD_A},hello,test/0000.jpg"))
+        for preds in (a, b):
+            assert preds.problems == []
+            assert preds.image_keys.tolist() == ["test/0000.jpg"]
+            assert preds.labels.tolist() == [1, 3]
+
+    def test_empty_and_nan_prediction_strings_are_images_without_boxes(self):
+        df = pd.DataFrame({"PredictionString": [GOOD_B, np.nan, ""], "image_id": ["a.jpg", "b.jpg", "c.jpg"]})
+        written = df.to_csv(index=False).encode()
+        preds = read_submission(written + b"nan,d.jpg\n   ,e.jpg\n")
+        assert preds.problems == []
+        assert preds.image_keys.tolist() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+        assert len(preds) == 1
+
+    def test_trailing_spaces_tabs_runs_of_spaces_crlf_and_bom(self):
+        text = ("\ufeffPredictionString , image_id \r\n"
+                "1 0.9  10 20\t110 220 ,  test/0000.jpg  \r\n\r\n"
+                " 0 0.25 5 5 6 6 ,test/0001.jpg\r\n")
+        preds = read_submission(text.encode())
+        assert preds.problems == []
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg"]
+        assert preds.lines.tolist() == [2, 4]
+        np.testing.assert_array_equal(preds.boxes_xyxy, [[10, 20, 110, 220], [5, 5, 6, 6]])
+
+    def test_out_of_image_coordinates_are_fine(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", "2 0.5 -3.5 -1 1030 1100.5,test/0000.jpg"),
+                                dataset=small_dataset())
+        assert not preds.has_errors
+        assert preds.boxes_xyxy.tolist() == [[-3.5, -1, 1030, 1100.5]]
+
+    def test_quoted_fields_keep_physical_line_numbers(self):
+        text = ('PredictionString,image_id\n'
+                '"1 0.9 10 20\n110 220","test/0000.jpg"\n'
+                '"0 0.5 1 1 0 5",test/0001.jpg\n'
+                '"0 0.5 1 1 2 5","test/0002,a.jpg"\n')
+        preds = read_submission(text.encode())
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0002,a.jpg"]
+        assert preds.lines.tolist() == [2, 5]
+        assert [p.line for p in preds.problems] == [4]   # the x2 <= x1 row, after a 2-line record
+
+    def test_file_like_and_path_sources(self, tmp_path):
+        path = tmp_path / "my.csv"
+        path.write_bytes(csv_bytes("PredictionString,image_id", f"{GOOD_B},x.jpg"))
+        assert read_submission(path).source == "my.csv"
+        assert read_submission(str(path), name="shown").source == "shown"
+        assert read_submission(io.BytesIO(path.read_bytes())).labels.tolist() == [0]
+
+    def test_header_only_gives_no_predictions(self):
+        preds = read_submission(b"PredictionString,image_id\n")
+        assert len(preds) == 0 and len(preds.image_keys) == 0 and preds.boxes_xyxy.shape == (0, 4)
+
+
+class TestRowErrors:
+    """Each bad row: one ERROR with the line and image_id; the row is left out, neighbours load."""
+
+    @pytest.mark.parametrize("bad, fragment", [
+        ("1 0.9 10 20 110", "5 values, not a multiple of 6"),
+        ("1 0.9 10 20 110 220 3", "7 values, not a multiple of 6"),
+        ("1 0.9 10 abc 110 220", "not numbers: 'abc'"),
+        ("1 0.9 10 nan 110 220", "not numbers: 'nan'"),
+        ("1 0.9 10 20 110 inf", "not numbers: 'inf'"),
+        ("1.5 0.9 10 20 110 220", "1 label(s) are not integers (box 1: 1.5)"),
+        ("1 1.2 10 20 110 220", "1 score(s) outside [0, 1] (box 1: 1.2)"),
+        ("1 -0.1 10 20 110 220", "score(s) outside [0, 1]"),
+        ("1 0.9 110 20 10 220", "xmax <= xmin or ymax <= ymin"),
+        ("1 0.9 10 20 10 220", "xmax <= xmin or ymax <= ymin"),
+        ("1 0.9 10 220 110 20", "xmax <= xmin or ymax <= ymin"),
+        ("-1 0.9 10 20 110 220", "negative label"),
+    ])
+    def test_bad_row(self, bad, fragment):
+        preds = read_submission(csv_bytes(
+            "PredictionString,image_id", f"{GOOD_A},test/0000.jpg", f"{bad},test/0001.jpg",
+            f"{GOOD_B},test/0002.jpg"), name="s.csv")
+        problem = only_problem(preds)
+        assert problem.severity is Severity.ERROR
+        assert problem.line == 3 and problem.image_id == "test/0001.jpg" and problem.file == "s.csv"
+        assert fragment in problem.message
+        assert "left out" in problem.message
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0002.jpg"]
+        assert preds.lines.tolist() == [2, 4]
+        assert preds.labels.tolist() == [1, 3, 0]
+        assert preds.has_errors
+
+    def test_label_outside_categories_with_dataset(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", "12 0.9 10 20 110 220,test/0000.jpg",
+                                          f"{GOOD_B},test/0001.jpg"), dataset=small_dataset())
+        problem = [p for p in preds.problems if p.is_error]
+        assert len(problem) == 1 and problem[0].line == 2
+        assert "not category ids" in problem[0].message and "12" in problem[0].message
+        assert preds.image_keys.tolist() == ["test/0001.jpg"]
+
+    def test_integral_float_label_is_accepted(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", "7.0 0.9 10 20 110 220,a.jpg"))
+        assert preds.problems == [] and preds.labels.tolist() == [7]
+
+    def test_several_boxes_quoted_with_their_number(self):
+        bad = " ".join(["1 0.9 10 20 110 220"] * 2 + ["1 0.9 110 20 10 220"] * 5)
+        preds = read_submission(csv_bytes("PredictionString,image_id", f"{bad},a.jpg"))
+        message = only_problem(preds).message
+        assert message.startswith("5 box(es)") and "box 3: [110 20 10 220]" in message and "..." in message
+
+    def test_image_listed_twice(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_A},a.jpg", f"{GOOD_B},b.jpg",
+                                          f"{GOOD_B},a.jpg"))
+        problem = only_problem(preds)
+        assert problem.line == 4 and problem.image_id == "a.jpg" and "first on line 2" in problem.message
+        assert preds.image_keys.tolist() == ["a.jpg", "b.jpg"] and len(preds) == 3
+
+    def test_missing_image_id(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_A},", f"{GOOD_B},b.jpg"))
+        problem = only_problem(preds)
+        assert problem.line == 2 and "image_id is empty" in problem.message
+        assert preds.image_keys.tolist() == ["b.jpg"]
+
+    def test_wrong_field_count(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", "1,0.9,10,20,110,220,a.jpg",
+                                          f"{GOOD_B},b.jpg"))
+        problem = only_problem(preds)
+        assert problem.line == 2 and "7 fields" in problem.message and problem.image_id == "a.jpg"
+        assert preds.image_keys.tolist() == ["b.jpg"]
+
+    def test_every_bad_row_reported_in_line_order(self):
+        preds = read_submission(csv_bytes(
+            "PredictionString,image_id", "1 0.9 1 2 3,a.jpg", f"{GOOD_B},b.jpg", "1 2 1 2 3 4,c.jpg",
+            "x 0.5 1 2 3 4,d.jpg", f"{GOOD_A},e.jpg"))
+        assert [p.line for p in preds.problems] == [2, 4, 5]
+        assert preds.image_keys.tolist() == ["b.jpg", "e.jpg"]
+        np.testing.assert_array_equal(preds.image_pos, [0, 1, 1])
+
+
+class TestDatasetChecks:
+    def test_unknown_image_is_a_warning_and_loads(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_B},test/0000.jpg",
+                                          f"{GOOD_B},test/9999.jpg", f"{GOOD_B},test/0001.jpg",
+                                          f"{GOOD_B},test/0002.jpg"), dataset=small_dataset())
+        problem = only_problem(preds)
+        assert problem.severity is Severity.WARNING and problem.line == 3
+        assert problem.image_id == "test/9999.jpg" and "test image" in problem.message
+        assert not preds.has_errors and "test/9999.jpg" in preds.image_keys.tolist()
+
+    def test_wrong_path_prefix_gets_a_hint_and_many_unknowns_are_capped(self):
+        rows = [f"{GOOD_B},{i:04d}.jpg" for i in range(60)]
+        preds = read_submission(csv_bytes("PredictionString,image_id", *rows), dataset=small_dataset())
+        warnings = [p for p in preds.problems if p.line is not None]
+        assert len(warnings) == 51 and not preds.has_errors
+        assert "(the dataset has 'test/0000.jpg')" in warnings[0].message
+        assert "(the dataset has" not in warnings[5].message            # no test/0005.jpg in the dataset
+        assert warnings[-1].message.startswith("... and 10 more image_ids") and warnings[-1].line == 52
+
+    def test_dataset_images_without_a_row_are_one_warning(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_B},test/0001.jpg"),
+                                dataset=small_dataset())
+        problem = only_problem(preds)
+        assert problem.severity is Severity.WARNING and problem.line is None
+        assert problem.message.startswith("2 of 3 images") and "test/0000.jpg" in problem.message
+
+
+class TestUnusableFile:
+    @pytest.mark.parametrize("content, fragment", [
+        (b"", "empty file"),
+        (b"   \n\n", "empty file"),
+        (b'[{"image_id": 1}]', "this is JSON"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary file"),
+        (b"\xff\xfe\x00P", "binary file"),
+        (b"\xe9t\xe9,x\n", "not UTF-8"),
+        (b"preds,image\n1 0.5 1 1 2 2,a.jpg\n", "lacks the column(s) PredictionString, image_id"),
+        (b"1 0.5 1 1 2 2,a.jpg\n", "lacks the column(s) PredictionString, image_id"),
+    ])
+    def test_raises_with_message(self, content, fragment):
+        with pytest.raises(ValidationError) as info:
+            read_submission(content, name="bad.csv")
+        assert fragment in str(info.value)
+        assert info.value.problems[0].file == "bad.csv"
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(ValidationError, match="cannot read"):
+            read_submission(tmp_path / "nope.csv")
+
+
+GOOD_ROWS = [(2, "a.jpg", [1, 0.9, 10, 20, 110, 220]), (4, "b.jpg", [0, 0.25, 5, 5, 6, 6])]
+
+
+def told_about(preds, line: int) -> bool:
+    """An ERROR names this line, or a record spanning it (an unclosed quote swallows lines)."""
+    for p in preds.problems:
+        if not p.is_error or p.line is None:
+            continue
+        span = re.search(r"lines (\d+)-(\d+)", p.message)
+        if p.line == line or (span and int(span.group(1)) <= line <= int(span.group(2))):
+            return True
+    return False
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00"),
+               max_size=60))
+@example(",b.jpg")
+@example(",a.jpg")
+@example("PredictionString,image_id")
+@example('"1 0.5 1 1 2 2,c.jpg')
+@example('x,"c.jpg')
+@example("1 0.5 1 1 2 2,c.jpg,extra")
+def test_a_malformed_line_never_crashes_or_silently_drops_its_neighbours(junk):
+    content = csv_bytes("PredictionString,image_id", "1 0.9 10 20 110 220,a.jpg", junk,
+                        "0 0.25 5 5 6 6,b.jpg")
+    preds = read_submission(content)
+    lines = preds.lines.tolist()
+    for line, key, box in GOOD_ROWS:
+        if line in lines:
+            pos = lines.index(line)
+            assert preds.image_keys[pos] == key
+            row = preds.image_pos == pos
+            np.testing.assert_array_equal(np.column_stack([preds.labels[row], preds.scores[row],
+                                                           preds.boxes_xyxy[row]])[0], box)
+        else:   # only ever left out with an error naming its line
+            assert told_about(preds, line), (junk, [str(p) for p in preds.problems])
+
+
+def assert_same_predictions(a, b):
+    for field in ("image_keys", "image_pos", "labels", "scores", "boxes_xyxy"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+        assert getattr(a, field).dtype == getattr(b, field).dtype
+
+
+class TestRoundTrip:
+    def test_awkward_floats_round_trip_exactly(self):
+        rng = np.random.default_rng(0)
+        n = 500
+        boxes = np.sort(rng.normal(300, 400, (n, 2, 2)), axis=2).transpose(0, 2, 1).reshape(n, 4)
+        boxes[:5] = [[0.1, 0.2, 0.30000000000000004, 1e-7], [1, 2, 3, 4], [-0.5, -1e-12, 1e6, 1e6 + 0.1],
+                     [5e-324, 1e-300, 1e300, 1.7976931348623157e308], [1023.9999999999999, 0, 1024, 1024]]
+        boxes[:5, 3] = np.maximum(boxes[:5, 3], boxes[:5, 1] + 1)
+        scores = rng.random(n)
+        scores[:4] = [0.0, 1.0, 0.05, 1 / 3]
+        from core.tables import Predictions
+        preds = Predictions(image_keys=np.array(["a.jpg", "b b.jpg", "c,1.jpg", "empty.jpg"], dtype=object),
+                            image_pos=rng.integers(0, 3, n), labels=rng.integers(0, 90, n), scores=scores,
+                            boxes_xyxy=boxes, lines=np.zeros(4, np.int64))
+        buf = io.StringIO()
+        write_submission(preds, buf)
+        back = read_submission(buf.getvalue().encode())
+        assert back.problems == []
+        assert back.image_keys.tolist() == preds.image_keys.tolist()
+        order = np.argsort(preds.image_pos, kind="stable")   # the writer groups boxes by image
+        np.testing.assert_array_equal(back.image_pos, preds.image_pos[order])
+        np.testing.assert_array_equal(back.labels, preds.labels[order])
+        np.testing.assert_array_equal(back.scores, preds.scores[order])
+        np.testing.assert_array_equal(back.boxes_xyxy, preds.boxes_xyxy[order])
+        assert buf.getvalue().splitlines()[4] == ",empty.jpg"   # images without boxes keep a row
+
+    def test_whole_numbers_are_written_as_integers(self):
+        preds = read_submission(csv_bytes("PredictionString,image_id", "3 1 0 13 174 244.5,a.jpg"))
+        assert format_prediction_strings(preds) == ["3 1 0 13 174 244.5"]
+
+    @pytest.mark.parametrize("gt, csv", [("fold3_gt.json", "fold3_deta_swinL.csv"),
+                                          ("fold3_gt.json", "fold3_deta_swinL_hflip.csv"),
+                                          ("test.json", "test_submission_cascade.csv")])
+    def test_real_files_round_trip(self, gt, csv, tmp_path):
+        dataset = load_coco(need(REAL_TRASH / gt))
+        preds = read_submission(need(REAL_TRASH / csv), dataset=dataset)
+        out = tmp_path / "out.csv"
+        write_submission(preds, out)
+        back = read_submission(out, dataset=dataset)
+        assert_same_predictions(preds, back)
+        again = io.StringIO()
+        write_submission(back, again)
+        assert again.getvalue() == out.read_text()   # writing is a fixed point after one pass
+
+
+class TestRealFiles:
+    @pytest.mark.parametrize("gt, csv, n_rows, n_boxes", [
+        ("fold3_gt.json", "fold3_deta_swinL.csv", 958, None),
+        ("fold3_gt.json", "fold3_deta_swinL_hflip.csv", 958, None),
+        ("test.json", "test_submission_cascade.csv", 4871, 25463),
+    ])
+    def test_load_without_problems(self, gt, csv, n_rows, n_boxes):
+        dataset = load_coco(need(REAL_TRASH / gt))
+        preds = read_submission(need(REAL_TRASH / csv), dataset=dataset)
+        assert preds.problems == []
+        assert len(preds.image_keys) == n_rows
+        if n_boxes is not None:
+            assert len(preds) == n_boxes
+        assert (preds.image_index_in(dataset) >= 0).all()
+
+    def test_values_equal_a_plain_per_row_parse(self):
+        path = need(REAL_TRASH / "fold3_deta_swinL_hflip.csv")
+        preds = read_submission(path)
+        df = pd.read_csv(path)
+        table = np.concatenate([np.array([float(t) for t in s.split()]).reshape(-1, 6)
+                                for s in df["PredictionString"] if isinstance(s, str)])
+        np.testing.assert_array_equal(preds.labels, table[:, 0].astype(np.int64))
+        np.testing.assert_array_equal(preds.scores, table[:, 1])
+        np.testing.assert_array_equal(preds.boxes_xyxy, table[:, 2:])
+        assert (preds.boxes_xyxy < 0).any() and (preds.boxes_xyxy > 1024).any()  # real out-of-image boxes
+
+    def test_empty_row_of_the_real_submission(self):
+        preds = read_submission(need(REAL_TRASH / "test_submission_cascade.csv"))
+        pos = preds.image_keys.tolist().index("test/1497.jpg")
+        assert preds.lines[pos] == 1499
+        assert not (preds.image_pos == pos).any()
+
+    def test_broken_copy_names_the_line_and_keeps_the_rest(self):
+        lines = need(REAL_TRASH / "fold3_deta_swinL.csv").read_text().splitlines()
+        lines[9] = lines[9].replace(" 0.", " O.", 1)     # line 10: a letter O for a zero
+        preds = read_submission("\n".join(lines).encode(), dataset=load_coco(REAL_TRASH / "fold3_gt.json"))
+        assert [(p.line, p.severity) for p in preds.problems] == [(10, Severity.ERROR)]
+        assert len(preds.image_keys) == 957
