@@ -1,0 +1,68 @@
+"""DetLens: error analysis for object detection. Start with `streamlit run app.py`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui.sidebar import active_data, page_setup
+from ui.widgets import draw_image_panels, gt_rows, image_panels, image_ref_for, prediction_rows
+
+page_setup("Home")
+data = active_data()
+
+st.title("DetLens")
+st.markdown(
+    "Error analysis for object detection: see, per image and per class, what a model gets "
+    "wrong, choose the score threshold knowingly, and export a filtered submission. Pick a "
+    "dataset folder and predictions in the sidebar; the pages on the left share them.")
+
+if data.dataset is None:
+    st.info("No ground truth loaded yet: type a dataset folder in the sidebar, or press "
+            "'Use the sample data'.")
+    st.stop()
+
+ds = data.dataset
+columns = st.columns(4)
+columns[0].metric("Images", f"{len(ds.images):,}")
+columns[1].metric("Ground-truth boxes", f"{len(ds.annotations):,}")
+columns[2].metric("Classes", f"{len(ds.categories)}")
+columns[3].metric("Predicted boxes", f"{len(data.predictions):,}" if data.predictions is not None else "—")
+st.caption(f"Ground truth **{data.gt_label}** · dataset folder `{data.root}` · active predictions "
+           f"**{data.predictions_label or 'none'}**")
+
+left, right = st.columns([1, 2])
+with left:
+    st.subheader("Classes")
+    per_class = ds.annotations.groupby("category_id").size() if len(ds.annotations) else pd.Series(dtype=int)
+    colors = data.class_colors
+    table = pd.DataFrame({
+        "id": ds.categories["id"].to_numpy(), "class": ds.categories["name"].to_numpy(),
+        "boxes": per_class.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy(),
+        "colour": [colors[int(c)] for c in ds.categories["id"]]})
+    st.dataframe(
+        table.style.map(lambda c: f"background-color: {c}; color: {c}", subset=["colour"]),
+        hide_index=True, width="stretch", height=min(38 * len(table) + 40, 560))
+with right:
+    st.subheader("An image with its boxes")
+    busiest = int(np.argmax(np.bincount(ds.annotations["image_index"].to_numpy(np.int64),
+                                        minlength=len(ds.images)))) if len(ds.annotations) else 0
+    if len(ds.images):
+        key = str(ds.images["file_name"].iloc[busiest])
+        dets = prediction_rows(data, key, busiest)
+        gts = gt_rows(data, busiest, dets)
+        st.caption(f"`{key}`: the image with the most ground-truth boxes. Open the **Image "
+                   "explorer** to browse them all.")
+        draw_image_panels(image_ref_for(data, key, busiest),
+                          image_panels(data, gts, dets, color_by="class", show_labels=True),
+                          key="home_image", height=460)
+
+st.subheader("Pages")
+for path, text in [
+    ("pages/1_Overview.py", "Overview: mAP, per-class AP, error breakdown, confusion matrix, threshold curves"),
+    ("pages/2_Image_explorer.py", "Image explorer: ground truth and predictions side by side"),
+    ("pages/3_Class_errors.py", "Class errors: crops of each error type for one class"),
+    ("pages/4_Dataset.py", "Dataset: class, size and score distributions"),
+    ("pages/5_Export.py", "Export: the filtered submission and the per-box outcome table"),
+]:
+    st.page_link(path, label=text)

@@ -1,0 +1,102 @@
+"""Browser-measured latency of a score-threshold slider move on the Image explorer, at
+competition scale (4,883 images, ~490,000 predictions, images missing: blank canvases).
+
+    python bench/bench_slider.py [--moves 10]
+
+Starts `streamlit run app.py -- --data bench/data/competition` (made by
+bench/make_competition_scale.py when absent) and, as the peer measured in the same run, a bare
+Streamlit script holding only the same slider. In Debian's headless chromium it presses the
+slider's arrow key and times, from the key press, the last change of the page's main area once
+the run is over. Each move goes to a new threshold (no cached view). Prints the median and max
+for both and their ratio; the goal is a median under 300 ms on the explorer.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser import PAGES, chromium_page, streamlit_server, wait_until_idle  # noqa: E402
+
+DATA = REPO / "bench" / "data" / "competition"
+PEER_SCRIPT = '''
+import streamlit as st
+st.title("peer")
+value = st.sidebar.slider("Score threshold", 0.0, 1.0, 0.05, step=0.01, key="thr")
+st.write(f"threshold {value:.2f}")
+'''
+OBSERVE_MAIN = """() => {
+    window.__lastChange = performance.now();
+    const main = document.querySelector('[data-testid="stMain"]') || document.body;
+    if (window.__observer) window.__observer.disconnect();
+    window.__observer = new MutationObserver(() => { window.__lastChange = performance.now(); });
+    window.__observer.observe(main, {subtree: true, childList: true, attributes: true,
+                                     characterData: true});
+}"""
+
+
+def _move_times(page, moves: int) -> list[float]:
+    """ms from an ArrowRight on the first sidebar slider to the last change of the main area."""
+    times = []
+    thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+    for _ in range(moves):
+        page.evaluate(OBSERVE_MAIN)
+        thumb.focus()
+        start = page.evaluate("() => performance.now()")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(100)
+        wait_until_idle(page, quiet_ms=800)
+        elapsed = page.evaluate("() => window.__lastChange") - start
+        if elapsed > 0:  # else the key press changed nothing in the main area: not a sample
+            times.append(elapsed)
+    return times
+
+
+def _summary(name: str, times: list[float]) -> float:
+    median = statistics.median(times)
+    print(f"{name:<34} median {median:7.1f} ms   max {max(times):7.1f} ms   "
+          f"({', '.join(f'{t:.0f}' for t in times)})")
+    return median
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--moves", type=int, default=10)
+    parser.add_argument("--no-labels", action="store_true", help="switch box labels off first")
+    args = parser.parse_args(argv)
+    if not (DATA / "train.json").exists() or not (DATA / "submission.csv").exists():
+        subprocess.run([sys.executable, str(REPO / "bench" / "make_competition_scale.py"),
+                        "--out", str(DATA)], check=True, cwd=REPO)
+    with tempfile.TemporaryDirectory() as tmp:
+        peer = Path(tmp) / "peer.py"
+        peer.write_text(PEER_SCRIPT)
+        with streamlit_server(script=peer) as url, chromium_page() as page:
+            page.goto(url)
+            wait_until_idle(page)
+            _move_times(page, 1)  # warm-up
+            peer_median = _summary("bare Streamlit slider (peer)", _move_times(page, args.moves))
+    with streamlit_server(DATA) as url, chromium_page() as page:
+        started = time.perf_counter()
+        page.goto(f"{url}/{PAGES['explorer']}")
+        wait_until_idle(page, timeout_ms=600_000)
+        print(f"first load of the explorer (parse + evaluate once): "
+              f"{time.perf_counter() - started:.1f} s")
+        if args.no_labels:
+            page.get_by_text("Labels", exact=True).click()
+            wait_until_idle(page)
+        _move_times(page, 2)  # warm-up
+        explorer_median = _summary("explorer slider move", _move_times(page, args.moves))
+    print(f"ratio explorer / bare slider: {explorer_median / peer_median:.2f}x; "
+          f"explorer median {'<' if explorer_median < 300 else '>='} 300 ms goal")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The image explorer's list: one row per browsable image, filtered and sorted.
+
+Images of the ground truth come first; images that only the predictions name (test images,
+no ground truth) are appended so a test CSV still browses, with predictions only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.tables import Dataset, Predictions
+
+SORT_ORDERS = ["most errors", "lowest AP@0.5", "file name"]
+TABLE_COLUMNS = ["key", "image_index", "image_id", "width", "height", "n_gt", "n_pred", "n_tp",
+                 "n_fp", "n_missed", "n_errors", "ap50"]
+
+
+def image_table(dataset: Dataset | None, predictions: Predictions | None, score_thr: float,
+                per_image: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows TABLE_COLUMNS; per_image (a ThresholdView's) gives the error counts when evaluated.
+
+    key is the image's file name; image_index is -1 for an image the ground truth lacks.
+    Counts that cannot be known (no ground truth) are NaN.
+    """
+    parts = []
+    if dataset is not None:
+        table = pd.DataFrame({
+            "key": dataset.images["file_name"].astype(str).to_numpy(),
+            "image_index": np.arange(len(dataset.images), dtype=np.int64),
+            "image_id": dataset.images["id"].to_numpy(),
+            "width": dataset.images["width"].to_numpy(dtype=np.float64),
+            "height": dataset.images["height"].to_numpy(dtype=np.float64),
+        })
+        has_gt_boxes = len(dataset.annotations) > 0
+        n_gt = np.bincount(dataset.annotations["image_index"].to_numpy(np.int64),
+                           minlength=len(table)) if has_gt_boxes else np.zeros(len(table))
+        table["n_gt"] = n_gt.astype(np.float64)
+        if per_image is not None and len(per_image):
+            stats = per_image.set_index("image_index")
+            for column in ("n_pred", "n_tp", "n_fp", "n_missed", "ap50"):
+                table[column] = stats[column].reindex(table["image_index"]).to_numpy(np.float64)
+        else:
+            table["n_pred"] = _predictions_per_image(dataset, predictions, score_thr, len(table))
+            for column in ("n_tp", "n_fp", "n_missed", "ap50"):
+                table[column] = np.nan
+        parts.append(table)
+    if predictions is not None:
+        parts.append(_prediction_only_images(dataset, predictions, score_thr))
+    if not parts:
+        return pd.DataFrame({c: [] for c in TABLE_COLUMNS})
+    table = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    table["n_errors"] = table["n_fp"].fillna(0) + table["n_missed"].fillna(0)
+    return table[TABLE_COLUMNS]
+
+
+def _predictions_per_image(dataset: Dataset, predictions: Predictions | None, score_thr: float,
+                           n_images: int) -> np.ndarray:
+    if predictions is None:
+        return np.full(n_images, np.nan)
+    image_index = predictions.image_index_in(dataset)
+    keep = (predictions.scores >= score_thr) & (image_index >= 0)
+    return np.bincount(image_index[keep], minlength=n_images).astype(np.float64)
+
+
+def _prediction_only_images(dataset: Dataset | None, predictions: Predictions,
+                            score_thr: float) -> pd.DataFrame:
+    """Rows for the images the predictions list but the ground truth lacks."""
+    keys = np.asarray(predictions.image_keys, dtype=object)
+    if dataset is not None:
+        unknown = dataset.image_index_of_file(keys) < 0
+    else:
+        unknown = np.ones(len(keys), dtype=bool)
+    keep = predictions.scores >= score_thr
+    n_pred = np.bincount(predictions.image_pos[keep], minlength=len(keys)).astype(np.float64)
+    rows = np.flatnonzero(unknown)
+    nan = np.full(len(rows), np.nan)
+    return pd.DataFrame({
+        "key": keys[rows].astype(str), "image_index": np.full(len(rows), -1, np.int64),
+        "image_id": [None] * len(rows), "width": nan, "height": nan, "n_gt": nan,
+        "n_pred": n_pred[rows], "n_tp": nan, "n_fp": nan, "n_missed": nan, "ap50": nan,
+    })
+
+
+def images_with(dets: pd.DataFrame | None, gts: pd.DataFrame | None, category_ids, outcomes
+                ) -> np.ndarray:
+    """Image indices holding a prediction or GT box of one of category_ids (None = any) whose
+    outcome is in outcomes (None = any; GT boxes count as "missed" when gts has `missed`)."""
+    found = []
+    if dets is not None and len(dets):
+        mask = np.ones(len(dets), dtype=bool)
+        if category_ids is not None:
+            mask &= dets["category_id"].isin(category_ids).to_numpy()
+        if outcomes is not None and "outcome" in dets:
+            mask &= dets["outcome"].astype(str).isin(outcomes).to_numpy()
+        found.append(dets["image_index"].to_numpy()[mask])
+    if gts is not None and len(gts):
+        mask = np.ones(len(gts), dtype=bool)
+        if category_ids is not None:
+            mask &= gts["category_id"].isin(category_ids).to_numpy()
+        if outcomes is not None:
+            mask &= gts["missed"].to_numpy(bool) if ("missed" in outcomes and "missed" in gts) \
+                else np.zeros(len(gts), dtype=bool)
+        found.append(gts["image_index"].to_numpy()[mask])
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+
+def sort_images(table: pd.DataFrame, order: str) -> pd.DataFrame:
+    """The table in one of SORT_ORDERS; ties broken by file name."""
+    if order == "most errors":
+        return table.sort_values(["n_errors", "key"], ascending=[False, True], kind="stable")
+    if order == "lowest AP@0.5":
+        return table.sort_values(["ap50", "key"], ascending=[True, True], na_position="last",
+                                 kind="stable")
+    if order == "file name":
+        return table.sort_values("key", kind="stable")
+    raise ValueError(f"Invalid sort order {order!r}. Only {', '.join(SORT_ORDERS)} are supported.")
+
+
+def find_image(table: pd.DataFrame, query: str) -> int | None:
+    """Row position in table of an image given by file name (exact, then suffix) or image id."""
+    query = query.strip()
+    if not query:
+        return None
+    keys = table["key"].astype(str)
+    for mask in (keys == query, keys.str.endswith("/" + query)):
+        hits = np.flatnonzero(mask.to_numpy())
+        if len(hits):
+            return int(hits[0])
+    ids = table["image_id"].astype(str).to_numpy()
+    hits = np.flatnonzero(ids == query)
+    return int(hits[0]) if len(hits) else None

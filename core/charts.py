@@ -1,0 +1,146 @@
+"""Plotly charts of evaluation results and dataset statistics (pure: tables in, figures out)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
+
+_CURVE_COLORS = {"precision": "#1f77b4", "recall": "#ff7f0e", "f1": "#2ca02c", "map50": "#d62728"}
+_CURVE_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "map50": "mAP@0.5"}
+
+
+def best_f1_threshold(curve: pd.DataFrame) -> float | None:
+    """The score threshold with the highest F1 in a threshold curve (score_thr, f1, ...)."""
+    f1 = curve["f1"].to_numpy(dtype=np.float64) if len(curve) else np.zeros(0)
+    if not np.isfinite(f1).any():
+        return None
+    return float(curve["score_thr"].to_numpy()[int(np.nanargmax(f1))])
+
+
+def threshold_curves_figure(curve: pd.DataFrame, score_thr: float, best_thr: float | None, *,
+                            title: str = "Metrics against the score threshold") -> go.Figure:
+    """Precision, recall, F1 and mAP@0.5 against score_thr, current and best-F1 marked."""
+    fig = go.Figure()
+    for column in ("precision", "recall", "f1", "map50"):
+        if column in curve:
+            fig.add_scatter(x=curve["score_thr"], y=curve[column], mode="lines",
+                            name=_CURVE_NAMES[column], line=dict(color=_CURVE_COLORS[column]))
+    fig.add_vline(x=score_thr, line=dict(color="#444444", dash="dash"),
+                  annotation_text=f"current {score_thr:.2f}", annotation_position="top left")
+    if best_thr is not None:
+        fig.add_vline(x=best_thr, line=dict(color=_CURVE_COLORS["f1"], dash="dot"),
+                      annotation_text=f"best F1 {best_thr:.2f}", annotation_position="top right")
+    fig.update_layout(title=title, xaxis_title="score threshold", yaxis_range=[0, 1.02],
+                      xaxis_range=[0, 1], height=380, margin=dict(l=10, r=10, t=50, b=10),
+                      hovermode="x unified")
+    return fig
+
+
+def pr_curve_figure(curve: pd.DataFrame, score_thr: float, *, title: str) -> go.Figure:
+    """Precision against recall as the score threshold sweeps, the current threshold marked."""
+    ordered = curve.sort_values("score_thr", ascending=False)
+    fig = go.Figure()
+    fig.add_scatter(x=ordered["recall"], y=ordered["precision"], mode="lines", name="PR",
+                    customdata=ordered["score_thr"],
+                    hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<br>score ≥ %{customdata:.2f}")
+    if len(curve):
+        at = curve.iloc[int(np.argmin(np.abs(curve["score_thr"].to_numpy() - score_thr)))]
+        fig.add_scatter(x=[at["recall"]], y=[at["precision"]], mode="markers", name="current",
+                        marker=dict(size=11, color="#444444", symbol="x"))
+    fig.update_layout(title=title, xaxis_title="recall", yaxis_title="precision",
+                      xaxis_range=[0, 1.02], yaxis_range=[0, 1.02], height=360,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def tide_figure(tide: pd.DataFrame) -> go.Figure:
+    """dAP per error type (TIDE-style) as bars, each labelled with its count."""
+    errors = [str(e) for e in tide["error"]]
+    fig = go.Figure(go.Bar(
+        x=[OUTCOME_LABELS.get(e, e) for e in errors], y=tide["dap"],
+        marker_color=[OUTCOME_COLORS.get(e, "#888888") for e in errors],
+        text=[f"{c:,} boxes" for c in tide["count"]], textposition="outside",
+        hovertemplate="%{x}<br>dAP %{y:.4f}<br>%{text}<extra></extra>"))
+    top = float(np.nanmax(tide["dap"])) if len(tide) and np.isfinite(tide["dap"]).any() else 0.0
+    fig.update_layout(title="Error breakdown: mAP@0.5 gained by fixing each error type",
+                      yaxis_title="dAP", yaxis_range=[0, max(top * 1.25, 0.01)], height=360,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def confusion_figure(confusion: pd.DataFrame) -> go.Figure:
+    """Heatmap of a (K+1)x(K+1) confusion table: rows true class, columns predicted class."""
+    counts = confusion.to_numpy(dtype=np.float64)
+    k = len(confusion)
+    show_text = k <= 25  # with 40+ classes the numbers no longer fit; hover still has them
+    fig = go.Figure(go.Heatmap(
+        z=np.log1p(counts), x=list(confusion.columns), y=list(confusion.index),
+        customdata=counts.astype(np.int64), colorscale="Blues", showscale=False,
+        text=counts.astype(np.int64) if show_text else None,
+        texttemplate="%{text}" if show_text else None,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata} boxes<extra></extra>"))
+    side = max(420, 22 * k + 160)
+    fig.update_layout(title="Confusion matrix (rows: ground truth, columns: prediction)",
+                      height=side, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis=dict(title="predicted", tickangle=-45, side="bottom"),
+                      yaxis=dict(title="ground truth", autorange="reversed"))
+    return fig
+
+
+def class_counts_figure(names: list[str], counts, colors: list[str], *, title: str,
+                        y_title: str = "boxes") -> go.Figure:
+    """One bar per class, in the class colours."""
+    fig = go.Figure(go.Bar(x=names, y=counts, marker_color=colors, text=counts,
+                           textposition="outside"))
+    fig.update_layout(title=title, yaxis_title=y_title, height=380, xaxis_tickangle=-45,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def histogram_figure(values, *, title: str, x_title: str, log_x: bool = False,
+                     nbins: int = 50) -> go.Figure:
+    """A histogram of one numeric column (log-spaced bins when log_x)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if log_x:
+        values = values[values > 0]
+        shown = np.log10(values)
+        fig = go.Figure(go.Histogram(x=shown, nbinsx=int(nbins), marker_color="#4363d8"))
+        ticks = np.arange(np.floor(shown.min()) if len(shown) else 0,
+                          (np.ceil(shown.max()) if len(shown) else 1) + 1)
+        fig.update_xaxes(tickvals=ticks, ticktext=[f"{10 ** t:g}" for t in ticks])
+    else:
+        fig = go.Figure(go.Histogram(x=values, nbinsx=int(nbins), marker_color="#4363d8"))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="count", height=340,
+                      margin=dict(l=10, r=10, t=50, b=10), bargap=0.05)
+    return fig
+
+
+def per_class_box_figure(frame: pd.DataFrame, value: str, *, names: dict[int, str],
+                         colors: dict[int, str], title: str, y_title: str,
+                         log_y: bool = False) -> go.Figure:
+    """A box plot of `value` per category_id, one coloured box per class."""
+    fig = go.Figure()
+    for category_id, group in frame.groupby("category_id", sort=True):
+        fig.add_box(y=group[value], name=names.get(int(category_id), str(category_id)),
+                    marker_color=colors.get(int(category_id), "#888888"), boxpoints=False)
+    fig.update_layout(title=title, yaxis_title=y_title, height=400, showlegend=False,
+                      xaxis_tickangle=-45, margin=dict(l=10, r=10, t=50, b=10))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def predicted_vs_true_figure(names: list[str], true_counts, predicted_counts, *,
+                             score_thr: float) -> go.Figure:
+    """Grouped bars: ground-truth boxes and predicted boxes (score >= score_thr) per class."""
+    fig = go.Figure()
+    fig.add_bar(x=names, y=true_counts, name="ground truth", marker_color="#1f77b4")
+    fig.add_bar(x=names, y=predicted_counts, name=f"predicted (score ≥ {score_thr:.2f})",
+                marker_color="#ff7f0e")
+    fig.update_layout(title="Predicted vs true boxes per class", barmode="group", height=380,
+                      xaxis_tickangle=-45, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom"))
+    return fig

@@ -1,0 +1,49 @@
+"""What the Export page writes: a submission filtered at a score threshold, the outcome table."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from core.tables import Dataset, Predictions
+
+OUTCOME_TABLE_COLUMNS = ["image_id", "kind", "class_id", "class", "score", "outcome", "iou",
+                         "x1", "y1", "x2", "y2"]
+
+
+def filtered_submission_csv(predictions: Predictions, score_thr: float) -> tuple[str, int]:
+    """(submission CSV text of the boxes with score >= score_thr, number of boxes kept).
+
+    Every image of the predictions keeps its row (empty PredictionString when none is left).
+    """
+    from core.submission import write_submission
+
+    kept = predictions.subset(predictions.scores >= score_thr)
+    buffer = io.StringIO()
+    write_submission(kept, buffer)
+    return buffer.getvalue(), len(kept)
+
+
+def outcome_table(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame) -> pd.DataFrame:
+    """One row per prediction (ThresholdView.dets) with its outcome, then one per missed GT box
+    (ThresholdView.gts rows with `missed`); columns OUTCOME_TABLE_COLUMNS, boxes xyxy pixels."""
+    names = dataset.category_names
+    file_names = dataset.images["file_name"].to_numpy()
+    category_ids = dets["category_id"].to_numpy()
+    predicted = pd.DataFrame({
+        "image_id": file_names[dets["image_index"].to_numpy()], "kind": "prediction",
+        "class_id": category_ids, "class": [names.get(int(c), f"class {int(c)}") for c in category_ids],
+        "score": dets["score"].to_numpy(np.float64), "outcome": dets["outcome"].astype(str).to_numpy(),
+        "iou": dets["iou"].to_numpy(np.float64),
+        "x1": dets["x1"].to_numpy(), "y1": dets["y1"].to_numpy(),
+        "x2": dets["x2"].to_numpy(), "y2": dets["y2"].to_numpy()})
+    ann = dataset.annotations.iloc[gts.loc[gts["missed"].astype(bool), "ann_index"].to_numpy()]
+    missed_ids = ann["category_id"].to_numpy()
+    missed = pd.DataFrame({
+        "image_id": file_names[ann["image_index"].to_numpy()], "kind": "ground truth",
+        "class_id": missed_ids, "class": [names.get(int(c), f"class {int(c)}") for c in missed_ids],
+        "score": np.nan, "outcome": "missed", "iou": np.nan,
+        "x1": ann["x1"].to_numpy(), "y1": ann["y1"].to_numpy(),
+        "x2": ann["x2"].to_numpy(), "y2": ann["y2"].to_numpy()})
+    return pd.concat([predicted, missed], ignore_index=True)[OUTCOME_TABLE_COLUMNS]

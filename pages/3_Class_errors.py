@@ -1,0 +1,113 @@
+"""Class errors: for one class, crops of every error type, its PR curve and its confusions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.charts import class_counts_figure, pr_curve_figure
+from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
+from core.drawing import render_crop
+from ui import state as S
+from ui.loaders import pil_image
+from ui.sidebar import active_data, page_setup
+from ui.widgets import need_evaluation
+
+ERROR_KINDS = ["background", "classification", "localization", "both", "duplicate", "missed", "tp"]
+COLUMNS = 6
+
+page_setup("Class errors")
+data = active_data()
+st.title("Class errors")
+if not need_evaluation(data):
+    st.stop()
+
+ev, view, ds = data.evaluation, data.view, data.dataset
+names = data.class_names
+options = list(names.values())
+top = st.columns([2, 3, 1])
+chosen = top[0].selectbox("Class", options, **S.bind(S.ERRORS_CLASS, options))
+category_id = {v: k for k, v in names.items()}[chosen]
+
+dets = view.dets[view.dets["category_id"] == category_id]
+gts = view.gts[(view.gts["category_id"] == category_id) & view.gts["missed"].astype(bool)
+               & ~view.gts["iscrowd"].astype(bool)]
+counts = {kind: int((dets["outcome"].astype(str) == kind).sum()) for kind in ERROR_KINDS if kind != "missed"}
+counts["missed"] = len(gts)
+kind = top[1].radio("Error type", ERROR_KINDS, horizontal=True, key="_errors_kind",
+                    format_func=lambda k: f"{OUTCOME_LABELS[k]} ({counts[k]:,})")
+n_show = top[2].number_input("Crops", min_value=6, max_value=120, value=24, step=6, key="_errors_n")
+st.caption({
+    "background": "Predicted boxes on nothing of any class, highest score first.",
+    "classification": f"Predicted as {chosen} on an object of another class, highest score first.",
+    "localization": f"Right class, poorly placed box (IoU below {data.iou_thr:.2f}), highest score first.",
+    "both": "Wrong class and poorly placed, highest score first.",
+    "duplicate": "A second box on an object already matched by a higher-scoring box.",
+    "missed": f"{chosen} objects no prediction found at the current threshold, largest first.",
+    "tp": "Correct detections, highest score first (for comparison).",
+}[kind])
+
+images = ds.images
+ann = ds.annotations
+if kind == "missed":
+    rows = gts.assign(area=ann["area"].to_numpy()[gts["ann_index"].to_numpy()])
+    rows = rows.sort_values("area", ascending=False).head(int(n_show))
+else:
+    rows = dets[dets["outcome"].astype(str) == kind].sort_values("score", ascending=False).head(int(n_show))
+
+if not len(rows):
+    st.info(f"No {OUTCOME_LABELS[kind].lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
+grid = st.columns(COLUMNS)
+for i, (_, item) in enumerate(rows.iterrows()):
+    image_index = int(item["image_index"])
+    key = str(images["file_name"].iloc[image_index])
+    size = (float(images["width"].iloc[image_index]), float(images["height"].iloc[image_index]))
+    if kind == "missed":
+        a = int(item["ann_index"])
+        focus = ann[["x1", "y1", "x2", "y2"]].to_numpy()[a]
+        outlines = [(focus, OUTCOME_COLORS["missed"])]
+        caption = f"{key} · area {ann['area'].iloc[a]:,.0f}"
+    else:
+        focus = np.array([item["x1"], item["y1"], item["x2"], item["y2"]], dtype=np.float64)
+        outlines = []
+        if int(item["gt_index"]) >= 0:  # the GT that decided the outcome, for context
+            g = int(item["gt_index"])
+            outlines.append((ann[["x1", "y1", "x2", "y2"]].to_numpy()[g], OUTCOME_COLORS["gt"]))
+        outlines.append((focus, OUTCOME_COLORS[kind]))
+        caption = f"{key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
+        if kind in ("classification", "both") and int(item["gt_index"]) >= 0:
+            caption += f" · true {data.class_name(ann['category_id'].iloc[int(item['gt_index'])])}"
+    crop = render_crop(pil_image(data.root, key), size, focus, outlines)
+    cell = grid[i % COLUMNS]
+    cell.image(crop, caption=caption, width="stretch")
+    if cell.button("Open in explorer", key=f"_open_{kind}_{i}", width="stretch"):
+        st.session_state[S.EXPLORER_IMAGE] = key
+        st.session_state[S.EXPLORER_CLASSES] = []
+        st.session_state[S.EXPLORER_OUTCOMES] = []
+        st.switch_page("pages/2_Image_explorer.py")
+if len(rows) and pil_image(data.root, str(images["file_name"].iloc[int(rows["image_index"].iloc[0])])) is None:
+    st.caption("Image files are missing: crops show the boxes on a blank canvas.")
+
+st.divider()
+left, right = st.columns(2)
+with left:
+    curve = ev.threshold_curve(category_id)
+    st.plotly_chart(pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}"),
+                    key="class_pr", width="stretch")
+    ap_row = ev.per_class[ev.per_class["category_id"] == category_id]
+    if len(ap_row):
+        st.caption(f"AP@0.5 {ap_row['ap50'].iloc[0]:.4f} · AP {ap_row['ap'].iloc[0]:.4f} · "
+                   f"{int(ap_row['n_gt'].iloc[0]):,} GT boxes")
+with right:
+    confusion = view.confusion
+    as_other = confusion.loc[chosen].drop(labels=[chosen], errors="ignore")
+    from_other = confusion[chosen].drop(labels=[chosen], errors="ignore")
+    confused = pd.DataFrame({f"{chosen} predicted as …": as_other,
+                             f"… predicted as {chosen}": from_other}).fillna(0).astype(int)
+    confused = confused[(confused.sum(axis=1) > 0)].sort_values(
+        f"{chosen} predicted as …", ascending=False)
+    st.plotly_chart(class_counts_figure(
+        list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
+        title=f"What {chosen} objects were predicted as (background = missed)"),
+        key="class_confused", width="stretch")
+    st.dataframe(confused, width="stretch")

@@ -1,0 +1,126 @@
+"""Helpers for real-browser checks: a Streamlit server on 127.0.0.1 and Debian's headless chromium.
+
+Used by tests/test_browser.py and bench/bench_slider.py. The server is stopped by its own pid.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PAGES = {  # URL path of each page (Streamlit names pages/N_Name.py "Name")
+    "home": "",
+    "overview": "Overview",
+    "explorer": "Image_explorer",
+    "class_errors": "Class_errors",
+    "dataset": "Dataset",
+    "export": "Export",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(data_dir: Path | None = None, *, script: Path | None = None,
+                     timeout_s: float = 60.0):
+    """Run `streamlit run app.py [-- --data DIR]` (or another script) on a free port; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(script or REPO / "app.py"),
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none"]
+    if data_dir is not None:
+        command += ["--", "--data", str(data_dir)]
+    log = open(REPO / "tests" / "screenshots" / f"server_{port}.log", "w") \
+        if (REPO / "tests" / "screenshots").is_dir() else subprocess.DEVNULL
+    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # the session we started, by its pid
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+@contextmanager
+def chromium_page(width: int = 1600, height: int = 1100):
+    """A Playwright page in Debian's headless chromium (never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> None:
+    """Wait until the script run is over and the page stopped changing for quiet_ms: the app is
+    rendered, no 'running' status, no stale or skeleton elements, the text is stable."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        """(quietMs) => {
+            const busy = document.querySelector('[data-testid="stStatusWidget"]')
+                || document.querySelector('[data-stale="true"]')
+                || document.querySelector('[data-testid="stSkeleton"]')
+                || !document.querySelector('h1');
+            const text = document.body.innerText.length + ':' +
+                document.querySelectorAll('.js-plotly-plot, canvas, img').length;
+            const now = performance.now();
+            if (busy || window.__detlensText !== text) {
+                window.__detlensText = text;
+                window.__detlensSince = now;
+                return false;
+            }
+            return now - window.__detlensSince >= quietMs;
+        }""",
+        arg=quiet_ms, timeout=timeout_ms, polling=100,
+    )
+
+
+def page_problems(page) -> list[str]:
+    """Exception boxes or traceback text on the page (should be none)."""
+    problems = [e.inner_text()[:500] for e in page.query_selector_all('[data-testid="stException"]')]
+    text = page.inner_text("body")
+    for marker in ("Traceback (most recent call last)", "StreamlitAPIException", "Error running app"):
+        if marker in text:
+            problems.append(f"page text contains {marker!r}")
+    return problems

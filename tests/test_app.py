@@ -1,0 +1,288 @@
+"""Every dashboard page under streamlit's AppTest: sample data, real files, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.dataset import load_coco
+from core.evaluation import evaluate
+from core.predictions import load_predictions
+from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, need
+from ui import state as S
+
+PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
+         "pages/4_Dataset.py", "pages/5_Export.py"]
+
+
+@pytest.fixture(scope="module")
+def sample_eval():
+    dataset = load_coco(SAMPLE / "train.json")
+    predictions = load_predictions(SAMPLE / "predictions_strong.csv", dataset=dataset)
+    return dataset, predictions, evaluate(dataset, predictions, iou_thr=0.5)
+
+
+def open_app(page: str | None = None, *, data_dir=None, **state) -> AppTest:
+    """app.py run once (as a user lands), then `page` when given; session state set first."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    if data_dir is not None:
+        at.session_state[S.DATA_DIR] = str(data_dir)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """All visible text of the run (markdown, captions, alerts, metrics), one string."""
+    parts = [e.value for kind in ("markdown", "caption", "error", "warning", "info", "title",
+                                  "subheader", "header") for e in getattr(at, kind)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def plotly_charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+# ------------------------------------------------------------------------------ sample data
+def test_landing_shows_the_sample_dataset():
+    at = open_app()
+    assert_clean(at)
+    dataset = load_coco(SAMPLE / "train.json")
+    assert metric(at, "Images") == f"{len(dataset.images):,}"
+    assert metric(at, "Ground-truth boxes") == f"{len(dataset.annotations):,}"
+    assert metric(at, "Classes") == str(len(dataset.categories))
+    classes = at.dataframe[0].value
+    assert classes["class"].tolist() == dataset.categories["name"].tolist()
+    assert len(plotly_charts(at)) == 1  # the image with its boxes
+    spec = json.loads(plotly_charts(at)[0].proto.spec)
+    assert spec["layout"]["images"][0]["source"].startswith("data:image/jpeg;base64,")
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "predictions_strong.csv"
+    assert at.session_state[S.SCORE_THR] == 0.05 and at.session_state[S.IOU_THR] == 0.5
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_sample_data(page):
+    at = open_app(page)
+    assert_clean(at)
+    assert at.title, "page drew nothing"
+
+
+def test_overview_shows_core_metrics(sample_eval):
+    _, _, ev = sample_eval
+    at = open_app("pages/1_Overview.py")
+    assert_clean(at)
+    assert metric(at, "mAP@0.5 (competition)") == f"{ev.stats['map50']:.4f}"
+    assert metric(at, "mAP@[.5:.95]") == f"{ev.stats['map']:.4f}"
+    per_class = at.dataframe[0].value
+    np.testing.assert_allclose(per_class["AP@0.5"].to_numpy(float), ev.per_class["ap50"].to_numpy(float))
+    assert len(plotly_charts(at)) == 3  # TIDE, threshold curves, confusion
+
+
+def test_threshold_slider_changes_counts_as_core_says_and_survives_page_switch(sample_eval):
+    _, _, ev = sample_eval
+    at = open_app("pages/1_Overview.py")
+    low = ev.at(0.05).counts
+    assert f"**TP** {int(low['tp']):,}" in texts(at)
+    at.slider(key=S.widget_key(S.SCORE_THR)).set_value(0.6).run()
+    assert_clean(at)
+    high = ev.at(0.6).counts
+    assert high["tp"] != low["tp"]
+    assert f"**TP** {int(high['tp']):,}" in texts(at)
+    assert f"**Missed GT** {int(high['missed']):,}" in texts(at)
+    assert metric(at, "F1") == f"{ev.at(0.6).f1:.3f}"
+    at.switch_page("pages/5_Export.py").run()
+    assert at.session_state[S.SCORE_THR] == 0.6
+    assert at.slider(key=S.widget_key(S.SCORE_THR)).value == 0.6
+
+
+def test_iou_threshold_reevaluates(sample_eval):
+    dataset, predictions, _ = sample_eval
+    at = open_app("pages/1_Overview.py")
+    at.slider(key=S.widget_key(S.IOU_THR)).set_value(0.75).run()
+    assert_clean(at)
+    strict = evaluate(dataset, predictions, iou_thr=0.75).at(0.05)
+    assert f"**TP** {int(strict.counts['tp']):,}" in texts(at)
+
+
+def test_explorer_navigation_and_jump():
+    at = open_app("pages/2_Image_explorer.py")
+    assert_clean(at)
+    first = at.session_state[S.EXPLORER_IMAGE]
+    at.button(key="_explorer_next").click().run()
+    second = at.session_state[S.EXPLORER_IMAGE]
+    assert second != first
+    at.button(key="_explorer_prev").click().run()
+    assert at.session_state[S.EXPLORER_IMAGE] == first
+    at.text_input(key="_explorer_jump").set_value("train/0042.jpg").run()
+    assert at.session_state[S.EXPLORER_IMAGE] == "train/0042.jpg"
+    assert "`train/0042.jpg`" in texts(at)
+    at.text_input(key="_explorer_jump").set_value("no_such.jpg").run()
+    assert any("No image 'no_such.jpg'" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_explorer_panels_and_box_table_match_core(sample_eval):
+    dataset, _, ev = sample_eval
+    at = open_app("pages/2_Image_explorer.py", **{S.EXPLORER_IMAGE: "train/0007.jpg"})
+    assert_clean(at)
+    view = ev.at(0.05)
+    index = int(dataset.image_index_of_file(["train/0007.jpg"])[0])
+    n_dets = int((view.dets["image_index"] == index).sum())
+    n_gts = int((dataset.annotations["image_index"] == index).sum())
+    table = at.dataframe[0].value
+    assert (table["kind"] == "prediction").sum() == n_dets
+    assert (table["kind"] == "ground truth").sum() == n_gts
+    spec = json.loads(plotly_charts(at)[0].proto.spec)
+    assert spec["layout"]["xaxis2"]["matches"] == "x"
+    assert len(spec["layout"]["images"]) == 2
+
+
+def test_explorer_outcome_filter_keeps_only_images_with_that_outcome(sample_eval):
+    _, _, ev = sample_eval
+    at = open_app("pages/2_Image_explorer.py", **{S.EXPLORER_OUTCOMES: ["background"]})
+    assert_clean(at)
+    view = ev.at(0.05)
+    with_background = view.dets.loc[view.dets["outcome"].astype(str) == "background", "image_index"].nunique()
+    assert f"Image (of {with_background:,})" == at.number_input(key="_explorer_position").label
+    table = at.dataframe[0].value
+    predicted = table[table["kind"] == "prediction"]
+    assert len(predicted) and set(predicted["outcome"]) == {"Background"}
+
+
+def test_class_errors_link_opens_the_image_in_the_explorer():
+    at = open_app("pages/3_Class_errors.py")
+    assert_clean(at)
+    assert at.get("imgs") or at.get("image"), "no crops drawn"
+    caption_key = at.session_state[S.ERRORS_CLASS]
+    assert caption_key  # a class is chosen
+    at.button(key="_open_background_0").click().run()
+    assert not at.exception
+    assert at.session_state[S.EXPLORER_IMAGE] is not None
+    assert any("Image explorer" in t.value for t in at.title)
+
+
+def test_test_image_csv_browses_with_predictions_only():
+    at = open_app("pages/2_Image_explorer.py", **{S.ACTIVE_PREDICTIONS: "predictions_test.csv",
+                                                  S.PREDICTIONS_FOR_GT: "train.json"})
+    assert not at.exception
+    assert "not in the ground truth: predictions only" in texts(at)
+    at.switch_page("pages/1_Overview.py").run()
+    assert not at.exception
+    assert "test images?" in texts(at)
+
+
+# ----------------------------------------------------------------------------------- bad input
+def test_bad_csv_upload_is_rejected_with_the_validators_messages():
+    at = open_app("pages/1_Overview.py")
+    bad = b"PredictionString,image_id\n1 0.9 10 10 50 50,train/0000.jpg\n1 0.9 10 10 abc 50,train/0001.jpg\n"
+    at.file_uploader(key="_upload_predictions").set_value(("bad.csv", bad, "text/csv")).run()
+    assert not at.exception
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "uploaded: bad.csv"
+    message = "\n".join(e.value for e in at.error)
+    assert "Predictions bad.csv rejected" in message and ":3" in message
+    # the rest of the app keeps working: the dataset page still draws
+    at.switch_page("pages/4_Dataset.py").run()
+    assert not at.exception and metric(at, "Images") == "100"
+
+
+def test_empty_csv_upload_gives_an_error():
+    at = open_app("pages/1_Overview.py")
+    at.file_uploader(key="_upload_predictions").set_value(("empty.csv", b"", "text/csv")).run()
+    assert not at.exception
+    assert any("empty.csv" in e.value for e in at.error)
+
+
+def test_malformed_json_upload_gives_an_error_and_keeps_working():
+    at = open_app()
+    at.file_uploader(key="_upload_gt").set_value(("broken.json", b"{\"images\": [", "application/json")).run()
+    assert not at.exception
+    assert any("broken.json" in e.value for e in at.error)
+    at.selectbox(key=S.widget_key(S.GT_CHOICE)).set_value("train.json").run()
+    assert_clean(at)
+
+
+def test_missing_folder_gives_an_error(tmp_path):
+    at = open_app(data_dir=tmp_path / "nope")
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_image_path_escape_is_refused(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    gt = {"images": [{"id": 1, "file_name": "../outside.jpg", "width": 64, "height": 48}],
+          "annotations": [{"id": 0, "image_id": 1, "category_id": 0, "bbox": [1, 1, 10, 10],
+                           "area": 100, "iscrowd": 0}],
+          "categories": [{"id": 0, "name": "thing"}]}
+    (root / "train.json").write_text(json.dumps(gt))
+    at = open_app("pages/2_Image_explorer.py", data_dir=root)
+    assert not at.exception
+    assert any("outside the dataset folder" in i.value for i in at.info)
+
+
+def test_registered_predictions_become_selectable(sample_eval):
+    from ui.loaders import predictions_key
+    from ui.sidebar import RegisteredPredictions
+
+    _, predictions, _ = sample_eval
+    subset = predictions.subset(predictions.scores >= 0.5)
+    label = "ensemble: test"
+    at = open_app("pages/1_Overview.py", **{
+        S.EXTRA_PREDICTIONS: {label: RegisteredPredictions(label, subset, predictions_key(subset))},
+        S.ACTIVE_PREDICTIONS: label, S.PREDICTIONS_FOR_GT: "train.json"})
+    assert_clean(at)
+    assert label in at.selectbox(key=S.widget_key(S.ACTIVE_PREDICTIONS)).options
+    assert f"**{label}**" in texts(at)
+
+
+# ------------------------------------------------------------------------------ real files
+def test_real_trash_fold_is_fully_browsable():
+    need(REAL_TRASH / "fold3_gt.json")
+    at = open_app(data_dir=REAL_TRASH)
+    assert_clean(at)
+    assert at.session_state[S.GT_CHOICE] == "fold3_gt.json"
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "fold3_deta_swinL.csv"
+    at.switch_page("pages/1_Overview.py").run()
+    assert_clean(at)
+    assert metric(at, "mAP@0.5 (competition)") == "0.6684"  # pycocotools: 0.668446
+    at.switch_page("pages/2_Image_explorer.py").run()
+    assert_clean(at)
+    assert any("not found" in i.value for i in at.info)  # blank canvas + notice
+    at.switch_page("pages/3_Class_errors.py").run()
+    assert_clean(at)
+
+
+def test_real_test_submission_browses_on_test_json():
+    need(REAL_TRASH / "test.json")
+    at = open_app("pages/2_Image_explorer.py", data_dir=REAL_TRASH,
+                  **{S.GT_CHOICE: "test.json", S.EXPLORER_IMAGE: "test/0001.jpg"})
+    assert_clean(at)
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "test_submission_cascade.csv"
+    spec = json.loads(plotly_charts(at)[0].proto.spec)
+    assert spec["layout"]["images"], "the one real image is drawn"
+    at.switch_page("pages/1_Overview.py").run()
+    assert not at.exception and "has no annotations" in texts(at)
+
+
+@pytest.mark.parametrize("page", [None] + PAGES)
+def test_voc_cartucho_pages(page):
+    need(EXTERNAL / "voc-cartucho" / "gt.json")
+    at = open_app(page, data_dir=EXTERNAL / "voc-cartucho")
+    assert_clean(at)
+    if page == "pages/1_Overview.py":
+        assert metric(at, "mAP@0.5 (competition)") == "0.3120"  # pycocotools: 0.311953

@@ -1,0 +1,202 @@
+"""Cached loading and evaluation, keyed on file content (sha256), never on file names.
+
+Large immutable results (datasets, predictions, evaluations, threshold views) are held with
+`st.cache_resource` so a rerun does not copy them: treat everything returned as read-only.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.images import ImageLookup, image_size, read_image, resolve_image_path
+from core.problems import Problem, Severity, ValidationError
+from core.tables import Dataset, Predictions
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input file: a path in the dataset folder, or uploaded bytes. `label` is what the user sees."""
+
+    label: str
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read(self):
+        """What the core loaders take: the path, or the bytes."""
+        return self.data if self.data is not None else self.path
+
+
+@dataclass
+class Loaded:
+    """A load's outcome: the value (None when rejected), its content key and the problems found."""
+
+    value: object | None
+    key: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_key(source: Source) -> str:
+    """sha256 of the source's bytes; a file is hashed again only when its mtime or size changes."""
+    if source.data is not None:
+        return hashlib.sha256(source.data).hexdigest()
+    stat = source.path.stat()
+    return _file_sha256(str(source.path), stat.st_mtime_ns, stat.st_size)
+
+
+def _problem(name: str, exc: Exception) -> Problem:
+    return Problem(Severity.ERROR, f"cannot be read: {exc}", file=name)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the ground truth ...")
+def _load_dataset(key: str, root: str | None, name: str, _source) -> Loaded:
+    from core.dataset import load_coco
+
+    try:
+        dataset = load_coco(_source, name=name, root=Path(root) if root else None)
+    except ValidationError as exc:
+        return Loaded(None, key, exc.problems)
+    except (ValueError, OSError, KeyError, TypeError) as exc:  # e.g. invalid json, unreadable file
+        return Loaded(None, key, [_problem(name, exc)])
+    if root is None:
+        dataset.root = None
+    return Loaded(dataset, key, list(dataset.problems))
+
+
+def load_dataset(source: Source, root: Path | None) -> Loaded:
+    """The COCO ground truth in `source`, images resolving under `root` (cached on content + root)."""
+    try:
+        key = content_key(source)
+    except OSError as exc:
+        return Loaded(None, "", [_problem(source.name, exc)])
+    return _load_dataset(key, str(root) if root else None, source.name, source.read())
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading predictions ...")
+def _load_predictions(key: str, dataset_key: str, name: str, _source, _dataset) -> Loaded:
+    from core.predictions import load_predictions as core_load_predictions
+
+    try:
+        predictions = core_load_predictions(_source, dataset=_dataset, name=name)
+    except ValidationError as exc:
+        return Loaded(None, key, exc.problems)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        return Loaded(None, key, [_problem(name, exc)])
+    if predictions.has_errors:  # rejected as a whole: a partial file would skew every metric
+        return Loaded(None, key, list(predictions.problems))
+    return Loaded(predictions, key, list(predictions.problems))
+
+
+def load_predictions(source: Source, dataset: Dataset, dataset_key: str) -> Loaded:
+    """Predictions (CSV or COCO results json) checked against `dataset`; rejected on any error."""
+    try:
+        key = content_key(source)
+    except OSError as exc:
+        return Loaded(None, "", [_problem(source.name, exc)])
+    return _load_predictions(key, dataset_key, source.name, source.read(), dataset)
+
+
+def predictions_key(predictions: Predictions) -> str:
+    """A content key for predictions made in memory (inference, ensembles)."""
+    digest = hashlib.sha256()
+    for array in (predictions.image_pos, predictions.labels, predictions.scores,
+                  predictions.boxes_xyxy):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update("\n".join(map(str, predictions.image_keys)).encode())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------- evaluation
+@st.cache_resource(max_entries=6, show_spinner="Matching predictions to the ground truth (once per file) ...")
+def _evaluate(dataset_key: str, predictions_key: str, iou_thr: float, _dataset, _predictions):
+    from core.evaluation import evaluate
+
+    return evaluate(_dataset, _predictions, iou_thr=iou_thr)
+
+
+def evaluation(dataset: Dataset, dataset_key: str, predictions: Predictions, pred_key: str,
+               iou_thr: float):
+    """The cached Evaluation of predictions against dataset at iou_thr (the heavy part, once)."""
+    return _evaluate(dataset_key, pred_key, round(float(iou_thr), 4), dataset, predictions)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _view(dataset_key: str, pred_key: str, iou_thr: float, score_thr: float, _evaluation):
+    return _evaluation.at(score_thr)
+
+
+def threshold_view(ev, dataset_key: str, pred_key: str, iou_thr: float, score_thr: float):
+    """ev.at(score_thr), cached: moving the slider back to a value costs nothing."""
+    return _view(dataset_key, pred_key, round(float(iou_thr), 4), round(float(score_thr), 4), ev)
+
+
+# ----------------------------------------------------------------------------------- images
+@st.cache_data(max_entries=48, show_spinner=False)
+def _image_uri(path: str, mtime_ns: int) -> tuple[str | None, str | None]:
+    from core.drawing import image_data_uri
+
+    image, message = read_image(Path(path))
+    return (image_data_uri(image) if image is not None else None), message
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image ready to draw: its key, pixel size, data URI (None: blank canvas) and notice."""
+
+    key: str
+    width: float
+    height: float
+    uri: str | None
+    notice: str | None
+
+
+def image_ref(root: Path | None, file_name: str, size: tuple[float, float] | None,
+              fallback_size: tuple[float, float] = (1024.0, 1024.0)) -> ImageRef:
+    """Resolve and encode an image (cached); missing or refused files give a notice instead.
+
+    size: (width, height) from the ground truth; None for an image it lacks (a test image),
+    then it is read from the file header, else fallback_size.
+    """
+    lookup: ImageLookup = resolve_image_path(root, file_name)
+    uri, notice = None, lookup.message
+    if lookup.found:
+        uri, notice = _image_uri(str(lookup.path), lookup.path.stat().st_mtime_ns)
+        if size is None:
+            size = image_size(lookup.path)
+    width, height = size if size is not None else fallback_size
+    return ImageRef(file_name, float(width), float(height), uri, notice)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _pil_image(path: str, mtime_ns: int):
+    image, _ = read_image(Path(path))
+    return image
+
+
+def pil_image(root: Path | None, file_name: str):
+    """The decoded image (cached, read-only) or None when missing/unreadable/refused."""
+    lookup = resolve_image_path(root, file_name)
+    if not lookup.found:
+        return None
+    return _pil_image(str(lookup.path), lookup.path.stat().st_mtime_ns)

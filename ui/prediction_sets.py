@@ -1,0 +1,98 @@
+"""Several prediction sets at once (Compare and Ensemble pages): every file in the dataset
+folder, upload and in-app set (ensembles, live inference) the sidebar offers, loaded and
+evaluated through the shared cached loaders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import streamlit as st
+
+from core.problems import Problem
+from core.sources import first_csv_image_id, scan_folder
+from core.tables import Predictions
+from ui import loaders
+from ui import state as S
+from ui.loaders import Source
+from ui.sidebar import ActiveData, RegisteredPredictions, show_problems
+
+
+@dataclass
+class PredictionSet:
+    """One chosen prediction set: predictions (None when rejected), content key, problems and,
+    when the dataset has boxes, its cached Evaluation at the sidebar's IoU threshold."""
+
+    label: str
+    predictions: Predictions | None
+    key: str
+    problems: list[Problem] = field(default_factory=list)
+    evaluation: object | None = None
+
+
+def prediction_set_options(root: Path | None) -> dict[str, Source | RegisteredPredictions]:
+    """label -> where to load it from: files in the dataset folder, uploads, in-app sets."""
+    options: dict[str, Source | RegisteredPredictions] = {}
+    if root is not None:
+        scan = scan_folder(root)
+        if not scan.problem:
+            options.update({name: Source(name, name, path=Path(root) / name) for name in scan.predictions})
+    for label, (name, data) in st.session_state[S.UPLOADED_PREDICTIONS].items():
+        options[label] = Source(label, name, data=data)
+    options.update(st.session_state[S.EXTRA_PREDICTIONS])
+    return options
+
+
+def load_prediction_set(data: ActiveData, label: str, option: Source | RegisteredPredictions,
+                        *, evaluate: bool = True) -> PredictionSet:
+    """Load (cached) one option against the active dataset; evaluate it when the GT has boxes."""
+    if isinstance(option, RegisteredPredictions):
+        chosen = PredictionSet(label, option.predictions, option.key)
+    else:
+        loaded = loaders.load_predictions(option, data.dataset, data.dataset_key)
+        chosen = PredictionSet(label, loaded.value, loaded.key, list(loaded.problems))
+    known = chosen.predictions is not None and (
+        data.dataset.image_index_of_file(chosen.predictions.image_keys) >= 0).any()
+    if evaluate and known and data.has_gt_boxes:
+        chosen.evaluation = loaders.evaluation(data.dataset, data.dataset_key, chosen.predictions,
+                                               chosen.key, data.iou_thr)
+    return chosen
+
+
+def choose_prediction_sets(data: ActiveData, state_key: str, label: str, *, help: str,
+                           evaluate: bool = True) -> list[PredictionSet]:
+    """A multiselect of every available set (state kept across pages), loaded; rejected ones
+    are reported with the loader's messages and left out."""
+    options = prediction_set_options(data.root)
+    names = list(options)
+    if not st.session_state.get(state_key):  # first visit: the active set and the next that fits
+        start = [data.predictions_label] if data.predictions_label in options else []
+        fitting = [n for n in names if n not in start and _fits(data, options[n])]
+        st.session_state[state_key] = (start + fitting)[:2]
+    chosen = st.multiselect(label, names, help=help, placeholder="choose prediction files",
+                            **S.bind(state_key, names))
+    sets = []
+    for name in chosen:
+        loaded = load_prediction_set(data, name, options[name], evaluate=evaluate)
+        show_problems(loaded.problems, f"Predictions {name}",
+                      "Fix the listed lines (`python -m core validate FILE --gt GT.json`), or "
+                      "leave this file out.")
+        if loaded.predictions is not None:
+            sets.append(loaded)
+    return sets
+
+
+def _fits(data: ActiveData, option: Source | RegisteredPredictions) -> bool:
+    """Whether a set's first image is in the dataset (CSV head only; other kinds: assume so)."""
+    if isinstance(option, Source) and option.path is not None and option.path.suffix.lower() == ".csv":
+        return first_csv_image_id(option.path) in set(data.dataset.images["file_name"])
+    return True
+
+
+def data_for(data: ActiveData, chosen: PredictionSet) -> ActiveData:
+    """The active data with `chosen` as its predictions, for the shared drawing helpers."""
+    view = None
+    if chosen.evaluation is not None:
+        view = loaders.threshold_view(chosen.evaluation, data.dataset_key, chosen.key, data.iou_thr,
+                                      data.score_thr)
+    return replace(data, predictions_label=chosen.label, predictions=chosen.predictions,
+                   predictions_key=chosen.key, evaluation=chosen.evaluation, view=view)

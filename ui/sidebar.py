@@ -1,0 +1,266 @@
+"""The shared sidebar: data sources and thresholds. `active_data()` returns what every page uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from core.colors import class_colors
+from core.problems import Problem
+from core.sources import default_ground_truth, default_predictions, scan_folder
+from core.tables import Dataset, Predictions
+from ui import loaders
+from ui import state as S
+from ui.loaders import Loaded, Source
+
+NO_PREDICTIONS = "(none)"
+UPLOAD_PREFIX = "uploaded: "
+MAX_MESSAGES = 20
+
+
+@dataclass
+class RegisteredPredictions:
+    """Predictions made inside the app (live inference, an ensemble), selectable like a file."""
+
+    label: str
+    predictions: Predictions
+    key: str
+
+
+@dataclass
+class ActiveData:
+    """The data every page works on. evaluation/view are None without GT boxes or predictions."""
+
+    root: Path | None
+    gt_label: str | None
+    dataset: Dataset | None
+    dataset_key: str
+    predictions_label: str | None
+    predictions: Predictions | None
+    predictions_key: str
+    evaluation: object | None
+    view: object | None
+    score_thr: float
+    iou_thr: float
+
+    @property
+    def has_gt_boxes(self) -> bool:
+        return self.dataset is not None and len(self.dataset.annotations) > 0
+
+    @property
+    def class_names(self) -> dict[int, str]:
+        return self.dataset.category_names if self.dataset is not None else {}
+
+    @property
+    def class_colors(self) -> dict[int, str]:
+        ids = list(self.class_names)
+        if self.predictions is not None:  # labels the GT lacks still get a colour
+            ids += [int(c) for c in set(self.predictions.labels.tolist()) - set(ids)]
+        return class_colors(ids)
+
+    def class_name(self, category_id: int) -> str:
+        return self.class_names.get(int(category_id), f"class {int(category_id)}")
+
+
+def register_predictions(label: str, predictions: Predictions, *, activate: bool = True) -> str:
+    """Make in-memory predictions selectable as the active set on every page; returns its label."""
+    S.init_state()
+    registered = dict(st.session_state[S.EXTRA_PREDICTIONS])
+    registered[label] = RegisteredPredictions(label, predictions, loaders.predictions_key(predictions))
+    st.session_state[S.EXTRA_PREDICTIONS] = registered
+    if activate:
+        st.session_state[S.ACTIVE_PREDICTIONS] = label
+    return label
+
+
+def page_setup(title: str, icon: str = ":material/search:") -> None:
+    """First call on every page: wide layout, title, session-state defaults."""
+    st.set_page_config(page_title=f"DetLens · {title}", page_icon=icon, layout="wide")
+    S.init_state()
+
+
+def show_problems(problems: list[Problem], what: str, fix: str) -> None:
+    """The validator's messages: errors in st.error (with what to do), warnings folded away."""
+    errors = [p for p in problems if p.is_error]
+    warnings = [p for p in problems if not p.is_error]
+    if errors:
+        lines = [f"- `{p}`" for p in errors[:MAX_MESSAGES]]
+        if len(errors) > MAX_MESSAGES:
+            lines.append(f"- ... and {len(errors) - MAX_MESSAGES} more errors")
+        st.error(f"**{what} rejected: {len(errors)} error(s).** {fix}\n\n" + "\n".join(lines))
+    if warnings:
+        with st.expander(f"{what}: {len(warnings)} warning(s) (loaded anyway)"):
+            st.markdown("\n".join(f"- `{p}`" for p in warnings[:200]))
+            if len(warnings) > 200:
+                st.caption(f"... and {len(warnings) - 200} more")
+
+
+# ------------------------------------------------------------------------- upload callbacks
+def _on_gt_upload() -> None:
+    upload = st.session_state.get("_upload_gt")
+    if upload is None:
+        return
+    label = UPLOAD_PREFIX + upload.name
+    uploaded = dict(st.session_state[S.UPLOADED_GT])
+    uploaded[label] = (upload.name, upload.getvalue())
+    st.session_state[S.UPLOADED_GT] = uploaded
+    st.session_state[S.GT_CHOICE] = label
+
+
+def _on_predictions_upload() -> None:
+    uploads = st.session_state.get("_upload_predictions") or []
+    uploaded = dict(st.session_state[S.UPLOADED_PREDICTIONS])
+    for upload in uploads:
+        label = UPLOAD_PREFIX + upload.name
+        uploaded[label] = (upload.name, upload.getvalue())
+        st.session_state[S.ACTIVE_PREDICTIONS] = label
+    st.session_state[S.UPLOADED_PREDICTIONS] = uploaded
+
+
+def _on_folder_change() -> None:
+    S._store(S.DATA_DIR)
+    for key in (S.GT_CHOICE, S.ACTIVE_PREDICTIONS, S.PREDICTIONS_FOR_GT, S.EXPLORER_IMAGE,
+                S.ERRORS_CLASS):
+        st.session_state[key] = None
+    st.session_state[S.EXPLORER_CLASSES] = []
+
+
+def _use_sample_data() -> None:
+    st.session_state[S.widget_key(S.DATA_DIR)] = str(S.SAMPLE_DIR)
+    _on_folder_change()
+
+
+def _drop_uploads() -> None:
+    st.session_state[S.UPLOADED_GT] = {}
+    st.session_state[S.UPLOADED_PREDICTIONS] = {}
+
+
+# --------------------------------------------------------------------------- the sidebar
+def _dataset_section(messages: list) -> tuple[Path | None, str | None, Source | None]:
+    st.sidebar.text_input(
+        "Dataset folder", help="A folder with a COCO json (e.g. train.json), the image folders "
+        "(train/, test/) and prediction files. Also: `streamlit run app.py -- --data DIR`.",
+        **{**S.bind(S.DATA_DIR), "on_change": _on_folder_change, "args": ()})
+    st.sidebar.button("Use the sample data", key="_use_sample", on_click=_use_sample_data)
+    scan = scan_folder(st.session_state[S.DATA_DIR] or ".")
+    if scan.problem:
+        messages.append(("error", f"Dataset folder: {scan.problem}. Type an existing folder, or "
+                                  "press 'Use the sample data'."))
+    root = None if scan.problem else scan.root
+    st.sidebar.file_uploader(
+        "Upload a ground truth (COCO json)", type=["json"], key="_upload_gt",
+        on_change=_on_gt_upload, help="Images still resolve inside the dataset folder above.")
+    uploaded = st.session_state[S.UPLOADED_GT]
+    options = list(scan.ground_truths) + list(uploaded)
+    if st.session_state[S.GT_CHOICE] not in options:
+        st.session_state[S.GT_CHOICE] = default_ground_truth(scan.ground_truths) or (
+            options[0] if options else None)
+    if not options:
+        if root is not None:
+            messages.append(("warning", f"No COCO ground-truth json in {root}: add a train.json "
+                                        "there or upload one."))
+        return root, None, None
+    choice = st.sidebar.selectbox("Ground truth", options, **S.bind(S.GT_CHOICE, options))
+    if choice in uploaded:
+        name, data = uploaded[choice]
+        return root, choice, Source(choice, name, data=data)
+    return root, choice, Source(choice, choice, path=root / choice)
+
+
+def _predictions_section(root: Path | None, gt_label: str | None, dataset: Dataset | None
+                         ) -> Source | RegisteredPredictions | None:
+    st.sidebar.file_uploader(
+        "Upload predictions (submission CSV or COCO results json)", type=["csv", "json"],
+        accept_multiple_files=True, key="_upload_predictions", on_change=_on_predictions_upload)
+    scan = scan_folder(root) if root is not None else None
+    found = list(scan.predictions) if scan else []
+    uploaded = st.session_state[S.UPLOADED_PREDICTIONS]
+    registered = st.session_state[S.EXTRA_PREDICTIONS]
+    options = [NO_PREDICTIONS] + found + list(uploaded) + list(registered)
+    if st.session_state[S.PREDICTIONS_FOR_GT] != gt_label:  # new GT: pick a CSV that fits it
+        if st.session_state[S.ACTIVE_PREDICTIONS] not in list(uploaded) + list(registered):
+            file_names = dataset.images["file_name"] if dataset is not None else []
+            st.session_state[S.ACTIVE_PREDICTIONS] = (
+                default_predictions(root, found, file_names) if root is not None and found
+                else NO_PREDICTIONS)
+        st.session_state[S.PREDICTIONS_FOR_GT] = gt_label
+    choice = st.sidebar.selectbox("Active predictions", options,
+                                  **S.bind(S.ACTIVE_PREDICTIONS, options))
+    if len(uploaded):
+        st.sidebar.button("Forget uploaded files", key="_drop_uploads", on_click=_drop_uploads)
+    if choice == NO_PREDICTIONS:
+        return None
+    if choice in registered:
+        return registered[choice]
+    if choice in uploaded:
+        name, data = uploaded[choice]
+        return Source(choice, name, data=data)
+    return Source(choice, choice, path=root / choice)
+
+
+def _threshold_section() -> tuple[float, float]:
+    st.sidebar.slider("Score threshold", 0.0, 1.0, step=0.01, format="%.2f",
+                      help="Predictions below it are ignored on every page. 0.05 is the "
+                           "baselines' value. Moving it never re-runs matching.",
+                      **S.bind(S.SCORE_THR))
+    st.sidebar.slider("IoU threshold", 0.05, 0.95, step=0.05, format="%.2f",
+                      help="IoU needed for a prediction to match a ground truth (0.5 = the "
+                           "competition's mAP@0.5). A change re-evaluates once, then is cached.",
+                      **S.bind(S.IOU_THR))
+    return float(st.session_state[S.SCORE_THR]), float(st.session_state[S.IOU_THR])
+
+
+def active_data() -> ActiveData:
+    """Draw the sidebar (data sources, thresholds) and return the active data; never raises."""
+    messages: list[tuple[str, str]] = []
+    st.sidebar.header("Data")
+    root, gt_label, gt_source = _dataset_section(messages)
+    dataset, dataset_key, gt_loaded = None, "", None
+    if gt_source is not None:
+        gt_loaded = loaders.load_dataset(gt_source, root)
+        dataset, dataset_key = gt_loaded.value, gt_loaded.key
+    pred_source = _predictions_section(root, gt_label, dataset) if dataset is not None else None
+    st.sidebar.header("Thresholds")
+    score_thr, iou_thr = _threshold_section()
+
+    for kind, text in messages:
+        (st.error if kind == "error" else st.warning)(text)
+    if gt_loaded is not None:
+        show_problems(gt_loaded.problems, f"Ground truth {gt_source.name}",
+                      "Fix the json (or pick another ground truth in the sidebar).")
+
+    predictions, pred_key, pred_label = None, "", None
+    if isinstance(pred_source, RegisteredPredictions):
+        predictions, pred_key, pred_label = pred_source.predictions, pred_source.key, pred_source.label
+    elif pred_source is not None:
+        loaded: Loaded = loaders.load_predictions(pred_source, dataset, dataset_key)
+        show_problems(loaded.problems, f"Predictions {pred_source.name}",
+                      "Fix the listed lines (the CLI `python -m core validate FILE --gt GT.json` "
+                      "prints the same list), or pick another file in the sidebar.")
+        predictions, pred_key, pred_label = loaded.value, loaded.key, pred_source.label
+
+    evaluation = view = None
+    if (dataset is not None and predictions is not None and len(dataset.annotations) > 0
+            and (dataset.image_index_of_file(predictions.image_keys) >= 0).any()):
+        try:
+            evaluation = loaders.evaluation(dataset, dataset_key, predictions, pred_key, iou_thr)
+            view = loaders.threshold_view(evaluation, dataset_key, pred_key, iou_thr, score_thr)
+        except Exception as exc:  # noqa: BLE001 - the page must keep working, with the reason shown
+            st.error(f"Evaluating {pred_label} failed: {type(exc).__name__}: {exc}")
+            evaluation = view = None
+    data = ActiveData(root, gt_label, dataset, dataset_key, pred_label, predictions, pred_key,
+                      evaluation, view, score_thr, iou_thr)
+    _summary(data)
+    return data
+
+
+def _summary(data: ActiveData) -> None:
+    if data.dataset is None:
+        return
+    ds = data.dataset
+    text = (f"**{len(ds.images):,}** images · **{len(ds.annotations):,}** boxes · "
+            f"**{len(ds.categories)}** classes")
+    if data.predictions is not None:
+        text += f"  \n**{len(data.predictions):,}** predicted boxes in {data.predictions_label}"
+    st.sidebar.caption(text)

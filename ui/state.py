@@ -1,0 +1,118 @@
+"""Every session-state key of the dashboard, declared in one place, and the widget binding.
+
+Streamlit forgets a widget's value when the user switches page. So each setting lives under a
+canonical key (below); the widget that edits it uses `widget_key(KEY)`, is loaded from the
+canonical key before it is drawn and writes back `on_change` (Streamlit docs, "Working with
+widgets in multipage apps").
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO / "sample_data"
+
+# --- settings shared by every page (canonical keys) ---
+SCORE_THR = "score_thr"                # float: predictions below it are dropped from views
+IOU_THR = "iou_thr"                    # float: IoU to count a match; a change re-evaluates
+DATA_DIR = "data_dir"                  # str: the dataset root folder
+GT_CHOICE = "gt_choice"                # str: label of the chosen ground truth (file or upload)
+ACTIVE_PREDICTIONS = "active_predictions"  # str: label of the active prediction set
+UPLOADED_GT = "uploaded_gt"            # dict label -> (file name, bytes): uploaded COCO jsons
+UPLOADED_PREDICTIONS = "uploaded_predictions"  # dict label -> (file name, bytes)
+EXTRA_PREDICTIONS = "extra_predictions"  # dict label -> RegisteredPredictions (ui.sidebar)
+PREDICTIONS_FOR_GT = "predictions_for_gt"  # str: the GT label ACTIVE_PREDICTIONS was chosen for
+
+# --- per-page state ---
+EXPLORER_IMAGE = "explorer_image"      # str: key (file name) of the image the explorer shows
+EXPLORER_SORT = "explorer_sort"        # str: image order in the explorer
+EXPLORER_CLASSES = "explorer_classes"  # list[str]: class names shown (empty = all)
+EXPLORER_OUTCOMES = "explorer_outcomes"  # list[str]: outcomes shown (empty = all)
+EXPLORER_COLOR_BY = "explorer_color_by"  # "outcome" | "class"
+EXPLORER_LABELS = "explorer_labels"    # bool: write class and score on the boxes
+ERRORS_CLASS = "errors_class"          # str: class name on the Class errors page
+COMPARE_SETS = "compare_sets"          # list[str]: prediction-set labels on the Compare page
+COMPARE_PAIR = "compare_pair"          # list[str]: the two sets whose images are compared
+COMPARE_IMAGE = "compare_image"        # str: file name shown in the three-panel view
+ENSEMBLE_SETS = "ensemble_sets"        # list[str]: prediction-set labels to ensemble
+ENSEMBLE_RESULT = "ensemble_result"    # core.ensemble.EnsembleResult of the last run, or None
+ENSEMBLE_SWEEP = "ensemble_sweep"      # core.ensemble_sweep.SweepResult of the last sweep, or None
+
+SCORE_THR_DEFAULT = 0.05  # the baselines' hard-coded threshold
+IOU_THR_DEFAULT = 0.5     # the competition's metric is mAP@0.5
+
+DEFAULTS = {
+    SCORE_THR: SCORE_THR_DEFAULT,
+    IOU_THR: IOU_THR_DEFAULT,
+    GT_CHOICE: None,
+    ACTIVE_PREDICTIONS: None,
+    UPLOADED_GT: {},
+    UPLOADED_PREDICTIONS: {},
+    EXTRA_PREDICTIONS: {},
+    PREDICTIONS_FOR_GT: None,
+    EXPLORER_IMAGE: None,
+    EXPLORER_SORT: "most errors",
+    EXPLORER_CLASSES: [],
+    EXPLORER_OUTCOMES: [],
+    EXPLORER_COLOR_BY: "outcome",
+    EXPLORER_LABELS: True,
+    ERRORS_CLASS: None,
+    COMPARE_SETS: [],
+    COMPARE_PAIR: [],
+    COMPARE_IMAGE: None,
+    ENSEMBLE_SETS: [],
+    ENSEMBLE_RESULT: None,
+    ENSEMBLE_SWEEP: None,
+}
+
+
+def data_dir_from_argv(argv: list[str] | None = None) -> str | None:
+    """The DIR of `streamlit run app.py -- --data DIR`, or None."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--data", default=None)
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.data
+
+
+def init_state() -> None:
+    """Set every canonical key that is not set yet (idempotent, call at the top of each page)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, (dict, list)) else value
+    if DATA_DIR not in st.session_state:
+        st.session_state[DATA_DIR] = data_dir_from_argv() or str(SAMPLE_DIR)
+
+
+def widget_key(key: str) -> str:
+    """The key of the widget that edits canonical setting `key`."""
+    return f"_w_{key}"
+
+
+def _store(key: str) -> None:
+    st.session_state[key] = st.session_state[widget_key(key)]
+
+
+def bind(key: str, options: list | None = None) -> dict:
+    """Widget kwargs editing canonical `key`: loads its value now, stores it back on change.
+
+    With options (selectbox/radio), a stored value no longer offered falls back to the first
+    option, so a stale choice never breaks the widget.
+    """
+    value = st.session_state.get(key)
+    if options is not None:
+        if isinstance(value, list):
+            value = [v for v in value if v in options]
+        elif value not in options:
+            value = options[0] if options else None
+        st.session_state[key] = value
+    st.session_state[widget_key(key)] = value
+    return dict(key=widget_key(key), on_change=_store, args=(key,))
+
+
+def set_value(key: str, value) -> None:
+    """Set a canonical setting from code (e.g. a button), the widget follows on the next run."""
+    st.session_state[key] = value
