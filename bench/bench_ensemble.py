@@ -1,0 +1,147 @@
+"""Ensembling at competition scale: three submission CSVs of ~490,000 boxes each, goal < 60 s.
+
+    python bench/bench_ensemble.py [--data bench/data/competition] [--methods wbf nms soft_nms nmw]
+                                   [--no-peer] [--workers N]
+
+Model A is bench/make_competition_scale.py's submission.csv (written first if absent); models
+B and C are A with every box edge moved by N(0, 3% of the box side) and scores scaled by
+U(0.8, 1.2), written once beside it. Times the whole CLI path (read 3 CSVs, ensemble, write)
+and, as the peer in the same run, the plain loop most notebooks write: ensemble-boxes called
+image by image in one process on the same normalised boxes. Prints wall and CPU seconds (CPU
+time shows the work when other processes share the 2 cores) and ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.dataset import load_coco  # noqa: E402
+from core.ensemble import EnsembleConfig, ensemble_predictions  # noqa: E402
+from core.submission import read_submission, write_submission  # noqa: E402
+from core.tables import Predictions  # noqa: E402
+
+GOAL_S = 60.0
+
+
+def ensure_inputs(data: Path) -> list[Path]:
+    """A (the generated submission) plus perturbed copies B and C; made once."""
+    if not (data / "submission.csv").exists():
+        subprocess.run([sys.executable, str(REPO / "bench" / "make_competition_scale.py"), "--out", str(data)],
+                       check=True)
+    paths = [data / "submission.csv", data / "model_b.csv", data / "model_c.csv"]
+    # (re)made when absent or older than A, which make_competition_scale.py may have rewritten
+    if not all(p.exists() and p.stat().st_mtime >= paths[0].stat().st_mtime for p in paths[1:]):
+        base = read_submission(paths[0])
+        for seed, path in zip((1, 2), paths[1:]):
+            write_submission(perturb(base, seed), path)
+    return paths
+
+
+def perturb(preds: Predictions, seed: int) -> Predictions:
+    """Another 'model': edges moved by N(0, 3% of the side), scores scaled by U(0.8, 1.2)."""
+    rng = np.random.default_rng(seed)
+    boxes = preds.boxes_xyxy.copy()
+    wh = boxes[:, 2:] - boxes[:, :2]                                   # [N,2]
+    boxes += rng.normal(0, 0.03, boxes.shape) * np.tile(wh, 2)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1.0)
+    scores = np.clip(preds.scores * rng.uniform(0.8, 1.2, len(preds)), 0.05, 1.0).round(6)
+    return Predictions(preds.image_keys, preds.image_pos, preds.labels, scores, boxes.round(3),
+                       preds.lines, source=f"model_{seed}")
+
+
+def plain_loop(inputs: list[Predictions], sizes: dict, config: EnsembleConfig) -> tuple[int, float]:
+    """The peer: ensemble-boxes image by image in one process, as a notebook would call it."""
+    import ensemble_boxes
+
+    started = time.perf_counter()
+    per_image = []
+    for preds in inputs:
+        order = np.argsort(preds.image_pos, kind="stable")
+        bounds = np.searchsorted(preds.image_pos[order], np.arange(len(preds.image_keys) + 1))
+        per_image.append({k: order[bounds[i]:bounds[i + 1]] for i, k in enumerate(preds.image_keys.tolist())})
+    n_boxes = 0
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for key in per_image[0]:
+            w, h = sizes[key]
+            scale = np.array([w, h, w, h])
+            boxes = [p.boxes_xyxy[idx[key]] / scale for p, idx in zip(inputs, per_image)]
+            scores = [p.scores[idx[key]] for p, idx in zip(inputs, per_image)]
+            labels = [p.labels[idx[key]] for p, idx in zip(inputs, per_image)]
+            if config.method == "wbf":
+                out = ensemble_boxes.weighted_boxes_fusion(boxes, scores, labels, iou_thr=config.iou_thr,
+                                                           conf_type=config.conf_type)
+            elif config.method == "nms":
+                out = ensemble_boxes.nms(boxes, scores, labels, iou_thr=config.iou_thr)
+            elif config.method == "nmw":
+                out = ensemble_boxes.non_maximum_weighted(boxes, scores, labels, iou_thr=config.iou_thr)
+            else:
+                out = ensemble_boxes.soft_nms(boxes, scores, labels, sigma=config.sigma)
+            n_boxes += len(out[1])
+    return n_boxes, time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (the worker processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO / "bench" / "data" / "competition")
+    parser.add_argument("--methods", nargs="+", default=["wbf", "nms", "soft_nms", "nmw"])
+    parser.add_argument("--no-peer", action="store_true", help="skip the single-process plain loop")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    paths = ensure_inputs(args.data)
+    dataset = load_coco(args.data / "train.json")
+    started = time.perf_counter()
+    inputs = [read_submission(p, dataset=dataset) for p in paths]
+    read_s = time.perf_counter() - started
+    n_in = [len(p) for p in inputs]
+    print(f"inputs: {', '.join(f'{p.name} {n:,}' for p, n in zip(paths, n_in))} boxes; "
+          f"{len(inputs[0].image_keys):,} images; read in {read_s:.1f} s")
+    sizes = dict(zip(dataset.images["file_name"], dataset.images[["width", "height"]].to_numpy().tolist()))
+
+    for method in args.methods:
+        config = EnsembleConfig(method, iou_thr=0.6 if method == "nms" else 0.55)
+        # compile the method's numba kernels first, so neither side pays for it in the timing
+        ensemble_predictions([p.subset(p.image_pos == 0) for p in inputs], config, dataset=dataset, workers=1)
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        result = ensemble_predictions(inputs, config, dataset=dataset, workers=args.workers)
+        ens_s = time.perf_counter() - started
+        ens_cpu = cpu_seconds() - cpu_started
+        out = io.StringIO()
+        started = time.perf_counter()
+        write_submission(result.predictions, out)
+        write_s = time.perf_counter() - started
+        total = read_s + ens_s + write_s
+        line = (f"{config.label:<24} detlens: ensemble {ens_s:5.1f} s wall ({ens_cpu:5.1f} s CPU), "
+                f"read+ensemble+write {total:5.1f} s "
+                f"({len(result.predictions):,} boxes) -> {total / GOAL_S:.2f}x the {GOAL_S:.0f} s goal")
+        if not args.no_peer:
+            cpu_started = cpu_seconds()
+            n_peer, peer_s = plain_loop(inputs, sizes, config)
+            peer_cpu = cpu_seconds() - cpu_started
+            line += (f"; plain loop {peer_s:5.1f} s wall ({peer_cpu:5.1f} s CPU, {n_peer:,} boxes), "
+                     f"wall speed-up {peer_s / ens_s:.2f}x")
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

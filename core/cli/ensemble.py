@@ -1,0 +1,210 @@
+"""`python -m core ensemble A.csv B.csv ... --out ENS.csv`: fuse submissions (WBF, NMS, Soft-NMS, NMW).
+
+With --gt the mAP@0.5 of each input and of the ensemble is printed; with --sweep a grid of
+methods and parameters is evaluated against --gt, the sorted table printed and the best
+variant written to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.problems import Problem, ValidationError, errors_of, warnings_of
+
+MAX_PRINTED = 20  # problems printed per file before a "... and N more"
+
+
+def add_parser(subparsers) -> None:
+    from core.ensemble import CONF_TYPES, METHODS
+    from core.ensemble_sweep import DEFAULT_IOU_THRS, DEFAULT_SIGMAS, DEFAULT_SKIP_BOX_THRS
+
+    p = subparsers.add_parser(
+        "ensemble", help="ensemble prediction CSVs (WBF, NMS, Soft-NMS, NMW), optionally sweep settings",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="PREDICTIONS",
+                   help="submission CSVs (or COCO results json) to ensemble")
+    p.add_argument("--out", type=Path, required=True, help="where to write the ensembled submission CSV")
+    p.add_argument("--method", choices=METHODS, default="wbf")
+    p.add_argument("--weights", type=float, nargs="+", metavar="W", help="one weight per input (default 1 each)")
+    p.add_argument("--iou", type=float, default=0.55, dest="iou_thr", help="IoU threshold (default 0.55)")
+    p.add_argument("--skip-thr", type=float, default=0.0, dest="skip_box_thr",
+                   help="drop input boxes scoring below this first (default 0)")
+    p.add_argument("--conf-type", choices=CONF_TYPES, default="avg", help="WBF: how fused boxes are scored")
+    p.add_argument("--sigma", type=float, default=0.5, help="Soft-NMS gaussian sigma (default 0.5)")
+    p.add_argument("--gt", type=Path, help="COCO ground truth: print mAP@0.5 of inputs and ensemble; image sizes")
+    p.add_argument("--dataset", type=Path, help="COCO json used only for image sizes (e.g. test.json)")
+    p.add_argument("--images", type=Path, help="image folder to read sizes of images the json lacks")
+    p.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"),
+                   help="size of images whose size is known from nowhere else (e.g. 1024 1024)")
+    p.add_argument("--sweep", action="store_true", help="evaluate a grid of variants against --gt; write the best")
+    p.add_argument("--sweep-methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="M",
+                   help="sweep: methods (default all; the default grid has 25 variants)")
+    p.add_argument("--sweep-iou", nargs="+", type=float, default=list(DEFAULT_IOU_THRS), metavar="T",
+                   help=f"sweep: IoU thresholds (default {' '.join(map(str, DEFAULT_IOU_THRS))})")
+    p.add_argument("--sweep-conf-types", nargs="+", choices=CONF_TYPES, default=list(CONF_TYPES), metavar="C",
+                   help="sweep: WBF conf types (default all)")
+    p.add_argument("--sweep-skip", nargs="+", type=float, default=list(DEFAULT_SKIP_BOX_THRS), metavar="T",
+                   help="sweep: skip-box thresholds (default 0)")
+    p.add_argument("--sweep-sigma", nargs="+", type=float, default=list(DEFAULT_SIGMAS), metavar="S",
+                   help="sweep: Soft-NMS sigmas (default 0.5)")
+    p.add_argument("--sweep-table", type=Path, help="also write the full sweep table as CSV here")
+    p.add_argument("--workers", type=int, help="worker processes (default: by input size and CPU count)")
+    p.set_defaults(run=run)
+
+
+class _UsageError(Exception):
+    """A problem with the command line or an input file, already worded for the user."""
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # invalid parameter values, worded by EnsembleConfig
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
+    from core.ensemble import EnsembleConfig, ensemble_predictions
+
+    _check_args(args)
+    config = EnsembleConfig(args.method, iou_thr=args.iou_thr, skip_box_thr=args.skip_box_thr,
+                            conf_type=args.conf_type, sigma=args.sigma,
+                            weights=tuple(args.weights) if args.weights else None)
+    gt = _load_json(args.gt) if args.gt else None
+    size_source = gt if gt is not None else (_load_json(args.dataset) if args.dataset else None)
+    inputs = [_load_input(path, size_source) for path in args.inputs]
+    names = _display_names(args.inputs)
+    size_options = dict(dataset=size_source, image_root=args.images,
+                        default_size=tuple(args.image_size) if args.image_size else None)
+
+    if args.sweep:
+        result, table = _sweep(args, inputs, names, gt, size_options)
+    else:
+        with _progress_bar(config.label) as progress:
+            result = ensemble_predictions(inputs, config, progress=progress, workers=args.workers,
+                                          name=args.out.name, **size_options)
+        _print_problems(result.problems)
+        print(f"{config.label}: {len(result.predictions)} boxes on {len(result.predictions.image_keys)} "
+              f"images in {result.seconds:.1f} s")
+        if gt is not None:
+            _print_scores(gt, inputs, names, result.predictions, args.out.name)
+
+    from core.submission import write_submission
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_submission(result.predictions, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _check_args(args) -> None:
+    missing = [str(p) for p in args.inputs if not p.is_file()]
+    if missing:
+        raise _UsageError(f"input file(s) not found: {', '.join(missing)}")
+    if args.weights and len(args.weights) != len(args.inputs):
+        raise _UsageError(f"--weights gives {len(args.weights)} weight(s) for {len(args.inputs)} input(s); "
+                          "give one per input, in the same order")
+    if args.sweep and args.gt is None:
+        raise _UsageError("--sweep needs --gt: each variant is scored against the ground truth")
+    for name in ("gt", "dataset", "images"):
+        path = getattr(args, name)
+        if path is not None and not path.exists():
+            raise _UsageError(f"--{name} {path}: not found")
+    resolved = {p.resolve() for p in args.inputs}
+    if args.out.resolve() in resolved:
+        raise _UsageError(f"--out {args.out} is one of the inputs; write the ensemble to a new file")
+    if args.workers is not None and args.workers < 1:
+        raise _UsageError("--workers must be at least 1")
+
+
+def _load_json(path: Path):
+    from core.dataset import load_coco
+
+    dataset = load_coco(path)  # raises ValidationError listing every problem
+    _print_problems(dataset.problems)
+    return dataset
+
+
+def _load_input(path: Path, dataset):
+    from core.predictions import load_predictions
+
+    preds = load_predictions(path, dataset=dataset)
+    errors = errors_of(preds.problems)
+    if errors:
+        _print_problems(errors)
+        raise _UsageError(f"{path}: {len(errors)} bad row(s) (listed above); fix the file before ensembling, "
+                          "since its boxes there would be silently missing from the ensemble")
+    _print_problems(preds.problems)
+    return preds
+
+
+def _display_names(paths: list[Path]) -> list[str]:
+    """File names, or the paths where two inputs share a file name."""
+    names = [p.name for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems[:MAX_PRINTED]:
+        print(problem, file=sys.stderr)
+    if len(problems) > MAX_PRINTED:
+        print(f"... and {len(problems) - MAX_PRINTED} more ({len(warnings_of(problems))} warnings)", file=sys.stderr)
+
+
+class _progress_bar:
+    """tqdm bar on stderr fed by the ensemble's (done, total) progress callback."""
+
+    def __init__(self, desc: str, unit: str = "img"):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int, *label) -> None:
+        self.bar.total = total
+        if label:
+            self.bar.set_postfix_str(label[0])
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def _print_scores(gt, inputs, names, ensembled, out_name: str) -> None:
+    from core.evaluation import evaluate
+
+    print(f"{'predictions':<40} {'mAP@0.5':>8} {'mAP':>8}")
+    for name, preds in [*zip(names, inputs), (f"ensemble -> {out_name}", ensembled)]:
+        stats = evaluate(gt, preds).stats
+        print(f"{name:<40} {stats['map50']:>8.4f} {stats['map']:>8.4f}")
+
+
+def _sweep(args, inputs, names, gt, size_options):
+    from core.ensemble_sweep import run_sweep, sweep_grid
+
+    configs = sweep_grid(args.sweep_methods, args.sweep_iou, args.sweep_conf_types, args.sweep_skip,
+                         args.sweep_sigma, weights=args.weights)
+    with _progress_bar("sweep", unit="variant") as progress:
+        sweep = run_sweep(inputs, gt, configs, names=names, progress=progress, workers=args.workers,
+                          image_root=size_options["image_root"], default_size=size_options["default_size"])
+    _print_problems(sweep.problems)
+    table = sweep.table
+    columns = ["variant", "map50", "map", "delta_map50", "n_boxes", "seconds"]
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"best: {sweep.best.label} (mAP@0.5 {table.loc[table['method'] != 'input', 'map50'].max():.4f}); "
+          f"written to {args.out}")
+    if args.sweep_table:
+        table.to_csv(args.sweep_table, index=False)
+        print(f"wrote the sweep table to {args.sweep_table}")
+    return sweep.best_result, table

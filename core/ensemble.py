@@ -1,0 +1,479 @@
+"""Ensembling N prediction sets with `ensemble-boxes` (WBF, NMS, Soft-NMS, NMW), image by image.
+
+ensemble-boxes works on normalised [0, 1] coordinates, so every image's boxes are divided by
+that image's own width and height (from the dataset, else read from the image file, else a
+default size, else the boxes' own extent) and multiplied back afterwards. Inputs may list
+different images: the union is ensembled and each gap is reported as a Problem.
+
+The work is per-image Python inside ensemble-boxes; competition-size inputs (3 x 490,000 boxes)
+are split into image chunks run in worker processes (see bench/bench_ensemble.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.images import image_size, resolve_image_path
+from core.problems import Problem, Severity
+from core.tables import Dataset, Predictions
+
+METHODS = ("wbf", "nms", "soft_nms", "nmw")
+METHOD_NAMES = {
+    "wbf": "Weighted boxes fusion",
+    "nms": "Non-maximum suppression",
+    "soft_nms": "Soft-NMS (gaussian, decayed scores)",
+    "nmw": "Non-maximum weighted",
+}
+METHOD_SHORT_NAMES = {"wbf": "WBF", "nms": "NMS", "soft_nms": "Soft-NMS", "nmw": "NMW"}
+CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")  # WBF only
+
+# Progress callback: called with (images done, images total).
+ProgressFn = Callable[[int, int], None]
+
+OUTPUT_BOX_DECIMALS = 3     # pixels
+OUTPUT_SCORE_DECIMALS = 7
+
+# Below this many boxes in all, worker processes cost more than they save.
+_PARALLEL_MIN_BOXES = 150_000
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """One ensembling variant. `weights` (one per input, > 0) default to 1 each.
+
+    iou_thr: boxes of one class overlapping more than this are fused / suppressed (not used by
+        gaussian Soft-NMS, whose decay depends on `sigma` only).
+    skip_box_thr: boxes scoring below this are dropped before ensembling.
+    conf_type: how WBF scores a fused box (CONF_TYPES); ignored by the other methods.
+    sigma, soft_nms_min_score: Soft-NMS gaussian width and the score under which it drops boxes.
+    """
+
+    method: str = "wbf"
+    iou_thr: float = 0.55
+    skip_box_thr: float = 0.0
+    conf_type: str = "avg"
+    weights: tuple[float, ...] | None = None
+    sigma: float = 0.5
+    soft_nms_min_score: float = 0.001
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"Invalid ensemble method {self.method!r}. Only {', '.join(METHODS)} are supported.")
+        if self.conf_type not in CONF_TYPES:
+            raise ValueError(f"Invalid conf_type {self.conf_type!r}. Only {', '.join(CONF_TYPES)} are supported.")
+        if not 0.0 <= self.iou_thr <= 1.0:
+            raise ValueError(f"Invalid iou_thr {self.iou_thr}: it must lie in [0, 1].")
+        if not 0.0 <= self.skip_box_thr <= 1.0:
+            raise ValueError(f"Invalid skip_box_thr {self.skip_box_thr}: it must lie in [0, 1].")
+        if self.sigma <= 0:
+            raise ValueError(f"Invalid sigma {self.sigma}: it must be > 0.")
+        if self.weights is not None:
+            weights = tuple(float(w) for w in self.weights)
+            if not weights or any(not np.isfinite(w) or w <= 0 for w in weights):
+                raise ValueError(f"Invalid weights {list(self.weights)}: every weight must be a number > 0.")
+            object.__setattr__(self, "weights", weights)
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name, e.g. `wbf iou=0.55 conf=max`."""
+        parts = [self.method]
+        if self.method == "soft_nms":
+            parts.append(f"sigma={self.sigma:g}")
+        else:
+            parts.append(f"iou={self.iou_thr:g}")
+        if self.method == "wbf":
+            parts.append(f"conf={self.conf_type}")
+        if self.skip_box_thr > 0:
+            parts.append(f"skip={self.skip_box_thr:g}")
+        if self.weights is not None and len(set(self.weights)) > 1:
+            parts.append("w=" + ",".join(f"{w:g}" for w in self.weights))
+        return " ".join(parts)
+
+
+@dataclass
+class EnsembleResult:
+    """The ensembled predictions (union of the inputs' images), what was reported, and timing."""
+
+    predictions: Predictions
+    config: EnsembleConfig
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Image union and sizes
+
+
+def image_union(inputs: Sequence[Predictions]) -> tuple[np.ndarray, list[np.ndarray], list[Problem]]:
+    """Union of the inputs' image keys in first-seen order, each input's key -> union position map
+    ([R_i] int64), and one WARNING per input that lacks images another input has."""
+    keys: dict[str, int] = {}
+    positions = []
+    for preds in inputs:
+        pos = np.empty(len(preds.image_keys), dtype=np.int64)
+        for i, key in enumerate(preds.image_keys.tolist()):
+            pos[i] = keys.setdefault(key, len(keys))
+        positions.append(pos)
+    union = np.array(list(keys), dtype=object)
+    problems = []
+    if len(inputs) > 1:
+        for preds, pos in zip(inputs, positions):
+            present = np.zeros(len(union), dtype=bool)
+            present[pos] = True
+            missing = union[~present]
+            if len(missing):
+                examples = ", ".join(missing[:5].tolist()) + (", ..." if len(missing) > 5 else "")
+                problems.append(Problem(
+                    Severity.WARNING,
+                    f"lacks {len(missing)} of the {len(union)} images the inputs list together "
+                    f"({examples}); those images are ensembled from the other inputs only "
+                    "(as if this model had found nothing there). Check that all CSVs cover the same images.",
+                    file=preds.source,
+                ))
+    return union, positions, problems
+
+
+def image_sizes(
+    image_keys: np.ndarray,
+    *,
+    dataset: Dataset | None = None,
+    image_root: str | Path | None = None,
+    default_size: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, list[Problem]]:
+    """[R, 2] (width, height) per image key: from the dataset, else the image file under
+    `image_root` (default: the dataset's root), else `default_size`; NaN where none is known."""
+    sizes = np.full((len(image_keys), 2), np.nan)
+    if dataset is not None and len(image_keys):
+        index = dataset.image_index_of_file(image_keys)
+        known = index >= 0
+        sizes[known] = dataset.images[["width", "height"]].to_numpy(np.float64)[index[known]]
+    root = Path(image_root) if image_root is not None else (dataset.root if dataset is not None else None)
+    problems = []
+    if root is not None:
+        for i in np.flatnonzero(np.isnan(sizes[:, 0])):
+            lookup = resolve_image_path(root, str(image_keys[i]))
+            size = image_size(lookup.path) if lookup.found else None
+            if size is not None:
+                sizes[i] = size
+    unknown = np.isnan(sizes[:, 0])
+    if unknown.any() and default_size is not None:
+        sizes[unknown] = default_size
+        problems.append(Problem(
+            Severity.WARNING,
+            f"{int(unknown.sum())} image(s) are neither in the dataset nor readable as files "
+            f"(e.g. {image_keys[unknown][0]}); assumed {default_size[0]:g}x{default_size[1]:g}.",
+        ))
+    elif unknown.any():
+        problems.append(Problem(
+            Severity.WARNING,
+            f"{int(unknown.sum())} image(s) have no known size (not in the dataset, no image file; "
+            f"e.g. {image_keys[unknown][0]}): their boxes are normalised by the boxes' own extent and "
+            "not clipped to the image. Give the dataset json, the image folder or a default size.",
+        ))
+    return sizes, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-image ensembling (runs in worker processes)
+
+
+@dataclass
+class _Chunk:
+    """Boxes of a run of consecutive union images, grouped by (image, model), normalised."""
+
+    image_ids: np.ndarray   # [C] union image positions
+    starts: np.ndarray      # [C, M+1] offsets into the arrays below for each image's models
+    boxes: np.ndarray       # [K, 4] normalised xyxy, clipped to [0, 1], positive area
+    scores: np.ndarray      # [K]
+    labels: np.ndarray      # [K]
+
+
+def _ensemble_one_image(boxes_list, scores_list, labels_list, config: EnsembleConfig):
+    import ensemble_boxes  # numba compile on first import; keep it off the dashboard's start
+
+    weights = list(config.weights) if config.weights is not None else None
+    if config.method == "wbf":
+        return ensemble_boxes.weighted_boxes_fusion(
+            boxes_list, scores_list, labels_list, weights=weights, iou_thr=config.iou_thr,
+            skip_box_thr=config.skip_box_thr, conf_type=config.conf_type)
+    if config.method == "nmw":
+        return ensemble_boxes.non_maximum_weighted(
+            boxes_list, scores_list, labels_list, weights=weights, iou_thr=config.iou_thr,
+            skip_box_thr=config.skip_box_thr)
+    # NMS variants have no skip threshold of their own: filter first.
+    if config.skip_box_thr > 0:
+        keeps = [s >= config.skip_box_thr for s in scores_list]
+        boxes_list = [b[k] for b, k in zip(boxes_list, keeps)]
+        scores_list = [s[k] for s, k in zip(scores_list, keeps)]
+        labels_list = [lab[k] for lab, k in zip(labels_list, keeps)]
+    if sum(len(s) for s in scores_list) == 0:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+    if config.method == "nms":
+        return ensemble_boxes.nms(boxes_list, scores_list, labels_list, iou_thr=config.iou_thr, weights=weights)
+    return _soft_nms(boxes_list, scores_list, labels_list, config, weights)
+
+
+def _soft_nms(boxes_list, scores_list, labels_list, config: EnsembleConfig, weights):
+    """Gaussian Soft-NMS with the decayed scores.
+
+    ensemble_boxes.soft_nms keeps the boxes whose decayed score stays above the floor but
+    returns their ORIGINAL scores, so duplicates are never down-ranked (on the real-trash fold
+    that costs 0.24 mAP@0.5). Its kernel `cpu_soft_nms_float` decays the scores array in place,
+    in the order of the kept indices, so we run the same kernel and read the decayed scores back.
+    """
+    from ensemble_boxes.ensemble_boxes_nms import cpu_soft_nms_float
+
+    if weights is not None:  # as ensemble_boxes.nms_method weighs scores
+        total = float(np.sum(weights))
+        scores_list = [s * w / total for s, w in zip(scores_list, weights)]
+    boxes = np.concatenate(boxes_list)
+    scores = np.concatenate(scores_list)
+    labels = np.concatenate(labels_list)
+    out_boxes, out_scores, out_labels = [], [], []
+    for label in np.unique(labels):
+        in_class = labels == label
+        decayed = scores[in_class].copy()
+        keep = cpu_soft_nms_float(boxes[in_class].copy(), decayed, Nt=config.iou_thr, sigma=config.sigma,
+                                  thresh=config.soft_nms_min_score, method=2)
+        out_boxes.append(boxes[in_class][keep])
+        out_scores.append(decayed[decayed > config.soft_nms_min_score])
+        out_labels.append(labels[in_class][keep])
+    return np.concatenate(out_boxes), np.concatenate(out_scores), np.concatenate(out_labels)
+
+
+def _run_chunk(chunk: _Chunk, config: EnsembleConfig, n_models: int):
+    """Ensemble every image of a chunk -> (image ids [K], boxes [K, 4] normalised, scores, labels)."""
+    out_ids, out_boxes, out_scores, out_labels = [], [], [], []
+    # The inputs are pre-cleaned, so ensemble-boxes' per-box warnings and prints cannot fire;
+    # silence them anyway so a library change cannot flood a terminal.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for image_id, starts in zip(chunk.image_ids.tolist(), chunk.starts):
+            if starts[-1] == starts[0]:
+                continue
+            slices = [slice(starts[m], starts[m + 1]) for m in range(n_models)]
+            boxes, scores, labels = _ensemble_one_image(
+                [chunk.boxes[s] for s in slices], [chunk.scores[s].copy() for s in slices],
+                [chunk.labels[s] for s in slices], config)
+            if len(scores):
+                out_ids.append(np.full(len(scores), image_id, dtype=np.int64))
+                out_boxes.append(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+                out_scores.append(np.asarray(scores, dtype=np.float64))
+                out_labels.append(np.asarray(labels))
+    if not out_ids:
+        return np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
+    return (np.concatenate(out_ids), np.concatenate(out_boxes), np.concatenate(out_scores),
+            np.rint(np.concatenate(out_labels)).astype(np.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole ensemble
+
+
+@dataclass
+class PreparedInputs:
+    """Inputs grouped once by (union image, model) and normalised; reused across a sweep."""
+
+    image_keys: np.ndarray  # [R] union of the inputs' images
+    sizes: np.ndarray       # [R, 2] width, height used for normalising
+    starts: np.ndarray      # [R, M+1] box offsets of each image's models
+    boxes: np.ndarray       # [K, 4] normalised xyxy
+    scores: np.ndarray      # [K]
+    labels: np.ndarray      # [K]
+    n_models: int
+    problems: list[Problem]
+
+
+def prepare_inputs(
+    inputs: Sequence[Predictions],
+    *,
+    dataset: Dataset | None = None,
+    image_root: str | Path | None = None,
+    default_size: tuple[float, float] | None = None,
+) -> PreparedInputs:
+    """Union the images, find each image's size, normalise, clip to the image and group boxes."""
+    if len(inputs) < 1:
+        raise ValueError("Nothing to ensemble: give at least one prediction set.")
+    union, positions, problems = image_union(inputs)
+    if dataset is not None:
+        outside = union[dataset.image_index_of_file(union) < 0]
+        if len(outside):
+            problems.append(Problem(
+                Severity.WARNING,
+                f"{len(outside)} image(s) of the inputs are not in the dataset (e.g. {outside[0]}); "
+                "they are ensembled but cannot be evaluated.",
+                file=dataset.source,
+            ))
+    sizes, size_problems = image_sizes(union, dataset=dataset, image_root=image_root, default_size=default_size)
+    problems += size_problems
+
+    n_models = len(inputs)
+    image_of_box = np.concatenate([pos[p.image_pos] for p, pos in zip(inputs, positions)]).astype(np.int64)
+    model_of_box = np.concatenate([np.full(len(p), m, np.int64) for m, p in enumerate(inputs)])
+    boxes = np.concatenate([p.boxes_xyxy.reshape(-1, 4) for p in inputs]).astype(np.float64)
+    scores = np.concatenate([p.scores for p in inputs]).astype(np.float64)
+    labels = np.concatenate([p.labels for p in inputs]).astype(np.int64)
+
+    unknown = np.isnan(sizes[:, 0])
+    if unknown.any():  # the boxes' own extent: no clipping at all for these images
+        extent = np.zeros((len(union), 2))
+        np.maximum.at(extent, image_of_box, boxes[:, 2:])
+        np.maximum.at(extent, image_of_box, boxes[:, :2])
+        sizes[unknown] = np.maximum(extent[unknown], 1.0)
+
+    # Normalise and clean once, vectorised, exactly as ensemble-boxes would box by box:
+    # order corners, clip to [0, 1], drop zero-area boxes.
+    scale = np.tile(sizes[image_of_box], 2)  # [K, 4]
+    norm = boxes / scale
+    norm = np.concatenate([np.minimum(norm[:, :2], norm[:, 2:]), np.maximum(norm[:, :2], norm[:, 2:])], axis=1)
+    norm = np.clip(norm, 0.0, 1.0)
+    keep = (norm[:, 2] - norm[:, 0]) * (norm[:, 3] - norm[:, 1]) > 0
+    keep &= np.isfinite(scores)
+    n_dropped = int((~keep).sum())
+    if n_dropped:
+        problems.append(Problem(
+            Severity.WARNING,
+            f"{n_dropped} box(es) have no area inside their image (or no finite score) and were left out.",
+        ))
+
+    # Sort by (image, model); stable so each model's boxes keep their file order.
+    group = image_of_box[keep] * n_models + model_of_box[keep]
+    order = np.argsort(group, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=len(union) * n_models))])
+    starts = offsets[np.arange(len(union))[:, None] * n_models + np.arange(n_models + 1)[None, :]]  # [R, M+1]
+    return PreparedInputs(
+        image_keys=union, sizes=sizes, starts=starts, boxes=norm[keep][order],
+        scores=scores[keep][order], labels=labels[keep][order], n_models=n_models, problems=problems,
+    )
+
+
+def _chunks(prepared: PreparedInputs, n_chunks: int) -> list[_Chunk]:
+    n_images = len(prepared.image_keys)
+    bounds = np.linspace(0, n_images, max(1, min(n_chunks, n_images)) + 1).astype(int)
+    chunks = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if hi <= lo:
+            continue
+        first, last = prepared.starts[lo, 0], prepared.starts[hi - 1, -1]
+        chunks.append(_Chunk(
+            image_ids=np.arange(lo, hi), starts=prepared.starts[lo:hi] - first,
+            boxes=prepared.boxes[first:last], scores=prepared.scores[first:last],
+            labels=prepared.labels[first:last],
+        ))
+    return chunks
+
+
+def _default_workers(n_boxes: int) -> int:
+    if n_boxes < _PARALLEL_MIN_BOXES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def ensemble_prepared(
+    prepared: PreparedInputs,
+    config: EnsembleConfig,
+    *,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+    name: str | None = None,
+) -> EnsembleResult:
+    """Run one variant on already prepared inputs (see `prepare_inputs`)."""
+    if config.weights is not None and len(config.weights) != prepared.n_models:
+        raise ValueError(
+            f"Invalid weights {list(config.weights)}: give one weight per input ({prepared.n_models}).")
+    _warm_up(config)  # numba compiles NMS/NMW kernels on first use; keep that out of timings
+    started = time.perf_counter()
+    n_images = len(prepared.image_keys)
+    workers = _default_workers(len(prepared.scores)) if workers is None else max(1, int(workers))
+    # Enough chunks for a smooth progress bar and for balancing the workers.
+    chunks = _chunks(prepared, 50 if workers == 1 else 25 * workers)
+    results = []
+    done = 0
+    if progress:
+        progress(0, n_images)
+    if workers == 1:
+        outputs = (_run_chunk(c, config, prepared.n_models) for c in chunks)
+        for chunk, out in zip(chunks, outputs):
+            results.append(out)
+            done += len(chunk.image_ids)
+            if progress:
+                progress(done, n_images)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
+            futures = [pool.submit(_run_chunk, c, config, prepared.n_models) for c in chunks]
+            for chunk, future in zip(chunks, futures):
+                results.append(future.result())
+                done += len(chunk.image_ids)
+                if progress:
+                    progress(done, n_images)
+
+    image_ids = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
+    boxes = np.concatenate([r[1] for r in results]) if results else np.zeros((0, 4))
+    scores = np.concatenate([r[2] for r in results]) if results else np.zeros(0)
+    labels = np.concatenate([r[3] for r in results]) if results else np.zeros(0, np.int64)
+    boxes_xyxy = boxes * np.tile(prepared.sizes[image_ids], 2)  # back to absolute pixels
+    # WBF and NMW average in float32: round off that noise (1e-4 px, 1e-8 in score) so the
+    # CSV holds 366.755, not 366.7554931640625.
+    boxes_xyxy = np.round(boxes_xyxy, OUTPUT_BOX_DECIMALS)
+    scores = np.round(scores, OUTPUT_SCORE_DECIMALS)
+    predictions = Predictions(
+        image_keys=prepared.image_keys, image_pos=image_ids, labels=labels, scores=scores,
+        boxes_xyxy=boxes_xyxy.reshape(-1, 4), lines=np.zeros(n_images, np.int64),
+        problems=list(prepared.problems), source=name or f"ensemble ({config.label})",
+    )
+    return EnsembleResult(predictions=predictions, config=config, problems=list(prepared.problems),
+                          seconds=time.perf_counter() - started)
+
+
+_WARM: set[str] = set()
+
+
+def _warm_up(config: EnsembleConfig) -> None:
+    """Run the method once on one box so its numba kernels compile in this process (and are
+    inherited by forked workers) before any timing starts."""
+    if config.method in _WARM:
+        return
+    box = np.array([[0.1, 0.1, 0.5, 0.5]])
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        _ensemble_one_image([box, box], [np.array([0.9]), np.array([0.8])], [np.array([0]), np.array([0])],
+                            replace(config, weights=None))
+    _WARM.add(config.method)
+
+
+def _mp_context():
+    # fork shares the already-imported modules and needs no re-import of the caller's __main__
+    # (a Streamlit script or stdin); spawn where fork does not exist.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def ensemble_predictions(
+    inputs: Sequence[Predictions],
+    config: EnsembleConfig = EnsembleConfig(),
+    *,
+    dataset: Dataset | None = None,
+    image_root: str | Path | None = None,
+    default_size: tuple[float, float] | None = None,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+    name: str | None = None,
+) -> EnsembleResult:
+    """Ensemble N prediction sets image by image with `config`; boxes come back in absolute pixels.
+
+    inputs: the prediction sets (absolute-pixel xyxy); their image sets may differ (union used,
+        reported). dataset / image_root / default_size: where image sizes come from.
+    progress: called with (images done, images total). workers: processes (default: by size).
+    """
+    prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size)
+    return ensemble_prepared(prepared, config, progress=progress, workers=workers, name=name)

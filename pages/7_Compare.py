@@ -1,0 +1,143 @@
+"""Compare models: metrics, per-class AP and error counts side by side; the images where one
+model beats the other most, in a synchronised three-panel view (GT | A | B)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from core.compare import biggest_differences, compare, per_class_figure
+from core.drawing import Panel, gt_layers, prediction_layers
+from ui import state as S
+from ui.prediction_sets import choose_prediction_sets, data_for
+from ui.sidebar import active_data, page_setup
+from ui.widgets import draw_image_panels, gt_rows, image_ref_for, outcome_legend, prediction_rows
+
+TOP_IMAGES = 10  # images listed per direction
+
+
+def _delta_colour(value) -> str:
+    if pd.isna(value) or abs(value) < 1e-9:
+        return ""
+    return "color: #1a7f37" if value > 0 else "color: #cf222e"
+
+
+def _styled(table: pd.DataFrame, deltas: list[str], number_format: str = "{:.4f}"):
+    """Numbers formatted, Δ columns signed and green/red."""
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    styler = table.style.format(number_format, subset=[c for c in numeric if c not in deltas], na_rep="–")
+    styler = styler.format("{:+.4f}" if "f}" in number_format else "{:+,}", subset=deltas, na_rep="–")
+    return styler.map(_delta_colour, subset=deltas)
+
+
+page_setup("Compare models", icon=":material/compare_arrows:")
+data = active_data()
+st.title("Compare models")
+if data.dataset is None:
+    st.info("Load a ground truth in the sidebar.")
+    st.stop()
+if not data.has_gt_boxes:
+    st.info(f"{data.gt_label} has no annotations (a test set?): models can only be compared "
+            "against a ground truth with boxes. Choose one in the sidebar.")
+    st.stop()
+
+sets = choose_prediction_sets(
+    data, S.COMPARE_SETS, "Prediction sets to compare (the first is the reference)",
+    help="Files in the dataset folder, uploads (sidebar) and sets made in the app (ensembles). "
+         "Every Δ column is that model minus the first.")
+unmatched = [s.label for s in sets if s.evaluation is None]
+if unmatched:
+    st.warning(f"No image of {', '.join(unmatched)} is in {data.gt_label}: left out of the comparison.")
+sets = [s for s in sets if s.evaluation is not None]
+if len(sets) < 2:
+    st.info("Choose at least two prediction sets on this dataset above.")
+    st.stop()
+
+comparison = compare({s.label: s.evaluation for s in sets}, score_thr=data.score_thr)
+names = comparison.names
+deltas = [c for c in comparison.metrics().columns if c.startswith("Δ")]
+st.caption(f"Against **{data.gt_label}** · IoU threshold {data.iou_thr:.2f} · score threshold "
+           f"{data.score_thr:.2f} (sidebar): the COCO rows use every box; the threshold rows, "
+           "error counts and per-image AP drop boxes below the threshold.")
+
+st.subheader("Metrics")
+metrics = comparison.metrics()
+styled = _styled(metrics, deltas).format("{:,.0f}", subset=pd.IndexSlice[["boxes kept"], names])
+styled = styled.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas])
+st.dataframe(styled, width="stretch", height=36 * (len(metrics) + 1) + 3)
+
+st.subheader("Per-class AP@0.5")
+per_class = comparison.per_class()
+st.plotly_chart(per_class_figure(per_class, names), key="compare_per_class_chart", width="stretch")
+st.dataframe(_styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
+             hide_index=True, width="stretch")
+
+st.subheader("Error types")
+counts = comparison.error_counts()
+counts.index = [str(i) for i in counts.index]
+st.dataframe(_styled(counts, deltas, "{:,}"), width="stretch")
+st.caption("tp: correct boxes; the errors follow TIDE (classification, localization, both, duplicate, "
+           "background); missed: ground-truth boxes no prediction found.")
+
+# --- per image: A against B --------------------------------------------------------------------
+st.subheader("Where one model beats the other")
+pair = st.session_state[S.COMPARE_PAIR]
+pick = st.columns(2)
+default_a = pair[0] if pair and pair[0] in names else names[0]
+name_a = pick[0].selectbox("Model A", names, index=names.index(default_a), key="_compare_a")
+others = [n for n in names if n != name_a]
+default_b = pair[1] if len(pair) == 2 and pair[1] in others else others[0]
+name_b = pick[1].selectbox("Model B", others, index=others.index(default_b), key="_compare_b")
+st.session_state[S.COMPARE_PAIR] = [name_a, name_b]
+
+per_image = comparison.per_image(name_a, name_b)
+a_wins, b_wins = biggest_differences(per_image, TOP_IMAGES)
+shown_columns = {"file_name": "image", "n_gt": "GT", "ap50_a": "AP50 A", "ap50_b": "AP50 B",
+                 "difference": "A − B", "n_tp_a": "TP A", "n_tp_b": "TP B", "n_fp_a": "FP A",
+                 "n_fp_b": "FP B"}
+number_columns = {"AP50 A": "%.3f", "AP50 B": "%.3f", "A − B": "%+.3f"}
+lists = st.columns(2)
+for column, title, table in ((lists[0], f"A ({name_a}) beats B most", a_wins),
+                             (lists[1], f"B ({name_b}) beats A most", b_wins)):
+    column.markdown(f"**{title}**")
+    if len(table):
+        column.dataframe(table[list(shown_columns)].rename(columns=shown_columns), hide_index=True,
+                         width="stretch", column_config={c: st.column_config.NumberColumn(format=f)
+                                                         for c, f in number_columns.items()})
+    else:
+        column.caption("No image.")
+n_equal = int((per_image["difference"] == 0).sum())
+st.caption(f"Per-image AP@0.5 at score ≥ {data.score_thr:.2f}: {int((per_image['difference'] > 0).sum())} "
+           f"images better with A, {int((per_image['difference'] < 0).sum())} better with B, {n_equal} equal. "
+           "An image without ground truth counts AP 1 when a model puts no box on it.")
+
+candidates = pd.concat([a_wins, b_wins], ignore_index=True)
+if not len(candidates):
+    st.info("The two models score the same on every image.")
+    st.stop()
+labels = {row.file_name: f"{row.file_name}  (A − B {row.difference:+.3f})" for row in candidates.itertuples()}
+options = list(labels)
+view_controls = st.columns([3, 1, 1])
+image_key = view_controls[0].selectbox("Image", options, format_func=labels.get,
+                                       **S.bind(S.COMPARE_IMAGE, options))
+color_by = view_controls[1].radio("Colour by", ["outcome", "class"], key="_compare_color_by", horizontal=True)
+show_labels = view_controls[2].toggle("Labels", value=True, key="_compare_labels")
+
+image_index = int(per_image.loc[per_image["file_name"] == image_key, "image_index"].iloc[0])
+by_label = {s.label: s for s in sets}
+no_boxes = pd.DataFrame(columns=["category_id", "score", "x1", "y1", "x2", "y2"])
+gts = gt_rows(replace(data, view=None), image_index, no_boxes).drop(columns=["hover_extra"])
+panels = [Panel("Ground truth", gt_layers(gts, color_by="class", class_names=data.class_names,
+                                          class_colors=data.class_colors, with_labels=show_labels))]
+row = per_image.loc[per_image["image_index"] == image_index].iloc[0]
+for letter, name, ap50 in (("A", name_a, row["ap50_a"]), ("B", name_b, row["ap50_b"])):
+    dets = prediction_rows(data_for(data, by_label[name]), image_key, image_index)
+    title = f"{letter}: {name} · AP50 {ap50:.3f}" if pd.notna(ap50) else f"{letter}: {name}"
+    panels.append(Panel(title, prediction_layers(dets, color_by=color_by, class_names=data.class_names,
+                                                 class_colors=data.class_colors, with_labels=show_labels)))
+if color_by == "outcome":
+    outcome_legend(kinds=("tp", "duplicate", "localization", "classification", "both", "background"))
+draw_image_panels(image_ref_for(data, image_key, image_index), panels, key="compare_panels")
+st.caption("Scroll to zoom, drag to pan: the three panels follow each other. Boxes below the score "
+           "threshold are hidden.")
