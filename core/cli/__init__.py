@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 # name -> module under core.cli; each module defines add_parser(subparsers) and run(args) -> int
 SUBCOMMANDS = ("validate", "evaluate", "infer", "ensemble")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with `only` that one (its siblings' imports can be slow)."""
     parser = argparse.ArgumentParser(
         prog="python -m core",
         description="DetLens: error analysis for object-detection submissions.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"core.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -26,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -1,0 +1,177 @@
+"""`python -m core evaluate GT.json PRED [--iou 0.5] [--score-threshold T] [--json OUT.json]`.
+
+Prints the twelve COCO stats (pycocotools' layout), a per-class table (AP50, AP, TP, each
+error type, missed) with totals, and TIDE's dAP per error type. PRED is a submission CSV or
+a COCO results json, told apart by content. Predictions on images the ground truth lacks
+are reported and left out. With --score-threshold, every box scoring below T is deleted
+first, so all numbers are those of the cut submission. Exit 0: done; 1: a file is unusable,
+some prediction rows were bad (they are listed and left out; the rest is evaluated), or
+--json cannot be written.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+from pathlib import Path
+
+from core.problems import Problem, ValidationError, errors_of
+
+MAX_PROBLEMS_SHOWN = 20
+# pycocotools' summarize lines, in STAT_NAMES order
+_SUMMARY = [
+    ("Average Precision", "(AP)", "0.50:0.95", "all", 100), ("Average Precision", "(AP)", "0.50", "all", 100),
+    ("Average Precision", "(AP)", "0.75", "all", 100), ("Average Precision", "(AP)", "0.50:0.95", "small", 100),
+    ("Average Precision", "(AP)", "0.50:0.95", "medium", 100), ("Average Precision", "(AP)", "0.50:0.95", "large", 100),
+    ("Average Recall", "(AR)", "0.50:0.95", "all", 1), ("Average Recall", "(AR)", "0.50:0.95", "all", 10),
+    ("Average Recall", "(AR)", "0.50:0.95", "all", 100), ("Average Recall", "(AR)", "0.50:0.95", "small", 100),
+    ("Average Recall", "(AR)", "0.50:0.95", "medium", 100), ("Average Recall", "(AR)", "0.50:0.95", "large", 100),
+]
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="COCO metrics, per-class errors and TIDE dAP of a submission",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    p.add_argument("gt", type=Path, help="COCO ground-truth json")
+    p.add_argument("pred", type=Path, help="submission CSV (PredictionString,image_id) or COCO results json")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU threshold of the per-box outcomes (default 0.5)")
+    p.add_argument("--score-threshold", type=float, default=None, metavar="T",
+                   help="delete every box scoring below T first")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write the results as json")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.dataset import load_coco
+    from core.evaluation import evaluate
+    from core.predictions import load_predictions
+
+    if not 0.0 < args.iou <= 1.0:
+        print(f"error: --iou {args.iou} is not in (0, 1]; give e.g. --iou 0.5")
+        return 1
+    try:
+        dataset = load_coco(args.gt)
+    except ValidationError as exc:
+        _print_problems(exc.problems)
+        print(f"{args.gt}: not a usable COCO ground truth; fix the errors above.")
+        return 1
+    try:
+        preds = load_predictions(args.pred, dataset=dataset)
+    except ValidationError as exc:
+        _print_problems(exc.problems)
+        print(f"{args.pred}: not usable as predictions; fix the errors above.")
+        return 1
+    _print_problems(dataset.problems + preds.problems)
+    if args.score_threshold is not None:
+        kept = preds.scores >= args.score_threshold
+        print(f"score threshold {args.score_threshold:g}: {int((~kept).sum())} of {len(preds)} boxes deleted")
+        preds = preds.subset(kept)
+    with _scipy_hidden():
+        ev = evaluate(dataset, preds, iou_thr=args.iou)
+    for problem in ev.problems:
+        print(problem)
+    _print_report(ev)
+    status = 0
+    if args.json is not None:
+        try:
+            args.json.write_text(json.dumps(_as_json(ev, args), indent=1, allow_nan=False))
+        except OSError as exc:
+            print(f"{args.json}: error: cannot write: {exc.strerror or exc}; check the folder")
+            status = 1
+    bad = errors_of(preds.problems)
+    if bad:
+        print(f"{args.pred}: {len(bad)} error(s): those rows were left out of the numbers above (exit 1).")
+        status = 1
+    return status
+
+
+@contextlib.contextmanager
+def _scipy_hidden():
+    """Hide scipy while numba starts: its first compile imports scipy.linalg (~0.3 s) for BLAS
+    support our kernels never use. Only here: a command runs one thread, so nothing else can
+    be importing scipy meanwhile (the dashboard's sessions could)."""
+    if "scipy" in sys.modules:
+        yield
+        return
+    sys.modules["scipy"] = None  # makes `import scipy...` raise ImportError, which numba allows
+    try:
+        yield
+    finally:
+        del sys.modules["scipy"]
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        print(problem)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more problem(s); "
+              "`python -m core validate` lists them all")
+
+
+def _print_report(ev) -> None:
+    from core.errors import PREDICTION_ERRORS
+
+    for (title, kind, iou, area, max_dets), value in zip(_SUMMARY, ev.stats.values()):
+        print(f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d} ] = {value:0.3f}")
+    view = ev.at(-math.inf)
+    table = view.per_class.merge(ev.per_class[["category_id", "ap"]], on="category_id")
+    errors = [e.value for e in PREDICTION_ERRORS]
+    heads = ["AP50", "AP", "TP"] + [e.short_name for e in PREDICTION_ERRORS] + ["Missed"]
+    width = max([len("class"), len("total")] + [len(str(n)) for n in table["name"]])
+    iou_name = f"AP{round(ev.iou_thr * 100)}"
+    heads[0] = iou_name
+    print()
+    print(f"{'class':<{width}}  " + "  ".join(f"{h:>7}" for h in heads))
+    for row in table.itertuples(index=False):
+        values = [_fmt(row.ap50), _fmt(row.ap), row.tp] + [getattr(row, e) for e in errors] + [row.missed]
+        print(f"{str(row.name):<{width}}  " + "  ".join(f"{v:>7}" for v in values))
+    totals = [_fmt(view.map50), _fmt(ev.stats["map"]), view.counts["tp"]] + \
+        [view.counts[e] for e in errors] + [view.counts["missed"]]
+    print(f"{'total':<{width}}  " + "  ".join(f"{v:>7}" for v in totals))
+    print(f"precision {view.precision:.3f}  recall {view.recall:.3f}  F1 {view.f1:.3f}  "
+          f"(IoU {ev.iou_thr:g}; {view.counts['ignored']} box(es) ignored as COCO does)")
+    tide = ev.tide
+    print(f"TIDE dAP@{ev.iou_thr:g} (mAP gained by fixing each error type): " + "  ".join(
+        f"{short} {dap:.4f}" for short, dap in zip([_short(e) for e in tide["error"]], tide["dap"])))
+    if len(ev.unknown_image_keys):
+        print(f"{len(ev.unknown_image_keys)} prediction image(s) not in the ground truth, left out: "
+              + ", ".join(map(str, ev.unknown_image_keys[:5])) + (" ..." if len(ev.unknown_image_keys) > 5 else ""))
+
+
+def _short(value: str) -> str:
+    from core.errors import ErrorType
+
+    return ErrorType(value).short_name
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _clean(value):
+    """json-safe: NaN -> None, numpy scalars -> python."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _as_json(ev, args) -> dict:
+    view = ev.at(-math.inf)
+    per_class = view.per_class.merge(ev.per_class[["category_id", "ap", "ap75", "n_gt", "n_pred"]], on="category_id")
+    return {
+        "gt": str(args.gt), "pred": str(args.pred), "iou_thr": ev.iou_thr,
+        "score_threshold": args.score_threshold,
+        **{name: _clean(value) for name, value in ev.stats.items()},
+        "per_class": [{("id" if k == "category_id" else k): _clean(v) for k, v in row.items()}
+                      for row in per_class.to_dict("records")],
+        "errors": {k: int(v) for k, v in view.counts.items()},
+        "precision": _clean(view.precision), "recall": _clean(view.recall), "f1": _clean(view.f1),
+        "tide": {"ap_base": _clean(ev.tide_ap_base),
+                 "dap": {row.error: _clean(row.dap) for row in ev.tide.itertuples()},
+                 "count": {row.error: int(row.count) for row in ev.tide.itertuples()},
+                 **{k: _clean(v) for k, v in ev.tide_special.items()}},
+        "unknown_image_keys": [str(k) for k in ev.unknown_image_keys],
+    }

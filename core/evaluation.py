@@ -1,0 +1,318 @@
+"""Evaluate a set of predictions against a dataset once; look at it at any score threshold.
+
+    ev = evaluate(dataset, preds, iou_thr=0.5)   # matching, COCO stats, TIDE: the heavy part
+    view = ev.at(0.3)                            # counts, P/R/F1, mAP@0.5, confusion: cheap
+
+Engine: DetLens' own. COCO's matching (ten IoU thresholds, four area ranges) and the per-box
+outcomes at `iou_thr` run compiled by numba in `core.coco_kernels` (built ahead of time by
+`python -m core.kernels` when possible, see core.kernels), as does the accumulation into the
+twelve COCO stats; TIDE dAP, threshold views, confusion matrix and curves are numpy.
+Tests hold it to pycocotools (stats to 1e-9, confusion matrices), hotcoco (TIDE counts and
+dAP) and the published reference cases. One deliberate difference from pycocotools: a ground
+truth whose annotation id is 0 is matched like any other (pycocotools uses 0 as its
+"unmatched" marker, so it counts that box as missed and its detection as a false positive).
+A score threshold never re-runs the matching: deleting the boxes below t removes only the
+tail of every score-ordered list, so a view equals a re-run (tested).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from core.errors import ERROR_TYPES, OUTCOME_CODES, PREDICTION_ERRORS, ErrorType
+from core.metrics import (COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS,
+                          per_class_ap_from_precision, summarize)
+from core.problems import Problem, Severity
+from core.tables import Dataset, Predictions
+from core.thresholds import Ranked, ThresholdView, lookup, threshold_curve
+from core.tide import TideInput, tide_errors
+
+MAX_DETS = 100         # COCO's maxDets for AP@[.5:.95], AP50 and the per-box outcomes
+BACKGROUND_IOU = 0.1   # TIDE's bg_thresh
+
+__all__ = ["evaluate", "Evaluation", "ThresholdView", "ErrorType", "ERROR_TYPES", "PREDICTION_ERRORS"]
+
+
+@dataclass
+class Evaluation:
+    """Everything computed once for a dataset and a set of predictions.
+
+    stats: the 12 COCO stats (STAT_NAMES). per_class: category_id, name, ap, ap50, ap75 (COCO,
+    NaN without ground truth), n_gt, n_pred. dets: one row per prediction on a known image of
+    a known class, sorted by (image_index, -score): pred_index, image_index, category_id, score,
+    x1, y1, x2, y2, outcome (ErrorType value; "ignored" = left out by COCO: crowd region or
+    beyond max_dets), iou, gt_index. gts: one row per annotation: ann_index, image_index,
+    category_id, iscrowd, matched_pred, matched_score, iou, tide_missed (TIDE's Miss: unmatched
+    and no classification/localization error to fix it). tide: error, count, dap in TIDE's
+    order; tide_ap_base: the mAP the dAPs are gains over; tide_special: FalsePos / FalseNeg dAP.
+    unknown_image_keys: prediction images the dataset lacks (left out); problems: what was
+    left out and why. Outcomes, views and TIDE are at `iou_thr`; `stats` at COCO's thresholds.
+    """
+
+    dataset: Dataset
+    iou_thr: float
+    stats: dict
+    per_class: pd.DataFrame
+    tide: pd.DataFrame
+    tide_ap_base: float
+    tide_special: dict
+    unknown_image_keys: np.ndarray
+    problems: list[Problem] = field(default_factory=list)
+    _ranked: Ranked = field(default=None, repr=False)
+    _arrays: tuple = field(default=None, repr=False)  # what dets and gts are built from
+
+    @cached_property
+    def dets(self) -> pd.DataFrame:
+        """One row per prediction (built on first use: a command line run never needs it)."""
+        det, outcome, _ = self._arrays
+        return _dets_table(det, outcome)
+
+    @cached_property
+    def gts(self) -> pd.DataFrame:
+        """One row per annotation (built on first use)."""
+        det, outcome, tide_missed = self._arrays
+        return _gts_table(self.dataset, det, _gt_arrays(self.dataset), outcome, tide_missed)
+
+    def at(self, score_thr: float) -> ThresholdView:
+        """The evaluation with every prediction scoring below `score_thr` deleted."""
+        return ThresholdView(self._ranked, float(score_thr), self, self.dataset)
+
+    @cached_property
+    def per_image(self) -> pd.DataFrame:
+        """image_index, file_name, n_gt, n_pred, n_tp, n_fp, n_missed, ap50 (at no threshold)."""
+        return self.at(-np.inf).per_image
+
+    def threshold_curve(self, category_id: int | None = None, thresholds=None) -> pd.DataFrame:
+        """score_thr, precision, recall, f1, map50 at each threshold (one class or all)."""
+        return threshold_curve(self._ranked, category_id, thresholds)
+
+
+def evaluate(dataset: Dataset, preds: Predictions, *, iou_thr: float = 0.5,
+             max_dets: int = MAX_DETS) -> Evaluation:
+    """Match, score and classify every prediction; COCO stats at IoU .50:.95, the rest at iou_thr.
+
+    max_dets: COCO's maxDets[-1], the predictions kept per image and class (per image for
+    the class-agnostic confusion matrix); the COCO stats use maxDets [1, 10, max_dets].
+    """
+    if not 0.0 < iou_thr <= 1.0:
+        raise ValueError(f"Invalid iou_thr {iou_thr!r}. Only values in (0, 1] are supported.")
+    if int(max_dets) < 1:
+        raise ValueError(f"Invalid max_dets {max_dets!r}. Only positive integers are supported.")
+    max_dets = int(max_dets)
+    det, unknown_image_keys, problems = _known_predictions(dataset, preds)
+    gt = _gt_arrays(dataset)
+    n_images, n_classes = len(dataset.images), len(dataset.categories)
+
+    outcome = _match(det, gt, n_images, iou_thr, max_dets)
+    det_order = _accumulate_order(det, dataset)
+    class_order = det_order[_stable_argsort_small(det.cls[det_order])]   # by class, then that order
+    precision, recall = _coco_accumulate(outcome, det, gt, class_order, n_classes, max_dets)
+
+    position = np.empty(len(det.score), np.int64)                        # rank in det_order
+    position[det_order] = np.arange(len(det.score))
+    rows = class_order[outcome.code[class_order] != ErrorType.IGNORED.code]  # sorted, as TIDE wants
+    tide = tide_errors(TideInput(
+        det_class=det.cls[rows], det_order=position[rows], det_code=outcome.code[rows],
+        det_gt=outcome.gt[rows], gt_class=np.where(gt.crowd, -1, gt.cls), gt_used=outcome.gt_det >= 0,
+        n_classes=n_classes,
+    ))
+    ranked = Ranked.build(
+        det_image=det.image, det_cls=det.cls, det_score=det.score, det_code=outcome.code,
+        class_order=class_order, gt_image=gt.image, gt_cls=gt.cls, gt_crowd=gt.crowd,
+        gt_det=outcome.gt_det, cm_det_ignored=outcome.cm_ignored, cm_gt_det=outcome.cm_gt_det,
+        category_ids=dataset.category_ids, category_names=dataset.categories["name"].tolist(),
+        n_images=n_images,
+    )
+    return Evaluation(
+        dataset=dataset, iou_thr=iou_thr, stats=summarize(precision, recall),
+        per_class=_per_class_table(dataset, det, gt, precision), tide=tide.table,
+        tide_ap_base=tide.ap_base, tide_special=tide.special,
+        unknown_image_keys=unknown_image_keys, problems=problems, _ranked=ranked,
+        _arrays=(det, outcome, tide.missed_gt),
+    )
+
+
+def _known_predictions(dataset: Dataset, preds: Predictions) -> tuple["_DetArrays", np.ndarray, list[Problem]]:
+    """The predictions on dataset images with dataset classes, in ev.dets order (by image, then
+    descending score); the unknown image keys; a warning for each kind of box left out."""
+    problems: list[Problem] = []
+    det_image = preds.image_index_in(dataset)
+    unknown_image_keys = np.asarray(preds.image_keys, dtype=object)[
+        dataset.image_index_of_file(preds.image_keys) < 0]
+    if len(unknown_image_keys):
+        problems.append(Problem(
+            Severity.WARNING,
+            f"{len(unknown_image_keys)} image(s) in the predictions are not in the ground truth "
+            f"(first: {unknown_image_keys[0]!r}); their {int(np.sum(det_image < 0))} box(es) are "
+            "left out of the metrics.", file=preds.source))
+    class_of_label = pd.Index(dataset.category_ids).get_indexer(pd.Index(preds.labels))
+    unknown_label = (class_of_label < 0) & (det_image >= 0)
+    if unknown_label.any():
+        bad = np.unique(preds.labels[unknown_label])
+        problems.append(Problem(
+            Severity.WARNING,
+            f"{int(unknown_label.sum())} box(es) have a label that is not a category id of the "
+            f"ground truth ({', '.join(map(str, bad[:10].tolist()))}); they are left out.",
+            file=preds.source))
+    rows = _image_then_score_order(np.flatnonzero((det_image >= 0) & (class_of_label >= 0)),
+                                   det_image, preds.scores)
+    det = _DetArrays(
+        pred_index=rows, image=det_image[rows], cls=class_of_label[rows].astype(np.int64),
+        label=preds.labels[rows].astype(np.int64), score=preds.scores[rows].astype(np.float64),
+        xyxy=preds.boxes_xyxy[rows].reshape(-1, 4),
+    )
+    return det, unknown_image_keys, problems
+
+
+def _gt_arrays(dataset: Dataset) -> "_GtArrays":
+    ann = dataset.annotations
+    return _GtArrays(
+        image=ann["image_index"].to_numpy(np.int64),
+        cls=pd.Index(dataset.category_ids).get_indexer(pd.Index(ann["category_id"].to_numpy())).astype(np.int64),
+        xywh=ann[["x", "y", "w", "h"]].to_numpy(np.float64).reshape(-1, 4),
+        crowd=ann["iscrowd"].to_numpy().astype(bool),
+        area=ann["area"].to_numpy(np.float64),
+    )
+
+
+def _dets_table(det: "_DetArrays", outcome: "_Outcome") -> pd.DataFrame:
+    return pd.DataFrame({
+        "pred_index": det.pred_index, "image_index": det.image, "category_id": det.label,
+        "score": det.score, "x1": det.xyxy[:, 0], "y1": det.xyxy[:, 1],
+        "x2": det.xyxy[:, 2], "y2": det.xyxy[:, 3],
+        "outcome": pd.Categorical.from_codes(outcome.code, categories=[e.value for e in OUTCOME_CODES]),
+        "iou": outcome.iou, "gt_index": outcome.gt,
+    })
+
+
+def _gts_table(dataset: Dataset, det: "_DetArrays", gt: "_GtArrays", outcome: "_Outcome",
+               tide_missed: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({
+        "ann_index": np.arange(len(gt.image)), "image_index": gt.image,
+        "category_id": dataset.annotations["category_id"].to_numpy(), "iscrowd": gt.crowd.astype(np.int64),
+        "matched_pred": lookup(det.pred_index, outcome.gt_det, -1),
+        "matched_score": lookup(det.score, outcome.gt_det, np.nan),
+        "iou": lookup(outcome.iou, outcome.gt_det, 0.0),
+        "tide_missed": tide_missed,
+    })
+
+
+def _image_then_score_order(rows: np.ndarray, image: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """rows sorted by image, then descending score, stable (detectors' CSVs usually are)."""
+    img, score = image[rows], scores[rows]
+    same_image = img[1:] == img[:-1]
+    if np.all(img[1:] >= img[:-1]) and np.all(score[1:][same_image] <= score[:-1][same_image]):
+        return rows
+    rows = rows[np.argsort(-score, kind="stable")]
+    return rows[np.argsort(image[rows], kind="stable")]
+
+
+def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
+    """Stable argsort of small non-negative ints (class positions): numpy radix-sorts int16."""
+    small = values.astype(np.int16) if values.size and values.max() < 2 ** 15 else values
+    return np.argsort(small, kind="stable")
+
+
+@dataclass(frozen=True)
+class _DetArrays:
+    pred_index: np.ndarray  # [N] row in the Predictions arrays
+    image: np.ndarray       # [N] dataset image index
+    cls: np.ndarray         # [N] class position 0..K-1
+    label: np.ndarray       # [N] category id
+    score: np.ndarray       # [N]
+    xyxy: np.ndarray        # [N, 4]
+
+    @property
+    def xywh(self) -> np.ndarray:
+        xywh = self.xyxy.copy()
+        xywh[:, 2:] -= xywh[:, :2]
+        return xywh
+
+
+@dataclass(frozen=True)
+class _GtArrays:
+    image: np.ndarray  # [G]
+    cls: np.ndarray    # [G] class position
+    xywh: np.ndarray   # [G, 4] as written in the json
+    crowd: np.ndarray  # [G] bool
+    area: np.ndarray   # [G] the json's area (COCO's size ranges use it)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    code: np.ndarray        # [N] ErrorType.code at iou_thr
+    gt: np.ndarray          # [N] deciding ground truth or -1
+    iou: np.ndarray         # [N]
+    gt_det: np.ndarray      # [G] matched prediction (row in det arrays) or -1
+    group_rank: np.ndarray  # [N] rank within (image, class)
+    cm_det_gt: np.ndarray   # [N] class-agnostic match or -1
+    cm_ignored: np.ndarray  # [N] bool: left out of the class-agnostic matching
+    cm_gt_det: np.ndarray   # [G]
+    coco: np.ndarray        # [N, T, A] COCO status per IoU threshold and area range
+    never_matched: np.ndarray  # [N] bool: the same COCO status at every threshold
+
+
+def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_dets: int) -> _Outcome:
+    """Run the compiled matcher over all images (predictions are already grouped by image)."""
+    from core.kernels import kernels  # compiled code: loaded when evaluating, not on import
+
+    gt_order = np.argsort(gt.image, kind="stable")                     # by image, ann order
+    inverse = np.empty_like(gt_order)
+    inverse[gt_order] = np.arange(len(gt_order))
+    det_start = np.searchsorted(det.image, np.arange(n_images + 1))
+    gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))
+    (rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco,
+     never_matched) = kernels().match_images(
+        det_start, det.cls, det.score, det.xywh, gt_start, gt.cls[gt_order], gt.xywh[gt_order],
+        gt.crowd[gt_order], gt.area[gt_order], float(iou_thr), BACKGROUND_IOU,
+        COCO_IOU_THRS, COCO_AREA_RANGES, max_dets)
+
+    def to_ann(sorted_gt: np.ndarray) -> np.ndarray:                  # kernel's gt rows -> ann rows
+        return lookup(gt_order, sorted_gt, -1)
+
+    return _Outcome(code=code, gt=to_ann(out_gt), iou=out_iou, gt_det=gt_det[inverse],
+                    group_rank=rank, cm_det_gt=to_ann(cm_det_gt), cm_ignored=cm_ignored,
+                    cm_gt_det=cm_gt_det[inverse], coco=coco, never_matched=never_matched)
+
+
+def _accumulate_order(det: _DetArrays, dataset: Dataset) -> np.ndarray:
+    """Prediction rows in pycocotools' accumulate order: descending score, stable over the
+    per-image lists taken in ascending image id."""
+    image_rank = np.empty(len(dataset.images), np.int64)
+    image_rank[np.argsort(dataset.images["id"].to_numpy(), kind="stable")] = np.arange(len(image_rank))
+    rows = np.arange(len(det.score))
+    if np.any(np.diff(image_rank) < 0):                                # ids not in file order
+        rows = np.argsort(image_rank[det.image], kind="stable")
+    return rows[np.argsort(-det.score[rows], kind="stable")]
+
+
+def _coco_accumulate(outcome: _Outcome, det: _DetArrays, gt: _GtArrays, class_order: np.ndarray,
+                     n_classes: int, max_dets: int) -> tuple[np.ndarray, np.ndarray]:
+    from core.kernels import kernels
+
+    class_start = np.searchsorted(det.cls[class_order], np.arange(n_classes + 1))
+    lo, hi = COCO_AREA_RANGES[:, 0], COCO_AREA_RANGES[:, 1]
+    in_range = (gt.area[:, None] >= lo) & (gt.area[:, None] <= hi) & ~gt.crowd[:, None]   # [G,A]
+    n_pos = np.zeros((n_classes, len(lo)), np.int64)
+    np.add.at(n_pos, gt.cls, in_range.astype(np.int64))
+    # in class order once, so that the kernel's passes read memory sequentially
+    return kernels().accumulate(outcome.coco[class_order], outcome.never_matched[class_order], class_start,
+                                outcome.group_rank[class_order],
+                                   np.array([1, 10, max_dets]), n_pos, COCO_RECALL_THRS)
+
+
+def _per_class_table(dataset: Dataset, det: _DetArrays, gt: _GtArrays, precision: np.ndarray) -> pd.DataFrame:
+    k = len(dataset.categories)
+    return pd.DataFrame({
+        "category_id": dataset.categories["id"].to_numpy(),
+        "name": dataset.categories["name"].to_numpy(),
+        "ap": per_class_ap_from_precision(precision, None),
+        "ap50": per_class_ap_from_precision(precision, 0),
+        "ap75": per_class_ap_from_precision(precision, 5),
+        "n_gt": np.bincount(gt.cls[~gt.crowd], minlength=k),
+        "n_pred": np.bincount(det.cls, minlength=k),
+    })
+

@@ -1,0 +1,112 @@
+"""The compiled evaluation kernels: an ahead-of-time build when there is one, numba's JIT otherwise.
+
+`core.coco_kernels` is the one source. Run through numba's JIT it costs every new process
+~0.5 s (importing numba, setting up its compiler) before the cached machine code runs. The
+same functions compiled ahead of time by numba.pycc into an extension module import in
+milliseconds and need no numba at run time, which is what a command-line run wants:
+
+    python -m core.kernels        # build once (~20 s); `python -m core` processes then use it
+
+The build is tagged with a hash of the kernel source and the numba/numpy/Python versions,
+so an edited kernel is never served stale; without a build everything still works (JIT).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("coco_kernels.py")
+# numba signatures of the exported functions (all arrays C-contiguous or not: layout "A")
+SIGNATURES = {
+    "match_images": "Tuple((i8[:], i8[:], i8[:], f8[:], i8[:], i8[:], b1[:], i8[:], u1[:,:,:], b1[:]))"
+                    "(i8[:], i8[:], f8[:], f8[:,:], i8[:], i8[:], f8[:,:], b1[:], f8[:], f8, f8, f8[:], "
+                    "f8[:,:], i8)",
+    "accumulate": "Tuple((f8[:,:,:,:,:], f8[:,:,:,:]))(u1[:,:,:], b1[:], i8[:], i8[:], i8[:], i8[:,:], f8[:])",
+}
+
+
+@lru_cache(maxsize=1)
+def kernels():
+    """The module with `match_images` and `accumulate`: the ahead-of-time build if present
+    (DETLENS_KERNELS=jit in the environment forces the JIT)."""
+    built = None if os.environ.get("DETLENS_KERNELS") == "jit" else load_built(default_build_dir())
+    if built is not None:
+        return built
+    from core import coco_kernels  # numba JIT (cache=True: compiled once per checkout)
+
+    return coco_kernels
+
+
+def build_tag() -> str:
+    """Hash of what the machine code depends on: kernel source, numba, numpy, Python."""
+    digest = hashlib.sha256(SOURCE.read_bytes())
+    for package in ("numba", "numpy"):
+        digest.update(importlib.metadata.version(package).encode())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()[:16]
+
+
+def module_name() -> str:
+    return f"_detlens_kernels_{build_tag()}"
+
+
+def default_build_dir() -> Path:
+    return Path(__file__).with_name("__pycache__")
+
+
+def load_built(folder: Path):
+    """The built module in `folder` for the current source and versions, else None."""
+    name = module_name()
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.exists():
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except ImportError:
+                return None  # built for another platform: fall back to the JIT
+            return module
+    return None
+
+
+def build(folder: Path) -> Path:
+    """Compile the kernels ahead of time into `folder`; returns the extension's path."""
+    with warnings.catch_warnings():  # pycc is "pending deprecation"; the JIT stays the fallback
+        warnings.simplefilter("ignore")
+        from numba.pycc import CC
+
+    from core import coco_kernels
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:  # then one atomic rename
+        cc = CC(module_name())
+        cc.output_dir = scratch
+        cc.verbose = False
+        for function, signature in SIGNATURES.items():
+            cc.export(function, signature)(getattr(coco_kernels, function).py_func)
+        cc.compile()
+        (built,) = Path(scratch).glob(f"{module_name()}*")
+        target = folder / built.name
+        os.replace(built, target)
+    for stale in folder.glob("_detlens_kernels_*"):  # builds of older kernel sources
+        if stale != target and stale.is_file():
+            stale.unlink()
+    return target
+
+
+if __name__ == "__main__":
+    try:
+        print(f"built {build(default_build_dir())}")
+    except Exception as exc:  # no compiler, no pycc in a future numba...: the JIT still serves
+        print(f"could not build the kernels ahead of time ({type(exc).__name__}: {exc}); "
+              "DetLens keeps using numba's JIT, which works, only starts slower")
+        sys.exit(1)

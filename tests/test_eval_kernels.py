@@ -1,0 +1,34 @@
+"""The ahead-of-time build of the kernels computes exactly what numba's JIT computes."""
+from __future__ import annotations
+
+import numpy as np
+
+from core import coco_kernels, kernels
+from core.evaluation import _gt_arrays, _known_predictions
+from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
+from tests.eval_support import dataset_of, predictions_of, random_case
+
+
+def test_ahead_of_time_build_equals_jit(tmp_path):
+    assert kernels.load_built(tmp_path) is None
+    built = kernels.load_built(kernels.build(tmp_path).parent)
+    assert built is not None and built.__name__ == kernels.module_name()
+
+    doc, *arrays = random_case(4, n_images=25, crowd_rate=0.1)
+    dataset = dataset_of(doc)
+    det, _, _ = _known_predictions(dataset, predictions_of(dataset, *arrays))
+    gt = _gt_arrays(dataset)
+    order = np.argsort(gt.image, kind="stable")
+    args = (np.searchsorted(det.image, np.arange(len(dataset.images) + 1)), det.cls, det.score, det.xywh,
+            np.searchsorted(gt.image[order], np.arange(len(dataset.images) + 1)), gt.cls[order], gt.xywh[order],
+            gt.crowd[order], gt.area[order], 0.5, 0.1, COCO_IOU_THRS, COCO_AREA_RANGES, 100)
+    jit, aot = coco_kernels.match_images(*args), built.match_images(*args)
+    for a, b in zip(jit, aot):
+        np.testing.assert_array_equal(a, b)
+    rank, coco, never = jit[0], jit[8], jit[9]
+    class_order = np.lexsort((np.arange(len(det.score)), -det.score, det.cls))
+    acc_args = (coco[class_order], never[class_order],
+                np.searchsorted(det.cls[class_order], np.arange(len(doc["categories"]) + 1)), rank[class_order],
+                np.array([1, 10, 100]), np.full((len(doc["categories"]), 4), 5, np.int64), COCO_RECALL_THRS)
+    for a, b in zip(coco_kernels.accumulate(*acc_args), built.accumulate(*acc_args)):
+        np.testing.assert_array_equal(a, b)
