@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> module under core.cli; each module defines add_parser(subparsers) and run(args) -> int
@@ -36,4 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except BrokenPipeError:
+        # stdout was closed early (e.g. piped into `head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("DETLENS_DEBUG"):
+            raise
+        print(f"python -m core {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+              "This is a bug in DetLens; rerun with DETLENS_DEBUG=1 for the traceback.", file=sys.stderr)
+        return 1
