@@ -73,6 +73,12 @@ def _outline_xy(boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+def _label_halo(color: str) -> str:
+    """CSS text-shadow drawing a solid-looking backdrop of `color` behind label text."""
+    offsets = ["2px 0", "-2px 0", "0 2px", "0 -2px", "2px 2px", "-2px -2px", "2px -2px", "-2px 2px"]
+    return ", ".join(f"{offset} 1px {color}" for offset in offsets)
+
+
 def _axis_names(i: int) -> tuple[str, str, str, str]:
     """Trace refs and layout keys of panel i: ('x', 'y', 'xaxis', 'yaxis'), then 'x2' ..."""
     suffix = "" if i == 0 else str(i + 1)
@@ -100,7 +106,10 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
         mode="markers+text" if any(labels) else "markers", xaxis=xref, yaxis=yref,
         name=layer.name, legendgroup=layer.name, showlegend=False,
         text=labels + [""] * len(boxes), textposition="top right",
-        textfont=dict(size=11, color=layer.color, shadow="auto"),
+        # a halo of the layer colour around contrasting text reads like a label tag on any
+        # photo, and stays a cheap text trace (annotations with a bgcolor redraw slowly)
+        textfont=dict(size=11, weight="bold", color=text_color_on(layer.color),
+                      shadow=_label_halo(layer.color)),
         hovertext=hovers * 2, hoverinfo="text",
         marker=dict(color=layer.color, size=8, opacity=0.0),
         hoverlabel=dict(bgcolor=layer.color, font=dict(color=text_color_on(layer.color))),

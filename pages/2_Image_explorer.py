@@ -8,49 +8,13 @@ from core.browse import SORT_ORDERS, find_image
 from core.colors import OUTCOME_LABELS
 from core.drawing import PREDICTION_OUTCOMES
 from ui import state as S
-from ui.explorer import image_list
-from ui.sidebar import active_data, page_setup
+from ui.explorer import ImageList, image_list
+from ui.sidebar import ActiveData, active_data, page_setup, score_slider
 from ui.widgets import (box_table, draw_image_panels, gt_rows, image_panels, image_ref_for,
                         outcome_legend, prediction_rows)
 
 OUTCOME_CHOICES = PREDICTION_OUTCOMES + ["missed"]
 JUMP_ERROR = "_explorer_jump_error"
-
-page_setup("Image explorer")
-data = active_data()
-st.title("Image explorer")
-if data.dataset is None and data.predictions is None:
-    st.info("Load a ground truth or predictions in the sidebar.")
-    st.stop()
-
-# --- which images: filters and order -----------------------------------------------------------
-names = data.class_names
-name_to_id = {v: k for k, v in names.items()}
-controls = st.columns([1.2, 2, 2, 1, 0.8])
-order = controls[0].selectbox("Sort images by", SORT_ORDERS, **S.bind(S.EXPLORER_SORT, SORT_ORDERS))
-class_filter = controls[1].multiselect("Classes", list(names.values()), placeholder="all classes",
-                                       **S.bind(S.EXPLORER_CLASSES, list(names.values())))
-outcome_options = OUTCOME_CHOICES if data.view is not None else []
-outcome_filter = controls[2].multiselect(
-    "Outcomes", outcome_options, format_func=lambda o: OUTCOME_LABELS[o], placeholder="all outcomes",
-    disabled=data.view is None, **S.bind(S.EXPLORER_OUTCOMES, outcome_options))
-color_by = controls[3].radio("Colour by", ["outcome", "class"], horizontal=False,
-                             **S.bind(S.EXPLORER_COLOR_BY, ["outcome", "class"]))
-show_labels = controls[4].toggle("Labels", **S.bind(S.EXPLORER_LABELS))
-
-class_ids = [name_to_id[n] for n in class_filter] or None
-outcomes = list(outcome_filter) or None
-listing = image_list(data, order, class_ids, outcomes)
-table, positions = listing.table, listing.positions
-if not len(table):
-    st.warning("No image matches the class and outcome filters; clear them above.")
-    st.stop()
-keys = listing.keys
-
-# --- navigation ------------------------------------------------------------------------------------
-current = st.session_state[S.EXPLORER_IMAGE]
-position = positions.get(current, 0)
-st.session_state[S.EXPLORER_IMAGE] = keys[position]
 
 
 def _go_to(key: str) -> None:
@@ -58,67 +22,121 @@ def _go_to(key: str) -> None:
     st.session_state[JUMP_ERROR] = None
 
 
-def _go_to_position() -> None:
+def _go_to_position(keys: list[str]) -> None:
     _go_to(keys[int(st.session_state["_explorer_position"]) - 1])
 
 
-def _jump() -> None:
+def _jump(listing: ImageList) -> None:
     query = st.session_state["_explorer_jump"]
-    found = find_image(table, query)
+    found = find_image(listing.table, query)
     if found is None:
         st.session_state[JUMP_ERROR] = (f"No image '{query}' in the list (file name or image id; "
-                                         "filters above may hide it).")
+                                        "filters above may hide it).")
     else:
-        _go_to(keys[found])
+        _go_to(listing.keys[found])
     st.session_state["_explorer_jump"] = ""
 
 
-nav = st.columns([0.6, 1.2, 0.6, 2.2, 3])
-nav[0].button("◀ Previous", key="_explorer_prev", on_click=_go_to,
-              args=(keys[max(position - 1, 0)],), disabled=position == 0, width="stretch")
-st.session_state["_explorer_position"] = position + 1
-nav[1].number_input(f"Image (of {len(keys):,})", min_value=1, max_value=len(keys), step=1,
-                    key="_explorer_position", on_change=_go_to_position, label_visibility="collapsed")
-nav[2].button("Next ▶", key="_explorer_next", on_click=_go_to,
-              args=(keys[min(position + 1, len(keys) - 1)],), disabled=position >= len(keys) - 1,
-              width="stretch")
-nav[3].text_input("Jump to", key="_explorer_jump", on_change=_jump, label_visibility="collapsed",
-                  placeholder="jump to file name or image id")
-if st.session_state.get(JUMP_ERROR):
-    st.error(st.session_state[JUMP_ERROR])
+def _filters(data: ActiveData):
+    """The list's order, class and outcome filters and the drawing options (widgets in a row)."""
+    names = data.class_names
+    name_to_id = {v: k for k, v in names.items()}
+    controls = st.columns([1.2, 2, 2, 1, 0.8])
+    order = controls[0].selectbox("Sort images by", SORT_ORDERS, **S.bind(S.EXPLORER_SORT, SORT_ORDERS))
+    class_filter = controls[1].multiselect("Classes", list(names.values()), placeholder="all classes",
+                                           **S.bind(S.EXPLORER_CLASSES, list(names.values())))
+    outcome_options = OUTCOME_CHOICES if data.view is not None else []
+    outcome_filter = controls[2].multiselect(
+        "Outcomes", outcome_options, format_func=lambda o: OUTCOME_LABELS[o],
+        placeholder="all outcomes", disabled=data.view is None,
+        **S.bind(S.EXPLORER_OUTCOMES, outcome_options))
+    color_by = controls[3].radio("Colour by", ["outcome", "class"], horizontal=False,
+                                 **S.bind(S.EXPLORER_COLOR_BY, ["outcome", "class"]))
+    show_labels = controls[4].toggle("Labels", **S.bind(S.EXPLORER_LABELS))
+    class_ids = [name_to_id[n] for n in class_filter] or None
+    return order, class_ids, list(outcome_filter) or None, color_by, show_labels
 
-row = table.iloc[position]
-key, image_index = str(row["key"]), int(row["image_index"])
 
-# --- the image -------------------------------------------------------------------------------------
-dets = prediction_rows(data, key, image_index)
-gts = gt_rows(data, image_index, dets)
-if class_ids is not None:
-    dets = dets[dets["category_id"].isin(class_ids)]
-    gts = gts[gts["category_id"].isin(class_ids)]
-if outcomes is not None:
-    dets = dets[dets["outcome"].astype(str).isin(outcomes)] if "outcome" in dets else dets
-    gts = gts[gts["status"].isin(outcomes)]
+def _navigation(listing: ImageList) -> tuple[int, st.delta_generator.DeltaGenerator]:
+    """Previous / position / next / jump; returns the shown row and the cell for its facts."""
+    keys = listing.keys
+    position = listing.positions.get(st.session_state[S.EXPLORER_IMAGE], 0)
+    st.session_state[S.EXPLORER_IMAGE] = keys[position]
+    nav = st.columns([0.6, 1.2, 0.6, 2.2, 3])
+    nav[0].button("◀ Previous", key="_explorer_prev", on_click=_go_to,
+                  args=(keys[max(position - 1, 0)],), disabled=position == 0, width="stretch")
+    st.session_state["_explorer_position"] = position + 1
+    nav[1].number_input(f"Image (of {len(keys):,})", min_value=1, max_value=len(keys), step=1,
+                        key="_explorer_position", on_change=_go_to_position, args=(keys,),
+                        label_visibility="collapsed")
+    nav[2].button("Next ▶", key="_explorer_next", on_click=_go_to,
+                  args=(keys[min(position + 1, len(keys) - 1)],),
+                  disabled=position >= len(keys) - 1, width="stretch")
+    nav[3].text_input("Jump to", key="_explorer_jump", on_change=_jump, args=(listing,),
+                      label_visibility="collapsed", placeholder="jump to file name or image id")
+    if st.session_state.get(JUMP_ERROR):
+        st.error(st.session_state[JUMP_ERROR])
+    return position, nav[4]
 
-facts = [f"`{key}`", f"{len(keys) and position + 1} / {len(keys):,}"]
-if image_index < 0:
-    facts.append("not in the ground truth: predictions only")
-else:
-    facts.append(f"{int(row['n_gt'])} GT boxes")
-if np.isfinite(row["n_pred"]):
-    facts.append(f"{int(row['n_pred'])} predictions ≥ {data.score_thr:.2f}")
-if data.view is not None and image_index >= 0:
-    facts.append(f"{int(row['n_tp'])} TP · {int(row['n_fp'])} FP · {int(row['n_missed'])} missed")
-    if np.isfinite(row["ap50"]):
-        facts.append(f"AP@0.5 {row['ap50']:.3f}")
-nav[4].markdown(" · ".join(facts))
 
-effective_color = color_by if data.view is not None else "class"
-if effective_color == "outcome":
-    outcome_legend()
-draw_image_panels(image_ref_for(data, key, image_index),
-                  image_panels(data, gts, dets, color_by=effective_color, show_labels=show_labels),
-                  key="explorer_panels")
-st.caption("Scroll to zoom, drag to pan: both panels follow. Hover a box (centre or label "
-           "corner) for its class, score, IoU and outcome. Click a legend entry to hide it.")
-st.dataframe(box_table(data, gts, dets), hide_index=True, width="stretch")
+def _facts(data: ActiveData, row, position: int, n_images: int) -> str:
+    facts = [f"`{row['key']}`", f"{position + 1} / {n_images:,}"]
+    if row["image_index"] < 0:
+        facts.append("not in the ground truth: predictions only")
+    else:
+        facts.append(f"{int(row['n_gt'])} GT boxes")
+    if np.isfinite(row["n_pred"]):
+        facts.append(f"{int(row['n_pred'])} predictions ≥ {data.score_thr:.2f}")
+    if data.view is not None and row["image_index"] >= 0:
+        facts.append(f"{int(row['n_tp'])} TP · {int(row['n_fp'])} FP · {int(row['n_missed'])} missed")
+        if np.isfinite(row["ap50"]):
+            facts.append(f"AP@0.5 {row['ap50']:.3f}")
+    return " · ".join(facts)
+
+
+@st.fragment
+def explorer(data: ActiveData) -> None:
+    """The score slider and all it changes: the list, navigation, panels and box table. A move
+    reruns only this function, not the sidebar's loading (the slider is drawn from here)."""
+    data = score_slider(data)
+    if data.dataset is None and data.predictions is None:
+        st.info("Load a ground truth or predictions in the sidebar.")
+        return
+    order, class_ids, outcomes, color_by, show_labels = _filters(data)
+    listing = image_list(data, order, class_ids, outcomes)
+    if not len(listing.table):
+        st.warning("No image matches the class and outcome filters; clear them above.")
+        return
+    position, facts_cell = _navigation(listing)
+    row = listing.table.iloc[position]
+    key, image_index = str(row["key"]), int(row["image_index"])
+    facts_cell.markdown(_facts(data, row, position, len(listing.keys)))
+
+    dets = prediction_rows(data, key, image_index)
+    gts = gt_rows(data, image_index, dets)
+    if class_ids is not None:
+        dets = dets[dets["category_id"].isin(class_ids)]
+        gts = gts[gts["category_id"].isin(class_ids)]
+    if outcomes is not None:
+        dets = dets[dets["outcome"].astype(str).isin(outcomes)] if "outcome" in dets else dets
+        gts = gts[gts["status"].isin(outcomes)]
+    effective_color = color_by if data.view is not None else "class"
+    if effective_color == "outcome":
+        outcome_legend()
+    draw_image_panels(image_ref_for(data, key, image_index),
+                      image_panels(data, gts, dets, color_by=effective_color, show_labels=show_labels),
+                      key="explorer_panels")
+    st.caption("Scroll to zoom, drag to pan: both panels follow. Hover a box (centre or label "
+               "corner) for its class, score, IoU and outcome. Click a legend entry to hide it.")
+    boxes = box_table(data, gts, dets)
+    # st.table, not st.dataframe: the data grid redraws ~150 ms after every slider move
+    # (bench/bench_slider.py); a static table in a scroll box is there with the panels.
+    shown = boxes.style.format({"score": "{:.3f}", "IoU": "{:.2f}", "x1": "{:.1f}", "y1": "{:.1f}",
+                                "x2": "{:.1f}", "y2": "{:.1f}"}, na_rep="")
+    st.table(shown, hide_index=True, height="content" if len(boxes) <= 12 else 460)
+
+
+page_setup("Image explorer")
+data = active_data(score_slider_in_fragment=True)
+st.title("Image explorer")
+explorer(data)

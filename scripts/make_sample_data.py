@@ -555,7 +555,7 @@ def generate(out_dir: Path) -> None:
 
 def generated_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix in {".jpg", ".json", ".csv"}
-                  and not p.name.startswith("demo_model") and p.name != "predictions_demo_model.csv")
+                  and not p.name.startswith("demo_model") and p.name != "predictions_trained_fcos.csv")
 
 
 def check(out_dir: Path) -> int:

@@ -5,7 +5,7 @@
 
 Writes `sample_data/demo_model.pt` (architecture `fcos_tiny_fpn`, 1.2 M params stored as
 float16, 2.4 MB, with its categories, input size, training settings and scores recorded) and
-`sample_data/predictions_demo_model.csv` (its detections on every sample train image, scores
+`sample_data/predictions_trained_fcos.csv` (its detections on every sample train image, scores
 >= 0.05 like the competition baseline). No pretrained weights: everything is learnt from the
 90 training images (320 px, flips/turns, repeat-factor sampling for rare classes, 70 epochs).
 Every `--holdout-every`-th image (ids 9, 19, ..., 99) is kept out of training, and mAP@0.5
@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=REPO / "sample_data", help="folder with train.json and train/")
     p.add_argument("--out", type=Path, default=REPO / "sample_data" / "demo_model.pt")
-    p.add_argument("--predictions", type=Path, default=REPO / "sample_data" / "predictions_demo_model.csv")
+    p.add_argument("--predictions", type=Path, default=REPO / "sample_data" / "predictions_trained_fcos.csv")
     p.add_argument("--size", type=int, default=320, help="shorter image side the model sees (px)")
     p.add_argument("--epochs", type=int, default=70)
     p.add_argument("--batch-size", type=int, default=8)

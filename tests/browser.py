@@ -78,18 +78,29 @@ def streamlit_server(data_dir: Path | None = None, *, script: Path | None = None
 
 
 @contextmanager
-def chromium_page(width: int = 1600, height: int = 1100):
-    """A Playwright page in Debian's headless chromium (never `playwright install`)."""
+def chromium_browser():
+    """Debian's headless chromium driven by Playwright (never `playwright install`)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                              headless=True)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser, width: int = 1600, height: int = 1100):
+    """A page in a fresh context (own cookies, so its own Streamlit session)."""
+    return browser.new_context(viewport={"width": width, "height": height}).new_page()
+
+
+@contextmanager
+def chromium_page(width: int = 1600, height: int = 1100):
+    """A Playwright page in its own headless chromium."""
+    with chromium_browser() as browser:
+        yield new_page(browser, width, height)
 
 
 def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> None:

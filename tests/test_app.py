@@ -24,11 +24,20 @@ def sample_eval():
     return dataset, predictions, evaluate(dataset, predictions, iou_thr=0.5)
 
 
+SAMPLE_PREDICTIONS = "predictions_strong.csv"  # what sample_eval evaluates
+
+
 def open_app(page: str | None = None, *, data_dir=None, **state) -> AppTest:
-    """app.py run once (as a user lands), then `page` when given; session state set first."""
+    """app.py run once (as a user lands), then `page` when given; session state set first.
+
+    On the sample data the active set is SAMPLE_PREDICTIONS unless `state` says otherwise, so
+    no test depends on which files sample_data/ happens to hold.
+    """
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
     if data_dir is not None:
         at.session_state[S.DATA_DIR] = str(data_dir)
+    elif S.ACTIVE_PREDICTIONS not in state:
+        state = {S.ACTIVE_PREDICTIONS: SAMPLE_PREDICTIONS, S.PREDICTIONS_FOR_GT: "train.json", **state}
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
@@ -71,8 +80,29 @@ def test_landing_shows_the_sample_dataset():
     assert len(plotly_charts(at)) == 1  # the image with its boxes
     spec = json.loads(plotly_charts(at)[0].proto.spec)
     assert spec["layout"]["images"][0]["source"].startswith("data:image/jpeg;base64,")
-    assert at.session_state[S.ACTIVE_PREDICTIONS] == "predictions_strong.csv"
+    assert f"active predictions **{SAMPLE_PREDICTIONS}**" in texts(at)
     assert at.session_state[S.SCORE_THR] == 0.05 and at.session_state[S.IOU_THR] == 0.5
+
+
+def test_default_predictions_follow_the_documented_rule(tmp_path):
+    """The first prediction file in sorted order whose images are the ground truth's."""
+    for name in ("train.json", "predictions_weak.csv"):
+        (tmp_path / name).write_bytes((SAMPLE / name).read_bytes())
+    (tmp_path / "a_test_images.csv").write_bytes((SAMPLE / "predictions_test.csv").read_bytes())
+    (tmp_path / "b_strong.csv").write_bytes((SAMPLE / "predictions_strong.csv").read_bytes())
+    at = open_app(data_dir=tmp_path)
+    assert not at.exception
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "b_strong.csv"
+    assert at.selectbox(key=S.widget_key(S.ACTIVE_PREDICTIONS)).options == [
+        "(none)", "a_test_images.csv", "b_strong.csv", "predictions_weak.csv"]
+    # an uploaded set stays active when the ground truth changes
+    at.file_uploader(key="_upload_predictions").set_value(
+        ("mine.csv", (SAMPLE / "predictions_weak.csv").read_bytes(), "text/csv")).run()
+    at.file_uploader(key="_upload_gt").set_value(
+        ("again.json", (SAMPLE / "train.json").read_bytes(), "application/json")).run()
+    assert_clean(at)
+    assert at.session_state[S.GT_CHOICE] == "uploaded: again.json"
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "uploaded: mine.csv"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -144,12 +174,37 @@ def test_explorer_panels_and_box_table_match_core(sample_eval):
     index = int(dataset.image_index_of_file(["train/0007.jpg"])[0])
     n_dets = int((view.dets["image_index"] == index).sum())
     n_gts = int((dataset.annotations["image_index"] == index).sum())
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert (table["kind"] == "prediction").sum() == n_dets
     assert (table["kind"] == "ground truth").sum() == n_gts
     spec = json.loads(plotly_charts(at)[0].proto.spec)
     assert spec["layout"]["xaxis2"]["matches"] == "x"
     assert len(spec["layout"]["images"]) == 2
+
+
+def test_explorer_slider_move_redraws_the_image_as_core_says(sample_eval):
+    """What the explorer draws follows ev.at(t). (In a browser the slider reruns only the
+    explorer's fragment; AppTest reruns the whole page: bench/bench_slider.py covers both.)"""
+    dataset, _, ev = sample_eval
+    at = open_app("pages/2_Image_explorer.py", **{S.EXPLORER_IMAGE: "train/0007.jpg"})
+    index = int(dataset.image_index_of_file(["train/0007.jpg"])[0])
+    for score_thr in (0.5, 0.9):
+        at.slider(key=S.widget_key(S.SCORE_THR)).set_value(score_thr).run()
+        for _ in range(2):  # after the move, then in a full run of the page
+            assert_clean(at)
+            dets = ev.at(score_thr).dets
+            n_dets = int((dets["image_index"] == index).sum())
+            table = at.table[0].value
+            assert (table["kind"] == "prediction").sum() == n_dets
+            assert table.loc[table["kind"] == "prediction", "score"].min() >= score_thr
+            assert f"{n_dets} predictions ≥ {score_thr:.2f}" in texts(at)
+            spec = json.loads(plotly_charts(at)[0].proto.spec)
+            assert f"score ≥ {score_thr:.2f}" in json.dumps(spec["layout"]["annotations"],
+                                                            ensure_ascii=False)
+            at.run()
+        assert at.title[0].value == "Image explorer"
+    at.switch_page("pages/1_Overview.py").run()
+    assert metric(at, "F1") == f"{ev.at(0.9).f1:.3f}"
 
 
 def test_explorer_outcome_filter_keeps_only_images_with_that_outcome(sample_eval):
@@ -159,7 +214,7 @@ def test_explorer_outcome_filter_keeps_only_images_with_that_outcome(sample_eval
     view = ev.at(0.05)
     with_background = view.dets.loc[view.dets["outcome"].astype(str) == "background", "image_index"].nunique()
     assert f"Image (of {with_background:,})" == at.number_input(key="_explorer_position").label
-    table = at.dataframe[0].value
+    table = at.table[0].value
     predicted = table[table["kind"] == "prediction"]
     assert len(predicted) and set(predicted["outcome"]) == {"Background"}
 

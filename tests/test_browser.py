@@ -3,19 +3,36 @@ text, images actually drawn. Screenshots go to tests/screenshots/ (gitignored); 
 page and the explorer are also saved under docs/ for the README."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.browser import PAGES, chromium_page, page_problems, streamlit_server, wait_until_idle
+from tests.browser import (PAGES, chromium_browser, new_page, page_problems, streamlit_server,
+                           wait_until_idle)
 from tests.conftest import EXTERNAL, REAL_TRASH, REPO, need
 
 SHOTS = REPO / "tests" / "screenshots"
 DOCS = REPO / "docs"
+# README screenshots are refreshed only on request, so a test run never edits tracked files
+UPDATE_DOCS = os.environ.get("DETLENS_UPDATE_DOCS") == "1"
+
+
+def _save_doc(shot: str, doc: str) -> None:
+    if UPDATE_DOCS:
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(SHOTS / shot, DOCS / doc)
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
                                 reason="Debian chromium (/usr/bin/chromium) is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium for the module (a launch costs seconds); each test opens its own page."""
+    with chromium_browser() as running:
+        yield running
 
 
 def _plotly_images(page) -> int:
@@ -40,22 +57,33 @@ def _visit(page, url: str, name: str, shot: str) -> None:
     assert page_problems(page) == [], f"{name}: {page_problems(page)}"
 
 
-def test_every_page_on_the_sample_data():
+def test_every_page_on_the_sample_data(browser):
     SHOTS.mkdir(exist_ok=True)
-    with streamlit_server() as url, chromium_page() as page:
+    with streamlit_server() as url:
+        page = new_page(browser)
         _visit(page, url, "home", "sample_home.png")
         assert _plotly_images(page) >= 1, "landing page: image with boxes not drawn"
         assert "100" in page.inner_text('[data-testid="stMetric"]')
-        DOCS.mkdir(exist_ok=True)
-        shutil.copy(SHOTS / "sample_home.png", DOCS / "screenshot_overview.png")
+        _save_doc("sample_home.png", "screenshot_home.png")
 
         _visit(page, url, "overview", "sample_overview.png")
+        _save_doc("sample_overview.png", "screenshot_overview.png")
         assert page.locator(".js-plotly-plot").count() >= 3
         assert "mAP@0.5" in page.inner_text("body")
 
         _visit(page, url, "explorer", "sample_explorer.png")
         assert _plotly_images(page) == 2, "explorer: both panels need the image"
-        shutil.copy(SHOTS / "sample_explorer.png", DOCS / "screenshot_explorer.png")
+        _save_doc("sample_explorer.png", "screenshot_explorer.png")
+        # the score slider reruns only the explorer's fragment: the page must follow it
+        page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(100)
+        wait_until_idle(page, quiet_ms=500)
+        page.screenshot(path=str(SHOTS / "sample_explorer_moved.png"))
+        assert page_problems(page) == []
+        assert "predictions ≥ 0.06" in page.inner_text("body")
+        assert "score ≥ 0.06" in page.inner_text(".js-plotly-plot")
+        assert _plotly_images(page) == 2
 
         _visit(page, url, "class_errors", "sample_class_errors.png")
         assert _rendered_img_tags(page) >= 1, "class errors: no crop rendered"
@@ -67,19 +95,21 @@ def test_every_page_on_the_sample_data():
         assert page.get_by_text("Download the filtered submission CSV").count() == 1
 
 
-def test_every_page_on_voc_cartucho():
+def test_every_page_on_voc_cartucho(browser):
     root = need(EXTERNAL / "voc-cartucho")
-    with streamlit_server(root) as url, chromium_page() as page:
+    with streamlit_server(root) as url:
+        page = new_page(browser)
         for name in PAGES:
             _visit(page, url, name, f"voc_{name}.png")
             if name == "explorer":
                 assert _plotly_images(page) == 2, "voc explorer: real photo not drawn"
-        shutil.copy(SHOTS / "voc_explorer.png", DOCS / "screenshot_voc_explorer.png")
+        _save_doc("voc_explorer.png", "screenshot_voc_explorer.png")
 
 
-def test_real_trash_missing_images_draw_as_blank_canvas():
+def test_real_trash_missing_images_draw_as_blank_canvas(browser):
     root = need(REAL_TRASH)
-    with streamlit_server(root) as url, chromium_page() as page:
+    with streamlit_server(root) as url:
+        page = new_page(browser)
         _visit(page, url, "explorer", "real_trash_explorer.png")
         assert _plotly_images(page) == 0
         assert "drawn as a blank canvas" in page.inner_text("body")

@@ -92,7 +92,7 @@ class TestDemoCheckpoint:
         assert set(dets.labels.tolist()) <= set(range(10))
 
     def test_bundled_csv_is_this_models_output_with_the_recorded_map(self, sample, reference_detections):
-        preds = read_submission(SAMPLE / "predictions_demo_model.csv", dataset=sample)
+        preds = read_submission(SAMPLE / "predictions_trained_fcos.csv", dataset=sample)
         assert not preds.problems and preds.image_keys.tolist() == sample.images["file_name"].tolist()
         rows = preds.image_pos == preds.image_keys.tolist().index(IMAGE)
         np.testing.assert_allclose(preds.boxes_xyxy[rows], reference_detections.boxes_xyxy, atol=0.05)
@@ -157,6 +157,8 @@ class TestCheckpointErrors:
             read_checkpoint(tmp_path / "empty.pt")
         with pytest.raises(CheckpointError, match="no such checkpoint file"):
             read_checkpoint(tmp_path / "nope.pt")
+        with pytest.raises(CheckpointError, match="is a folder; give the checkpoint file in it"):
+            read_checkpoint(tmp_path)
 
     @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
     def test_pickle_that_would_run_code_is_refused(self, tmp_path, writer):
@@ -325,6 +327,17 @@ class TestInferCli:
     def test_missing_split_exits_1(self, tmp_path, capsys):
         code = main(["infer", "--checkpoint", str(DEMO), "--data", str(tmp_path), "--out", str(tmp_path / "p.csv")])
         assert code == 1 and "has neither test.json nor a test/ folder" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("option", ["--limit", "--batch-size", "--input-size"])
+    def test_counts_below_1_are_refused(self, tmp_path, capsys, option):
+        code = main(["infer", "--checkpoint", str(DEMO), "--data", str(SAMPLE), "--split", "train",
+                     "--out", str(tmp_path / "p.csv"), option, "0"])
+        assert code == 1 and f"error: {option} 0: must be at least 1" in capsys.readouterr().out
+        assert not (tmp_path / "p.csv").exists()
+
+    def test_missing_data_folder_exits_1(self, tmp_path, capsys):
+        code = main(["infer", "--checkpoint", str(DEMO), "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "p.csv")])
+        assert code == 1 and "nope: no such folder" in capsys.readouterr().out
 
     def test_dashboard_modules_do_not_import_torch(self):
         code = ("import sys, core.models, core.inference, core.cli.infer; "

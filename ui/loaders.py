@@ -117,6 +117,16 @@ def load_predictions(source: Source, dataset: Dataset, dataset_key: str) -> Load
     return _load_predictions(key, dataset_key, source.name, source.read(), dataset)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _label_set(key: str, _predictions: Predictions) -> tuple[int, ...]:
+    return tuple(int(c) for c in np.unique(_predictions.labels))
+
+
+def label_set(key: str, predictions: Predictions) -> tuple[int, ...]:
+    """The sorted class ids the predictions use (cached on their content key)."""
+    return _label_set(key, predictions)
+
+
 def predictions_key(predictions: Predictions) -> str:
     """A content key for predictions made in memory (inference, ensembles)."""
     digest = hashlib.sha256()

@@ -4,17 +4,16 @@ evaluated through the shared cached loaders."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import streamlit as st
 
 from core.problems import Problem
-from core.sources import first_csv_image_id, scan_folder
+from core.sources import first_csv_image_id
 from core.tables import Predictions
 from ui import loaders
 from ui import state as S
 from ui.loaders import Source
-from ui.sidebar import ActiveData, RegisteredPredictions, show_problems
+from ui.sidebar import ActiveData, RegisteredPredictions, prediction_options, show_problems
 
 
 @dataclass
@@ -27,19 +26,6 @@ class PredictionSet:
     key: str
     problems: list[Problem] = field(default_factory=list)
     evaluation: object | None = None
-
-
-def prediction_set_options(root: Path | None) -> dict[str, Source | RegisteredPredictions]:
-    """label -> where to load it from: files in the dataset folder, uploads, in-app sets."""
-    options: dict[str, Source | RegisteredPredictions] = {}
-    if root is not None:
-        scan = scan_folder(root)
-        if not scan.problem:
-            options.update({name: Source(name, name, path=Path(root) / name) for name in scan.predictions})
-    for label, (name, data) in st.session_state[S.UPLOADED_PREDICTIONS].items():
-        options[label] = Source(label, name, data=data)
-    options.update(st.session_state[S.EXTRA_PREDICTIONS])
-    return options
 
 
 def load_prediction_set(data: ActiveData, label: str, option: Source | RegisteredPredictions,
@@ -62,7 +48,7 @@ def choose_prediction_sets(data: ActiveData, state_key: str, label: str, *, help
                            evaluate: bool = True) -> list[PredictionSet]:
     """A multiselect of every available set (state kept across pages), loaded; rejected ones
     are reported with the loader's messages and left out."""
-    options = prediction_set_options(data.root)
+    options = prediction_options(data.root)
     names = list(options)
     if not st.session_state.get(state_key):  # first visit: the active set and the next that fits
         start = [data.predictions_label] if data.predictions_label in options else []

@@ -1,7 +1,7 @@
 """The shared sidebar: data sources and thresholds. `active_data()` returns what every page uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
@@ -15,6 +15,10 @@ from ui import state as S
 from ui.loaders import Loaded, Source
 
 NO_PREDICTIONS = "(none)"
+DEFAULT_PREDICTIONS_RULE = (
+    "When a ground truth is chosen, the active set becomes the first prediction file of the "
+    "dataset folder, in sorted path order, whose first image_id is one of its images (else the "
+    "folder's first prediction file); an uploaded or in-app set that is active stays active.")
 UPLOAD_PREFIX = "uploaded: "
 MAX_MESSAGES = 20
 
@@ -43,6 +47,7 @@ class ActiveData:
     view: object | None
     score_thr: float
     iou_thr: float
+    score_slot: object = None  # the sidebar container the score slider is drawn in
 
     @property
     def has_gt_boxes(self) -> bool:
@@ -56,7 +61,8 @@ class ActiveData:
     def class_colors(self) -> dict[int, str]:
         ids = list(self.class_names)
         if self.predictions is not None:  # labels the GT lacks still get a colour
-            ids += [int(c) for c in set(self.predictions.labels.tolist()) - set(ids)]
+            labels = loaders.label_set(self.predictions_key, self.predictions)
+            ids += [c for c in labels if c not in self.class_names]
         return class_colors(ids)
 
     def class_name(self, category_id: int) -> str:
@@ -168,51 +174,89 @@ def _dataset_section(messages: list) -> tuple[Path | None, str | None, Source | 
     return root, choice, Source(choice, choice, path=root / choice)
 
 
+def prediction_options(root: Path | None) -> dict[str, Source | RegisteredPredictions]:
+    """Every prediction set on offer, label -> where it comes from: the dataset folder's files
+    (sorted), then uploads, then in-app sets (ensembles, live inference)."""
+    options: dict[str, Source | RegisteredPredictions] = {}
+    if root is not None:
+        scan = scan_folder(root)
+        if not scan.problem:
+            options.update({name: Source(name, name, path=Path(root) / name) for name in scan.predictions})
+    for label, (name, data) in st.session_state[S.UPLOADED_PREDICTIONS].items():
+        options[label] = Source(label, name, data=data)
+    options.update(st.session_state[S.EXTRA_PREDICTIONS])
+    return options
+
+
+def _default_predictions(root: Path | None, options: dict, dataset: Dataset | None) -> str:
+    """The set a newly chosen ground truth opens with (DEFAULT_PREDICTIONS_RULE)."""
+    found = [label for label, option in options.items()
+             if isinstance(option, Source) and option.path is not None]
+    if root is None or not found:
+        return NO_PREDICTIONS
+    file_names = dataset.images["file_name"] if dataset is not None else []
+    return default_predictions(root, found, file_names) or NO_PREDICTIONS
+
+
 def _predictions_section(root: Path | None, gt_label: str | None, dataset: Dataset | None
                          ) -> Source | RegisteredPredictions | None:
     st.sidebar.file_uploader(
         "Upload predictions (submission CSV or COCO results json)", type=["csv", "json"],
         accept_multiple_files=True, key="_upload_predictions", on_change=_on_predictions_upload)
-    scan = scan_folder(root) if root is not None else None
-    found = list(scan.predictions) if scan else []
-    uploaded = st.session_state[S.UPLOADED_PREDICTIONS]
-    registered = st.session_state[S.EXTRA_PREDICTIONS]
-    options = [NO_PREDICTIONS] + found + list(uploaded) + list(registered)
-    if st.session_state[S.PREDICTIONS_FOR_GT] != gt_label:  # new GT: pick a CSV that fits it
-        if st.session_state[S.ACTIVE_PREDICTIONS] not in list(uploaded) + list(registered):
-            file_names = dataset.images["file_name"] if dataset is not None else []
-            st.session_state[S.ACTIVE_PREDICTIONS] = (
-                default_predictions(root, found, file_names) if root is not None and found
-                else NO_PREDICTIONS)
+    options = prediction_options(root)
+    if st.session_state[S.PREDICTIONS_FOR_GT] != gt_label:  # new GT: pick a file that fits it
+        active = options.get(st.session_state[S.ACTIVE_PREDICTIONS])
+        if not (isinstance(active, RegisteredPredictions) or (isinstance(active, Source) and active.data)):
+            st.session_state[S.ACTIVE_PREDICTIONS] = _default_predictions(root, options, dataset)
         st.session_state[S.PREDICTIONS_FOR_GT] = gt_label
-    choice = st.sidebar.selectbox("Active predictions", options,
-                                  **S.bind(S.ACTIVE_PREDICTIONS, options))
-    if len(uploaded):
+    labels = [NO_PREDICTIONS] + list(options)
+    choice = st.sidebar.selectbox("Active predictions", labels, help=DEFAULT_PREDICTIONS_RULE,
+                                  **S.bind(S.ACTIVE_PREDICTIONS, labels))
+    if len(st.session_state[S.UPLOADED_PREDICTIONS]):
         st.sidebar.button("Forget uploaded files", key="_drop_uploads", on_click=_drop_uploads)
-    if choice == NO_PREDICTIONS:
-        return None
-    if choice in registered:
-        return registered[choice]
-    if choice in uploaded:
-        name, data = uploaded[choice]
-        return Source(choice, name, data=data)
-    return Source(choice, choice, path=root / choice)
+    return None if choice == NO_PREDICTIONS else options[choice]
 
 
-def _threshold_section() -> tuple[float, float]:
-    st.sidebar.slider("Score threshold", 0.0, 1.0, step=0.01, format="%.2f",
-                      help="Predictions below it are ignored on every page. 0.05 is the "
-                           "baselines' value. Moving it never re-runs matching.",
-                      **S.bind(S.SCORE_THR))
+def _score_slider() -> float:
+    st.slider("Score threshold", 0.0, 1.0, step=0.01, format="%.2f",
+              help="Predictions below it are ignored on every page. 0.05 is the baselines' "
+                   "value. Moving it never re-runs matching.", **S.bind(S.SCORE_THR))
+    return float(st.session_state[S.SCORE_THR])
+
+
+def _iou_slider() -> float:
     st.sidebar.slider("IoU threshold", 0.05, 0.95, step=0.05, format="%.2f",
                       help="IoU needed for a prediction to match a ground truth (0.5 = the "
                            "competition's mAP@0.5). A change re-evaluates once, then is cached.",
                       **S.bind(S.IOU_THR))
-    return float(st.session_state[S.SCORE_THR]), float(st.session_state[S.IOU_THR])
+    return float(st.session_state[S.IOU_THR])
 
 
-def active_data() -> ActiveData:
-    """Draw the sidebar (data sources, thresholds) and return the active data; never raises."""
+def score_slider(data: ActiveData) -> ActiveData:
+    """Draw the shared score slider from inside the calling fragment; returns data at its value.
+
+    For a page made with `active_data(score_slider_in_fragment=True)`: a slider drawn by a
+    fragment (into its sidebar slot) reruns only that fragment (st.fragment docs), so the
+    sidebar and everything above stay as they are. Everything the threshold changes must be
+    drawn by that fragment, after this call.
+    """
+    with data.score_slot:
+        score_thr = _score_slider()
+    if score_thr == data.score_thr:
+        return data
+    view = None
+    if data.evaluation is not None:
+        view = loaders.threshold_view(data.evaluation, data.dataset_key, data.predictions_key,
+                                      data.iou_thr, score_thr)
+    return replace(data, score_thr=score_thr, view=view)
+
+
+def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
+    """Draw the sidebar (data sources, thresholds) and return the active data; never raises.
+
+    score_slider_in_fragment: leave the score slider's slot empty for the page's fragment to
+    fill with `score_slider(data)`, so that a slider move reruns only that fragment.
+    """
     messages: list[tuple[str, str]] = []
     st.sidebar.header("Data")
     root, gt_label, gt_source = _dataset_section(messages)
@@ -222,7 +266,13 @@ def active_data() -> ActiveData:
         dataset, dataset_key = gt_loaded.value, gt_loaded.key
     pred_source = _predictions_section(root, gt_label, dataset) if dataset is not None else None
     st.sidebar.header("Thresholds")
-    score_thr, iou_thr = _threshold_section()
+    score_slot = st.sidebar.container()
+    if score_slider_in_fragment:
+        score_thr = float(st.session_state[S.SCORE_THR])
+    else:
+        with score_slot:
+            score_thr = _score_slider()
+    iou_thr = _iou_slider()
 
     for kind, text in messages:
         (st.error if kind == "error" else st.warning)(text)
@@ -250,7 +300,7 @@ def active_data() -> ActiveData:
             st.error(f"Evaluating {pred_label} failed: {type(exc).__name__}: {exc}")
             evaluation = view = None
     data = ActiveData(root, gt_label, dataset, dataset_key, pred_label, predictions, pred_key,
-                      evaluation, view, score_thr, iou_thr)
+                      evaluation, view, score_thr, iou_thr, score_slot)
     _summary(data)
     return data
 
