@@ -71,8 +71,13 @@ class Comparison:
         return self.names[0]
 
     def _view(self, name: str):
-        thr = -np.inf if self.score_thr is None else self.score_thr
-        return self.evaluations[name].at(thr)
+        # one ThresholdView per model, shared by every table: its lazy parts (per-class and
+        # per-image AP) are computed once per model, not once per table
+        views = self.__dict__.setdefault("_views", {})
+        if name not in views:
+            thr = -np.inf if self.score_thr is None else self.score_thr
+            views[name] = self.evaluations[name].at(thr)
+        return views[name]
 
     def _with_deltas(self, table: pd.DataFrame) -> pd.DataFrame:
         for name in self.names[1:]:

@@ -25,9 +25,26 @@ def filtered_submission_csv(predictions: Predictions, score_thr: float) -> tuple
     return buffer.getvalue(), len(kept)
 
 
-def outcome_table(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame) -> pd.DataFrame:
+def outcome_counts(dets: pd.DataFrame, gts: pd.DataFrame) -> pd.Series:
+    """Rows of outcome_table(dataset, dets, gts) per outcome, most frequent first (without building it)."""
+    counts = dets["outcome"].astype(str).value_counts()
+    n_missed = int(gts["missed"].astype(bool).sum())
+    if n_missed:
+        counts = pd.concat([counts, pd.Series({"missed": n_missed})])
+    return counts.sort_values(ascending=False, kind="stable")
+
+
+def outcome_table(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame,
+                  limit: int | None = None) -> pd.DataFrame:
     """One row per prediction (ThresholdView.dets) with its outcome, then one per missed GT box
-    (ThresholdView.gts rows with `missed`); columns OUTCOME_TABLE_COLUMNS, boxes xyxy pixels."""
+    (ThresholdView.gts rows with `missed`); columns OUTCOME_TABLE_COLUMNS, boxes xyxy pixels.
+
+    limit: only the first `limit` rows (a preview: at 490,000 boxes the whole table is built
+    only for the download)."""
+    missed_rows = gts.loc[gts["missed"].astype(bool), "ann_index"].to_numpy()
+    if limit is not None:
+        dets = dets.iloc[:limit]
+        missed_rows = missed_rows[:max(0, limit - len(dets))]
     names = dataset.category_names
     file_names = dataset.images["file_name"].to_numpy()
     category_ids = dets["category_id"].to_numpy()
@@ -38,7 +55,7 @@ def outcome_table(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame) -> pd
         "iou": dets["iou"].to_numpy(np.float64),
         "x1": dets["x1"].to_numpy(), "y1": dets["y1"].to_numpy(),
         "x2": dets["x2"].to_numpy(), "y2": dets["y2"].to_numpy()})
-    ann = dataset.annotations.iloc[gts.loc[gts["missed"].astype(bool), "ann_index"].to_numpy()]
+    ann = dataset.annotations.iloc[missed_rows]
     missed_ids = ann["category_id"].to_numpy()
     missed = pd.DataFrame({
         "image_id": file_names[ann["image_index"].to_numpy()], "kind": "ground truth",

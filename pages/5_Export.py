@@ -4,8 +4,10 @@ from __future__ import annotations
 import streamlit as st
 
 from core.colors import OUTCOME_LABELS
-from core.export import filtered_submission_csv, outcome_table
+from core.export import filtered_submission_csv, outcome_counts, outcome_table
 from ui.sidebar import active_data, page_setup
+
+PREVIEW_ROWS = 1000  # the whole table (490,000 rows at competition scale) only goes to the download
 
 page_setup("Export")
 data = active_data()
@@ -32,16 +34,18 @@ st.subheader("Per-box outcome table")
 if data.view is None:
     st.info("The outcome table needs a ground truth with boxes and predictions on its images.")
     st.stop()
-table = outcome_table(data.dataset, data.view.dets, data.view.gts)
-counts = table["outcome"].value_counts()
+dets, gts = data.view.dets, data.view.gts
+counts = outcome_counts(dets, gts)
+n_rows = int(counts.sum())
 st.markdown(" · ".join(f"**{OUTCOME_LABELS.get(k, k)}** {v:,}" for k, v in counts.items()))
-st.dataframe(table.head(1000), hide_index=True, width="stretch",
+st.dataframe(outcome_table(data.dataset, dets, gts, limit=PREVIEW_ROWS), hide_index=True, width="stretch",
              column_config={"score": st.column_config.NumberColumn(format="%.3f"),
                             "iou": st.column_config.NumberColumn(format="%.3f")})
-st.caption(f"First {min(len(table), 1000):,} of {len(table):,} rows: predictions at score ≥ "
+st.caption(f"First {min(n_rows, PREVIEW_ROWS):,} of {n_rows:,} rows: predictions at score ≥ "
            f"{data.score_thr:.2f} with their outcome at IoU {data.iou_thr:.2f}, then missed "
            "ground-truth boxes. Boxes are xyxy pixels.")
 st.download_button(
-    "Download the outcome table CSV", lambda: table.to_csv(index=False),
+    "Download the outcome table CSV",
+    lambda: outcome_table(data.dataset, dets, gts).to_csv(index=False),  # built only when clicked
     file_name=f"{stem}_outcomes_score{data.score_thr:.2f}_iou{data.iou_thr:.2f}.csv",
     mime="text/csv", key="download_outcomes")

@@ -31,6 +31,37 @@ def _styled(table: pd.DataFrame, deltas: list[str], number_format: str = "{:.4f}
     return styler.map(_delta_colour, subset=deltas)
 
 
+@st.fragment
+def _image_view(data, per_image: pd.DataFrame, candidates: pd.DataFrame, sets, name_a: str,
+                name_b: str) -> None:
+    """GT | A | B of one listed image; a fragment, so its widgets rerun only this view."""
+    labels = {row.file_name: f"{row.file_name}  (A − B {row.difference:+.3f})" for row in candidates.itertuples()}
+    options = list(labels)
+    view_controls = st.columns([3, 1, 1])
+    image_key = view_controls[0].selectbox("Image", options, format_func=labels.get,
+                                           **S.bind(S.COMPARE_IMAGE, options))
+    color_by = view_controls[1].radio("Colour by", ["outcome", "class"], key="_compare_color_by", horizontal=True)
+    show_labels = view_controls[2].toggle("Labels", value=True, key="_compare_labels")
+
+    image_index = int(per_image.loc[per_image["file_name"] == image_key, "image_index"].iloc[0])
+    by_label = {s.label: s for s in sets}
+    no_boxes = pd.DataFrame(columns=["category_id", "score", "x1", "y1", "x2", "y2"])
+    gts = gt_rows(replace(data, view=None), image_index, no_boxes).drop(columns=["hover_extra"])
+    panels = [Panel("Ground truth", gt_layers(gts, color_by="class", class_names=data.class_names,
+                                              class_colors=data.class_colors, with_labels=show_labels))]
+    row = per_image.loc[per_image["image_index"] == image_index].iloc[0]
+    for letter, name, ap50 in (("A", name_a, row["ap50_a"]), ("B", name_b, row["ap50_b"])):
+        dets = prediction_rows(data_for(data, by_label[name]), image_key, image_index)
+        title = f"{letter}: {name} · AP50 {ap50:.3f}" if pd.notna(ap50) else f"{letter}: {name}"
+        panels.append(Panel(title, prediction_layers(dets, color_by=color_by, class_names=data.class_names,
+                                                     class_colors=data.class_colors, with_labels=show_labels)))
+    if color_by == "outcome":
+        outcome_legend(kinds=("tp", "duplicate", "localization", "classification", "both", "background"))
+    draw_image_panels(image_ref_for(data, image_key, image_index), panels, key="compare_panels")
+    st.caption("Scroll to zoom, drag to pan: the three panels follow each other. Boxes below the score "
+               "threshold are hidden.")
+
+
 page_setup("Compare models", icon=":material/compare_arrows:")
 data = active_data()
 st.title("Compare models")
@@ -116,28 +147,4 @@ candidates = pd.concat([a_wins, b_wins], ignore_index=True)
 if not len(candidates):
     st.info("The two models score the same on every image.")
     st.stop()
-labels = {row.file_name: f"{row.file_name}  (A − B {row.difference:+.3f})" for row in candidates.itertuples()}
-options = list(labels)
-view_controls = st.columns([3, 1, 1])
-image_key = view_controls[0].selectbox("Image", options, format_func=labels.get,
-                                       **S.bind(S.COMPARE_IMAGE, options))
-color_by = view_controls[1].radio("Colour by", ["outcome", "class"], key="_compare_color_by", horizontal=True)
-show_labels = view_controls[2].toggle("Labels", value=True, key="_compare_labels")
-
-image_index = int(per_image.loc[per_image["file_name"] == image_key, "image_index"].iloc[0])
-by_label = {s.label: s for s in sets}
-no_boxes = pd.DataFrame(columns=["category_id", "score", "x1", "y1", "x2", "y2"])
-gts = gt_rows(replace(data, view=None), image_index, no_boxes).drop(columns=["hover_extra"])
-panels = [Panel("Ground truth", gt_layers(gts, color_by="class", class_names=data.class_names,
-                                          class_colors=data.class_colors, with_labels=show_labels))]
-row = per_image.loc[per_image["image_index"] == image_index].iloc[0]
-for letter, name, ap50 in (("A", name_a, row["ap50_a"]), ("B", name_b, row["ap50_b"])):
-    dets = prediction_rows(data_for(data, by_label[name]), image_key, image_index)
-    title = f"{letter}: {name} · AP50 {ap50:.3f}" if pd.notna(ap50) else f"{letter}: {name}"
-    panels.append(Panel(title, prediction_layers(dets, color_by=color_by, class_names=data.class_names,
-                                                 class_colors=data.class_colors, with_labels=show_labels)))
-if color_by == "outcome":
-    outcome_legend(kinds=("tp", "duplicate", "localization", "classification", "both", "background"))
-draw_image_panels(image_ref_for(data, image_key, image_index), panels, key="compare_panels")
-st.caption("Scroll to zoom, drag to pan: the three panels follow each other. Boxes below the score "
-           "threshold are hidden.")
+_image_view(data, per_image, candidates, sets, name_a, name_b)

@@ -193,3 +193,68 @@ class TestImagePaths:
         assert resolve_image_path(tmp_path, "a.jpg").found
         missing = resolve_image_path(tmp_path, "train/b.jpg")
         assert not missing.found and "not found" in missing.message
+
+
+class TestAggregatedCharts:
+    """Charts at competition scale send bins and box statistics to the browser, not raw values."""
+
+    def test_histogram_counts_match_numpy_and_drop_non_finite(self):
+        from core.charts import histogram_counts, histogram_figure
+
+        values = np.array([0.05, 0.1, 0.1, 0.5, 0.99, np.nan, np.inf])
+        edges, counts = histogram_counts(values, nbins=4)
+        expected, expected_edges = np.histogram(values[:5], bins=4)
+        np.testing.assert_array_equal(counts, expected)
+        np.testing.assert_allclose(edges, expected_edges)
+        figure = histogram_figure(np.random.default_rng(0).random(100_000), title="t", x_title="x")
+        assert len(figure.data[0].y) == 50 and int(np.sum(figure.data[0].y)) == 100_000
+
+    def test_log_histogram_uses_positive_values_on_log_spaced_bins(self):
+        from core.charts import histogram_counts
+
+        edges, counts = histogram_counts([0.0, -1.0, 1.0, 10.0, 100.0], nbins=2, log_x=True)
+        np.testing.assert_allclose(edges, [1.0, 10.0, 100.0])
+        assert counts.tolist() == [1, 2]
+
+    def test_box_stats_are_tukeys_like_plotly(self):
+        from core.charts import box_stats, per_class_box_figure
+
+        values = np.r_[np.arange(1.0, 10.0), 100.0]  # 100 is an outlier: beyond q3 + 1.5 IQR
+        stats = box_stats(values)
+        q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+        assert (stats["q1"], stats["median"], stats["q3"]) == (q1, median, q3)
+        assert stats["lowerfence"] == 1.0 and stats["upperfence"] == 9.0
+        frame = pd.DataFrame({"category_id": [1] * 10 + [3] * 2, "v": np.r_[values, 2.0, 4.0]})
+        figure = per_class_box_figure(frame, "v", names={1: "cat", 3: "dog"}, colors={}, title="t",
+                                      y_title="v")
+        assert [box.x[0] for box in figure.data] == ["cat", "dog"]
+        assert figure.data[1].median == (3.0,) and figure.data[0].y is None  # no raw values
+
+
+class TestOutcomeTable:
+    def _tables(self):
+        dets = pd.DataFrame({"image_index": [0, 0, 2], "category_id": [1, 3, 1],
+                             "score": [0.9, 0.5, 0.3], "outcome": ["tp", "background", "duplicate"],
+                             "iou": [0.9, 0.0, 0.6], "x1": [0.0] * 3, "y1": [0.0] * 3,
+                             "x2": [5.0] * 3, "y2": [5.0] * 3})
+        gts = pd.DataFrame({"ann_index": [0, 1, 2], "missed": [False, True, True]})
+        return dets, gts
+
+    def test_preview_is_the_head_of_the_whole_table(self):
+        from core.export import outcome_table
+
+        dets, gts = self._tables()
+        whole = outcome_table(_dataset(), dets, gts)
+        assert len(whole) == 5 and whole["outcome"].tolist()[-2:] == ["missed", "missed"]
+        for limit in (0, 2, 4, 10):
+            pd.testing.assert_frame_equal(outcome_table(_dataset(), dets, gts, limit=limit),
+                                          whole.head(limit).reset_index(drop=True),
+                                          check_dtype=False)  # an empty column has no str dtype
+
+    def test_counts_equal_the_tables_value_counts(self):
+        from core.export import outcome_counts, outcome_table
+
+        dets, gts = self._tables()
+        counts = outcome_counts(dets, gts)
+        assert counts.to_dict() == outcome_table(_dataset(), dets, gts)["outcome"].value_counts().to_dict()
+        assert counts.index[0] == "missed"

@@ -1,0 +1,176 @@
+"""Browser-measured load and score-threshold-change times of every page at competition scale
+(4,883 images, ~490,000 predictions, image files missing: blank canvases).
+
+    python bench/bench_pages.py [--pages overview,dataset] [--shots DIR]
+
+Starts `streamlit run app.py -- --data bench/data/competition` (made by
+bench/make_competition_scale.py when absent; bench/bench_ensemble.py adds model_b.csv, which
+the Compare page needs). Opens the explorer once so that the CSVs are parsed and evaluated
+(cached, keyed by content), then, per page, in Debian's headless chromium: the load (navigation
+to the last change of the page once the run is over), a score-threshold change (ArrowRight on
+the sidebar slider, to the last change) and one heavy widget. The peer, measured in the same run,
+is a bare Streamlit script with only the slider. Goal: every page under ~3 s, the Overview's
+threshold change under 1 s.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser import (chromium_browser, new_page, page_problems, streamlit_server,  # noqa: E402
+                           wait_until_idle)
+
+DATA = REPO / "bench" / "data" / "competition"
+PEER_SCRIPT = '''
+import streamlit as st
+st.title("peer")
+value = st.sidebar.slider("Score threshold", 0.0, 1.0, 0.05, step=0.01, key="thr")
+st.write(f"threshold {value:.2f}")
+'''
+# Records the time (ms since navigation) of the last DOM change, from the page's first script on.
+TRACK_CHANGES = """
+window.__lastChange = 0;
+new MutationObserver(() => { window.__lastChange = performance.now(); })
+    .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+"""
+SCORE_SLIDER = '[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]'
+
+
+def _heavy_explorer(page):
+    page.get_by_role("button", name="Next ▶").click()
+
+
+def _heavy_class_errors(page):
+    page.get_by_text("Missed GT (", exact=False).first.click()
+
+
+def _heavy_dataset(page):
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Classes in the distributions")
+    box.locator("input").click()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+
+
+def _heavy_export(page):
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_text("Download the outcome table CSV").click()
+    download.value.path()
+
+
+def _heavy_compare(page):
+    page.get_by_text("Colour by").first.scroll_into_view_if_needed()
+    page.get_by_text("class", exact=True).last.click()
+
+
+# name -> (URL path, heavy widget (label, action) or None)
+PAGES = {
+    "landing": ("", None),
+    "overview": ("Overview", None),
+    "explorer": ("Image_explorer", ("next image", _heavy_explorer)),
+    "class_errors": ("Class_errors", ("'missed' crops", _heavy_class_errors)),
+    "dataset": ("Dataset", ("class filter", _heavy_dataset)),
+    "export": ("Export", ("outcome CSV download", _heavy_export)),
+    "live_inference": ("Live_inference", None),
+    "compare": ("Compare", ("colour by class", _heavy_compare)),
+    "ensemble": ("Ensemble", None),
+}
+
+
+def _timed(page, action, timeout_ms: int = 300_000) -> float:
+    """ms from `action` to the last DOM change once the app is idle again."""
+    start = page.evaluate("() => performance.now()")
+    action()
+    page.wait_for_timeout(150)
+    wait_until_idle(page, timeout_ms=timeout_ms, quiet_ms=1000)
+    return max(0.0, page.evaluate("() => window.__lastChange") - start)
+
+
+def _load(page, url: str) -> float:
+    """Seconds from navigation to the page's last change (performance.now() starts at navigation)."""
+    page.goto(url)
+    wait_until_idle(page, timeout_ms=600_000, quiet_ms=1500)
+    return page.evaluate("() => window.__lastChange") / 1000
+
+
+def _threshold_change(page) -> float:
+    thumb = page.locator(SCORE_SLIDER).first
+    return _timed(page, lambda: (thumb.focus(), page.keyboard.press("ArrowRight"))) / 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", default=",".join(PAGES), help="comma-separated subset")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="dataset folder (e.g. sample_data, to compare the same page small)")
+    parser.add_argument("--shots", type=Path, default=REPO / "tests" / "screenshots",
+                        help="folder for one screenshot per page")
+    args = parser.parse_args(argv)
+    names = [n for n in args.pages.split(",") if n]
+    if args.data == DATA and not ((DATA / "train.json").exists() and (DATA / "submission.csv").exists()):
+        subprocess.run([sys.executable, str(REPO / "bench" / "make_competition_scale.py"),
+                        "--out", str(DATA)], check=True, cwd=REPO)
+    args.shots.mkdir(parents=True, exist_ok=True)
+    with chromium_browser() as browser:
+        with tempfile.TemporaryDirectory() as tmp:
+            peer = Path(tmp) / "peer.py"
+            peer.write_text(PEER_SCRIPT)
+            with streamlit_server(script=peer) as url:
+                page = new_page(browser)
+                page.add_init_script(TRACK_CHANGES)
+                peer_load = _load(page, url)
+                _threshold_change(page)
+                peer_change = min(_threshold_change(page) for _ in range(3))
+        print(f"{'bare Streamlit slider (peer)':<16} load {peer_load:6.2f} s   threshold change "
+              f"{peer_change:6.2f} s")
+        with streamlit_server(args.data, timeout_s=120) as url:
+            page = new_page(browser)
+            page.add_init_script(TRACK_CHANGES)
+            started = time.perf_counter()
+            _load(page, f"{url}/Image_explorer")
+            print(f"first evaluation (parse + match once, via the explorer): "
+                  f"{time.perf_counter() - started:.1f} s")
+            if "compare" in names or "ensemble" in names:
+                started = time.perf_counter()
+                _load(page, f"{url}/Compare")
+                print(f"first evaluation of the second CSV (Compare): "
+                      f"{time.perf_counter() - started:.1f} s")
+            print(f"{'page':<16} {'load':>8} {'threshold':>10}   heavy widget")
+            worst = {}
+            for name in names:
+                path, heavy = PAGES[name]
+                page = new_page(browser)  # a fresh session per page, like a new visitor
+                page.add_init_script(TRACK_CHANGES)
+                load = _load(page, f"{url}/{path}")
+                change = _threshold_change(page)
+                line = f"{name:<16} {load:7.2f}s {change:9.2f}s"
+                if heavy is not None:
+                    label, action = heavy
+                    try:
+                        heavy_s = _timed(page, lambda: action(page)) / 1000
+                    except Exception as exc:  # a widget not found is reported, not fatal
+                        line += f"   {label}: FAILED ({type(exc).__name__})"
+                    else:
+                        line += f"   {label}: {heavy_s:.2f} s"
+                        change = max(change, heavy_s)
+                page.screenshot(path=str(args.shots / f"{args.data.name}_{name}.png"), full_page=True)
+                problems = page_problems(page)
+                if problems:
+                    line += f"   PROBLEMS: {problems}"
+                print(line, flush=True)
+                worst[name] = max(load, change)
+                page.context.close()
+    slowest = max(worst, key=worst.get)
+    print(f"slowest: {slowest} {worst[slowest]:.2f} s ({worst[slowest] / max(peer_change, 1e-3):.0f}x "
+          f"the bare slider); goal: every page under ~3 s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
