@@ -78,6 +78,10 @@ def parse_json(data: bytes, name: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        if "predictionstring" in text.lstrip().partition("\n")[0].lower():
+            raise ValidationError([Problem(
+                Severity.ERROR, "this is a submission CSV (PredictionString,image_id), not a JSON file; "
+                "give a COCO json here (ground truth and predictions swapped?)", file=name, line=1)]) from None
         raise ValidationError([Problem(
             Severity.ERROR,
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "

@@ -128,9 +128,14 @@ def _read_bytes(source: str | Path | bytes, name: str) -> bytes:
         data = source
     else:
         path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
-        data = path.read_bytes()
+        if path.is_dir():
+            raise CheckpointError(f"{path}: is a folder; give the checkpoint file in it (.pt/.pth)")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such checkpoint file; check the path") from None
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read the checkpoint: {exc.strerror or exc}") from None
     if not data:
         raise CheckpointError(f"{name}: the file is empty, not a checkpoint")
     return data

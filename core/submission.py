@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.dataset import read_source
+from core.dataset import OUTSIDE_TOLERANCE, read_source
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -58,9 +58,11 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     new_pos[kept_rows] = np.arange(len(kept_rows))
     image_keys = np.array([rows.image_ids[i] for i in kept_rows], dtype=object)
     lines = np.asarray(rows.lines, dtype=np.int64)[kept_rows]
+    boxes = boxes[keep_box]
     if dataset is not None:
         _check_images_against(dataset, image_keys, lines, rows.image_ids, name, problems)
-    boxes = boxes[keep_box]
+        _warn_outside_images(dataset, image_keys, lines, new_pos[row_of_box[keep_box]], boxes[:, 2:6], name,
+                             problems)
     problems.sort(key=lambda p: (p.line if p.line is not None else 0))
     return Predictions(
         image_keys=image_keys,
@@ -82,7 +84,8 @@ def _fatal(name: str, message: str, line: int | None = None) -> ValidationError:
 def _decode(data: bytes, name: str) -> str:
     """The file as text (UTF-8, BOM dropped, newlines normalised); rejects what is not CSV."""
     if b"\x00" in data[:4096]:
-        raise _fatal(name, "binary file, not a CSV; give the submission CSV (PredictionString,image_id)")
+        raise _fatal(name, "binary file, neither a submission CSV nor a COCO results json; "
+                            "give the CSV (PredictionString,image_id) or the results json")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -293,7 +296,8 @@ def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: D
         n_per_row = np.bincount(row_of_box[bad_idx], minlength=n_rows)
         ends = np.append(first[1:], len(bad_idx))
         for r, start, end in zip(bad_rows, first, ends):
-            examples = ", ".join(f"box {box_index[b] + 1}: {show(b)}" for b in bad_idx[start:start + MAX_EXAMPLES])
+            quoted = bad_idx[start:min(end, start + MAX_EXAMPLES)]
+            examples = ", ".join(f"box {box_index[b] + 1}: {show(b)}" for b in quoted)
             more = " ..." if end - start > MAX_EXAMPLES else ""
             _row_problem(problems, rows, r, name, f"{n_per_row[r]} {what} ({examples}{more}); {hint}")
         row_ok[bad_rows] = False
@@ -328,6 +332,26 @@ def _check_images_against(dataset: Dataset, image_keys: np.ndarray, lines: np.nd
             Severity.WARNING, f"{len(absent)} of {len(listed)} images of {dataset.source} have no row "
             f"(e.g. {', '.join(map(str, absent[:3]))}); they count as images with no predictions",
             file=name))
+
+
+def _warn_outside_images(dataset: Dataset, image_keys: np.ndarray, lines: np.ndarray, image_pos: np.ndarray,
+                         boxes: np.ndarray, name: str, problems: list[Problem]) -> None:
+    """One WARNING for all boxes reaching outside their image: kept as they are, as COCO evaluates them."""
+    index = dataset.image_index_of_file(image_keys)[image_pos]               # [B] dataset row or -1
+    known = index >= 0
+    width = dataset.images["width"].to_numpy(dtype=np.float64)[index]
+    height = dataset.images["height"].to_numpy(dtype=np.float64)[index]
+    outside = known & ((boxes[:, 0] < -OUTSIDE_TOLERANCE) | (boxes[:, 1] < -OUTSIDE_TOLERANCE)
+                       | (boxes[:, 2] > width + OUTSIDE_TOLERANCE) | (boxes[:, 3] > height + OUTSIDE_TOLERANCE))
+    if not outside.any():
+        return
+    first = int(np.flatnonzero(outside)[0])
+    row = int(image_pos[first])
+    problems.append(Problem(
+        Severity.WARNING, f"{int(outside.sum())} box(es) in {len(np.unique(image_pos[outside]))} row(s) reach "
+        f"outside their image (first: line {int(lines[row])}, [{' '.join(f'{v:g}' for v in boxes[first])}] in a "
+        f"{width[first]:g}x{height[first]:g} image); they are kept as they are, as COCO evaluates them",
+        file=name))
 
 
 def _same_base_name(dataset: Dataset, keys: np.ndarray) -> list[str]:

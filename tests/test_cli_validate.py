@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core.cli import main
-from tests.conftest import EXTERNAL, REAL_TRASH, REPO, need
+from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, need
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -21,7 +21,8 @@ class TestSubprocess:
         result = run_cli(need(REAL_TRASH / "fold3_deta_swinL.csv"), "--gt", need(REAL_TRASH / "fold3_gt.json"))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "958 rows loaded, 41188 boxes, 958 images, 958 of 958 GT images covered; 0 error(s), " \
-               "0 warning(s). VALID" in result.stdout
+               "1 warning(s). VALID" in result.stdout
+        assert "fold3_deta_swinL.csv: warning: 2510 box(es) in " in result.stdout   # outside the image, kept
 
     def test_broken_copy_exits_1_and_names_the_line(self, tmp_path):
         lines = need(REAL_TRASH / "test_submission_cascade.csv").read_text().splitlines()
@@ -48,16 +49,16 @@ class TestSubprocess:
 
 
 class TestInProcess:
-    @pytest.mark.parametrize("pred, gt", [
-        ("fold3_deta_swinL_hflip.csv", "fold3_gt.json"),
-        ("test_submission_cascade.csv", "test.json"),
-        ("test_submission_cascade.csv", None),
+    @pytest.mark.parametrize("pred, gt, warnings", [
+        ("fold3_deta_swinL_hflip.csv", "fold3_gt.json", 1),   # boxes reaching outside the image
+        ("test_submission_cascade.csv", "test.json", 0),
+        ("test_submission_cascade.csv", None, 0),
     ])
-    def test_real_files_exit_0(self, pred, gt, capsys):
+    def test_real_files_exit_0(self, pred, gt, warnings, capsys):
         args = [str(need(REAL_TRASH / pred))] + (["--gt", str(need(REAL_TRASH / gt))] if gt else [])
         assert main(["validate", *args]) == 0
         out = capsys.readouterr().out
-        assert out.count("\n") == 1 and "0 error(s), 0 warning(s). VALID" in out
+        assert out.count("\n") == 1 + warnings and f"0 error(s), {warnings} warning(s). VALID" in out
 
     def test_results_json_with_gt(self, capsys):
         folder = need(EXTERNAL / "cocoapi_fake100")
@@ -71,6 +72,15 @@ class TestInProcess:
         folder = need(EXTERNAL / "cocoapi_fake100")
         assert main(["validate", str(folder / "instances_val2014_fakebbox100_results.json")]) == 1
         assert "give the ground truth json" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("pred, gt", [("predictions_strong.csv", "train.json"),
+                                          ("predictions_weak.csv", "train.json"),
+                                          ("predictions_trained_fcos.csv", "train.json"),
+                                          ("predictions_test.csv", "test.json")])
+    def test_sample_csvs_exit_0(self, pred, gt, capsys):
+        assert main(["validate", str(SAMPLE / pred), "--gt", str(SAMPLE / gt)]) == 0
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1 and "0 error(s), 0 warning(s). VALID" in out
 
     def test_voc_detections(self, capsys):
         folder = need(EXTERNAL / "voc-cartucho")
@@ -99,4 +109,4 @@ class TestInProcess:
         pred = tmp_path / "p.csv"
         pred.write_bytes(b"\x00\x01binary")
         assert main(["validate", str(pred)]) == 1
-        assert "binary file, not a CSV" in capsys.readouterr().out
+        assert "binary file, neither a submission CSV nor a COCO results json" in capsys.readouterr().out

@@ -355,6 +355,31 @@ class TestCli:
         assert proc.returncode == 1 and "not found" in proc.stderr
         assert "Traceback" not in proc.stderr
 
+    @pytest.mark.parametrize("where, fragment", [
+        ("folder_in", "input(s) are folders, not prediction files"),
+        ("folder_out", "is a folder; give a file path"),
+        ("unwritable_out", "o.csv: cannot write: "),
+        ("broken_gt", "gt.json: not a usable COCO json"),
+    ])
+    def test_unusable_paths_exit_1_with_the_reason(self, tmp_path, capsys, where, fragment):
+        from core.cli import main
+
+        inputs = [str(SAMPLE / "predictions_strong.csv"), str(SAMPLE / "predictions_weak.csv")]
+        out, extra = tmp_path / "o.csv", []
+        if where == "folder_in":
+            inputs[1] = str(tmp_path)
+        elif where == "folder_out":
+            out = tmp_path
+        elif where == "unwritable_out":
+            (tmp_path / "file").write_text("")
+            out = tmp_path / "file" / "o.csv"   # a file where a folder should be
+        else:
+            (tmp_path / "gt.json").write_text('{"images": [')
+            extra = ["--gt", str(tmp_path / "gt.json")]
+        code = main(["ensemble", *inputs, "--out", str(out), *extra])
+        assert code == 1
+        assert fragment in capsys.readouterr().err
+
 
 # --------------------------------------------------------------------------------- the page
 def open_ensemble(**state):

@@ -34,6 +34,23 @@ def test_cocoapi_fake100_prints_the_published_map(capsys):
     assert "TIDE dAP@0.5" in out and "\ntotal " in out
 
 
+@pytest.mark.parametrize("gt, pred, line, published", [
+    ("detectron2_coco_val_2img/gt_annotations.json", "detectron2_coco_val_2img/detections.json",
+     "(AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.750", {"map": 0.7504950495049505, "ar1": 0.4}),
+    ("fce_shapes3/gt_dataset.json", "fce_shapes3/dt_dataset.json",
+     "(AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = 0.792", {"map": 0.6947194719471946}),
+    ("voc-cartucho/gt.json", "voc-cartucho/detections.csv",
+     "(AP) @[ IoU=0.50      | area=   all | maxDets=100 ] = 0.312", {"map": 0.149298, "map50": 0.311953}),
+])
+def test_other_published_cases_print_their_numbers(tmp_path, capsys, gt, pred, line, published):
+    out_path = tmp_path / "out.json"
+    assert main(["evaluate", str(need(EXTERNAL / gt)), str(EXTERNAL / pred), "--json", str(out_path)]) == 0
+    assert line in capsys.readouterr().out
+    result = json.loads(out_path.read_text())
+    for name, value in published.items():
+        assert result[name] == pytest.approx(value, abs=5e-7), name
+
+
 def test_json_output_schema(tmp_path, capsys):
     out_path = tmp_path / "out.json"
     code = main(["evaluate", str(need(FAKE100 / "instances_val2014_100.json")),
@@ -114,6 +131,28 @@ class TestBadInput:
         gt_path, _ = _gt_with_ids_from_zero(tmp_path)
         assert main(["evaluate", str(gt_path), str(gt_path), "--iou", "0"]) == 1
         assert "--iou" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("value", ["1.5", "-0.1", "nan"])
+    def test_score_threshold_outside_0_1(self, tmp_path, capsys, value):
+        gt_path, _ = _gt_with_ids_from_zero(tmp_path)
+        assert main(["evaluate", str(gt_path), str(gt_path), "--score-threshold", value]) == 1
+        assert f"--score-threshold {float(value)} is not in [0, 1]" in capsys.readouterr().out
+
+    def test_ground_truth_without_annotations(self, tmp_path, capsys):
+        gt_path, doc = _gt_with_ids_from_zero(tmp_path)
+        gt_path.write_text(json.dumps({**doc, "annotations": []}))
+        pred = tmp_path / "sub.csv"
+        pred.write_text("PredictionString,image_id\n0 0.9 10 20 90.5 80,test/0000.jpg\n")
+        assert main(["evaluate", str(gt_path), str(pred)]) == 1
+        out = capsys.readouterr().out
+        assert "train.json: error: the ground truth has no annotations" in out and "Average Precision" not in out
+
+    def test_arguments_swapped(self, tmp_path, capsys):
+        gt_path, _ = _gt_with_ids_from_zero(tmp_path)
+        pred = tmp_path / "sub.csv"
+        pred.write_text("PredictionString,image_id\n0 0.9 10 20 90.5 80,test/0000.jpg\n")
+        assert main(["evaluate", str(pred), str(gt_path)]) == 1
+        assert "sub.csv:1: error: this is a submission CSV" in capsys.readouterr().out
 
     def test_unwritable_json(self, tmp_path, capsys):
         gt_path, doc = _gt_with_ids_from_zero(tmp_path)

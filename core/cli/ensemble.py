@@ -100,16 +100,25 @@ def _run(args) -> int:
 
     from core.submission import write_submission
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_submission(result.predictions, args.out)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_submission(result.predictions, args.out)
+    except OSError as exc:
+        raise _UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}; give a writable file path") from None
     print(f"wrote {args.out}")
     return 0
 
 
 def _check_args(args) -> None:
+    folders = [str(p) for p in args.inputs if p.is_dir()]
+    if folders:
+        raise _UsageError(f"input(s) are folders, not prediction files: {', '.join(folders)}; "
+                          "give the CSV / results json files in them")
     missing = [str(p) for p in args.inputs if not p.is_file()]
     if missing:
         raise _UsageError(f"input file(s) not found: {', '.join(missing)}")
+    if args.out.is_dir():
+        raise _UsageError(f"--out {args.out} is a folder; give a file path such as {args.out / 'ensemble.csv'}")
     if args.weights and len(args.weights) != len(args.inputs):
         raise _UsageError(f"--weights gives {len(args.weights)} weight(s) for {len(args.inputs)} input(s); "
                           "give one per input, in the same order")
@@ -129,7 +138,11 @@ def _check_args(args) -> None:
 def _load_json(path: Path):
     from core.dataset import load_coco
 
-    dataset = load_coco(path)  # raises ValidationError listing every problem
+    try:
+        dataset = load_coco(path)
+    except ValidationError as exc:
+        _print_problems(exc.problems)
+        raise _UsageError(f"{path}: not a usable COCO json (problems listed above); fix it or give another") from None
     _print_problems(dataset.problems)
     return dataset
 
@@ -205,6 +218,9 @@ def _sweep(args, inputs, names, gt, size_options):
     print(f"best: {sweep.best.label} (mAP@0.5 {table.loc[table['method'] != 'input', 'map50'].max():.4f}); "
           f"written to {args.out}")
     if args.sweep_table:
-        table.to_csv(args.sweep_table, index=False)
+        try:
+            table.to_csv(args.sweep_table, index=False)
+        except OSError as exc:
+            raise _UsageError(f"--sweep-table {args.sweep_table}: cannot write: {exc.strerror or exc}") from None
         print(f"wrote the sweep table to {args.sweep_table}")
     return sweep.best_result, table

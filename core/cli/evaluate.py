@@ -53,11 +53,18 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.iou <= 1.0:
         print(f"error: --iou {args.iou} is not in (0, 1]; give e.g. --iou 0.5")
         return 1
+    if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
+        print(f"error: --score-threshold {args.score_threshold} is not in [0, 1]; give e.g. --score-threshold 0.05")
+        return 1
     try:
         dataset = load_coco(args.gt)
     except ValidationError as exc:
         _print_problems(exc.problems)
         print(f"{args.gt}: not a usable COCO ground truth; fix the errors above.")
+        return 1
+    if not len(dataset.annotations):
+        print(f"{args.gt}: error: the ground truth has no annotations (a test split?), so every metric is "
+              "undefined; give a json with boxes, e.g. train.json or a validation fold")
         return 1
     try:
         preds = load_predictions(args.pred, dataset=dataset)

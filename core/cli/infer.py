@@ -83,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.score_threshold <= 1.0:
         return _fail(f"--score-threshold {args.score_threshold} is outside [0, 1]")
+    for option in ("limit", "batch_size", "input_size"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            return _fail(f"--{option.replace('_', '-')} {value}: must be at least 1")
+    if not args.data.is_dir():
+        return _fail(f"--data {args.data}: no such folder; give the dataset folder (train.json, train/, test/ ...)")
     try:
         items, categories, dataset, problems = _images_and_categories(args)
     except ValidationError as exc:
