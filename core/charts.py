@@ -99,9 +99,18 @@ def class_counts_figure(names: list[str], counts, colors: list[str], *, title: s
     return fig
 
 
-def histogram_counts(values, *, nbins: int = 50, log_x: bool = False
+def integer_bin_edges(lo: int, hi: int, nbins: int) -> np.ndarray:
+    """Edges for counts from lo to hi: bins of a whole width w, each holding w whole numbers,
+    edges at half-integers (lo - 0.5, lo - 0.5 + w, ...), at most about nbins bins."""
+    width = max(1, int(np.ceil((hi - lo + 1) / max(int(nbins), 1))))
+    n = int(np.ceil((hi - lo + 1) / width))
+    return lo - 0.5 + width * np.arange(n + 1, dtype=np.float64)
+
+
+def histogram_counts(values, *, nbins: int = 50, log_x: bool = False, integer: bool = False
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(edges [B+1], counts [B]) of the finite values (positive ones, log-spaced bins, when log_x).
+    """(edges [B+1], counts [B]) of the finite values (positive ones, log-spaced bins, when log_x;
+    whole-number bins centred on integers, when integer: for counts such as boxes per image).
 
     Binned here so that a chart of 490,000 scores sends B bars to the browser, not every value.
     """
@@ -112,7 +121,9 @@ def histogram_counts(values, *, nbins: int = 50, log_x: bool = False
     if not len(values):
         return np.array([0.0, 1.0]), np.zeros(1, np.int64)
     lo, hi = float(values.min()), float(values.max())
-    if log_x:
+    if integer:
+        edges = integer_bin_edges(int(np.floor(lo)), int(np.ceil(hi)), nbins)
+    elif log_x:
         edges = np.logspace(np.log10(lo), np.log10(hi) if hi > lo else np.log10(lo) + 1, int(nbins) + 1)
     else:
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, int(nbins) + 1)
@@ -121,15 +132,22 @@ def histogram_counts(values, *, nbins: int = 50, log_x: bool = False
 
 
 def histogram_figure(values, *, title: str, x_title: str, log_x: bool = False,
-                     nbins: int = 50) -> go.Figure:
-    """A histogram of one numeric column (log-spaced bins when log_x), binned with numpy."""
-    edges, counts = histogram_counts(values, nbins=nbins, log_x=log_x)
+                     nbins: int = 50, integer: bool = False) -> go.Figure:
+    """A histogram of one numeric column (log-spaced bins when log_x, whole-number bins when
+    integer), binned with numpy."""
+    edges, counts = histogram_counts(values, nbins=nbins, log_x=log_x, integer=integer)
     shown = np.log10(edges) if log_x and edges[0] > 0 else edges
     centres, widths = (shown[:-1] + shown[1:]) / 2, np.diff(shown)
-    fig = go.Figure(go.Bar(
-        x=centres, y=counts, width=widths * 0.95, marker_color="#4363d8",
-        customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-        hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}<br>%{y:,}<extra></extra>"))
+    if integer:  # the whole numbers each bar holds: "3" or "10 – 14"
+        first, last = np.ceil(edges[:-1]).astype(np.int64), np.floor(edges[1:]).astype(np.int64)
+        ranges = [f"{a}" if a == b else f"{a} – {b}" for a, b in zip(first, last)]
+        bar = go.Bar(x=centres, y=counts, width=widths * 0.9, marker_color="#4363d8",
+                     customdata=ranges, hovertemplate="%{customdata}<br>%{y:,}<extra></extra>")
+    else:
+        bar = go.Bar(x=centres, y=counts, width=widths * 0.95, marker_color="#4363d8",
+                     customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+                     hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}<br>%{y:,}<extra></extra>")
+    fig = go.Figure(bar)
     if log_x:
         ticks = np.arange(np.floor(shown[0]), np.ceil(shown[-1]) + 1)
         fig.update_xaxes(tickvals=ticks, ticktext=[f"{10 ** t:g}" for t in ticks])

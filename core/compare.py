@@ -56,11 +56,14 @@ class Comparison:
     """Evaluations of several prediction sets on one dataset, viewed at one score threshold.
 
     evaluations: name -> Evaluation, the first being the reference; score_thr: boxes scoring
-    below it are deleted in the threshold-dependent tables (None: keep every box).
+    below it are deleted in the threshold-dependent tables (None: keep every box); views:
+    name -> that evaluation's ThresholdView at score_thr, when the caller already holds them
+    (the dashboard caches them per file and threshold), else made here.
     """
 
     evaluations: dict
     score_thr: float | None = None
+    views: dict | None = None
 
     @property
     def names(self) -> list[str]:
@@ -73,7 +76,7 @@ class Comparison:
     def _view(self, name: str):
         # one ThresholdView per model, shared by every table: its lazy parts (per-class and
         # per-image AP) are computed once per model, not once per table
-        views = self.__dict__.setdefault("_views", {})
+        views = self.__dict__.setdefault("_views", dict(self.views or {}))
         if name not in views:
             thr = -np.inf if self.score_thr is None else self.score_thr
             views[name] = self.evaluations[name].at(thr)
@@ -143,8 +146,10 @@ class Comparison:
         return table.reset_index(drop=True)
 
 
-def compare(evaluations: Mapping[str, object], score_thr: float | None = None) -> Comparison:
-    """A Comparison of two or more evaluations made on the same dataset (ValueError otherwise)."""
+def compare(evaluations: Mapping[str, object], score_thr: float | None = None,
+            views: Mapping[str, object] | None = None) -> Comparison:
+    """A Comparison of two or more evaluations made on the same dataset (ValueError otherwise);
+    views: the evaluations' ThresholdViews at score_thr, if already made."""
     evaluations = dict(evaluations)
     if len(evaluations) < 2:
         raise ValueError(f"Comparing needs at least two evaluations; got {len(evaluations)}.")
@@ -154,7 +159,7 @@ def compare(evaluations: Mapping[str, object], score_thr: float | None = None) -
         if not _same_dataset(first, evaluations[name].dataset):
             raise ValueError(f"{name!r} was evaluated on another dataset than {names[0]!r}; "
                              "compare prediction sets evaluated against the same ground truth.")
-    return Comparison(evaluations, score_thr)
+    return Comparison(evaluations, score_thr, dict(views) if views else None)
 
 
 def biggest_differences(per_image: pd.DataFrame, n: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:

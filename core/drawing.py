@@ -213,7 +213,8 @@ def render_crop(
     if image is None:
         crop = Image.new("RGB", (right - left, bottom - top), BLANK_CANVAS_COLOR)
     else:
-        crop = image.convert("RGB").crop((left, top, right, bottom))
+        crop = image.crop((left, top, right, bottom))  # crop first: convert only the crop
+        crop = crop if crop.mode == "RGB" else crop.convert("RGB")
     scale = out_side / max(crop.size)
     crop = crop.resize((max(1, round(crop.size[0] * scale)), max(1, round(crop.size[1] * scale))))
     draw = ImageDraw.Draw(crop)

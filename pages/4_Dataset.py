@@ -53,7 +53,7 @@ else:
     with left:
         per_image = np.bincount(subset["image_index"].to_numpy(np.int64), minlength=len(ds.images))
         st.plotly_chart(histogram_figure(per_image, title="Boxes per image",
-                                         x_title="boxes in the image", nbins=min(60, per_image.max() + 1)),
+                                         x_title="boxes in the image", nbins=60, integer=True),
                         key="per_image", width="stretch")
         st.plotly_chart(histogram_figure(shapes["side"], title="Box size (√area, pixels)",
                                          x_title="√area (log scale)", log_x=True),

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.compare import biggest_differences, compare, per_class_figure
+from core.compare import per_class_figure
 from core.drawing import Panel, gt_layers, prediction_layers
 from ui import state as S
-from ui.prediction_sets import choose_prediction_sets, data_for
-from ui.sidebar import active_data, page_setup
+from ui.prediction_sets import choose_prediction_sets, comparison_tables, data_for, pair_tables
+from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import draw_image_panels, gt_rows, image_ref_for, outcome_legend, prediction_rows
 
 TOP_IMAGES = 10  # images listed per direction
@@ -62,15 +62,85 @@ def _image_view(data, per_image: pd.DataFrame, candidates: pd.DataFrame, sets, n
                "threshold are hidden.")
 
 
+@st.fragment
+def _at_threshold(data, sets) -> None:
+    """Everything the score threshold changes; the slider is drawn from here, so a move reruns
+    only this fragment (no sidebar, loading or set choice) and reads cached tables."""
+    data = score_slider(data)
+    tables = comparison_tables(data, sets)
+    names = tables.comparison.names
+    deltas = [c for c in tables.metrics.columns if c.startswith("Δ")]
+    st.caption(f"Against **{data.gt_label}** · IoU threshold {data.iou_thr:.2f} · score threshold "
+               f"{data.score_thr:.2f} (sidebar): the COCO rows use every box; the threshold rows, "
+               "error counts and per-image AP drop boxes below the threshold.")
+
+    # st.table, not st.dataframe: small tables, and a static table redraws at once after a
+    # slider move where the data grid takes ~150 ms each (bench/bench_slider.py)
+    st.subheader("Metrics")
+    metrics = tables.metrics
+    styled = _styled(metrics, deltas).format("{:,.0f}", subset=pd.IndexSlice[["boxes kept"], names])
+    styled = styled.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas])
+    st.table(styled)
+
+    st.subheader("Per-class AP@0.5")
+    per_class = tables.per_class
+    st.plotly_chart(per_class_figure(per_class, names), key="compare_per_class_chart", width="stretch")
+    st.table(_styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
+             hide_index=True)
+
+    st.subheader("Error types")
+    st.table(_styled(tables.error_counts, deltas, "{:,}"))
+    st.caption("tp: correct boxes; the errors follow TIDE (classification, localization, both, "
+               "duplicate, background); missed: ground-truth boxes no prediction found.")
+
+    # --- per image: A against B ----------------------------------------------------------------
+    st.subheader("Where one model beats the other")
+    pair = st.session_state[S.COMPARE_PAIR]
+    pick = st.columns(2)
+    default_a = pair[0] if pair and pair[0] in names else names[0]
+    name_a = pick[0].selectbox("Model A", names, index=names.index(default_a), key="_compare_a")
+    others = [n for n in names if n != name_a]
+    default_b = pair[1] if len(pair) == 2 and pair[1] in others else others[0]
+    name_b = pick[1].selectbox("Model B", others, index=others.index(default_b), key="_compare_b")
+    st.session_state[S.COMPARE_PAIR] = [name_a, name_b]
+
+    per_image, a_wins, b_wins = pair_tables(data, sets, tables, name_a, name_b, TOP_IMAGES)
+    shown_columns = {"file_name": "image", "n_gt": "GT", "ap50_a": "AP50 A", "ap50_b": "AP50 B",
+                     "difference": "A − B", "n_tp_a": "TP A", "n_tp_b": "TP B", "n_fp_a": "FP A",
+                     "n_fp_b": "FP B"}
+    number_formats = {"AP50 A": "{:.3f}", "AP50 B": "{:.3f}", "A − B": "{:+.3f}"}
+    lists = st.columns(2)
+    for column, title, table in ((lists[0], f"A ({name_a}) beats B most", a_wins),
+                                 (lists[1], f"B ({name_b}) beats A most", b_wins)):
+        column.markdown(f"**{title}**")
+        if len(table):
+            shown = table[list(shown_columns)].rename(columns=shown_columns)
+            column.table(shown.style.format(number_formats, na_rep="–"), hide_index=True)
+        else:
+            column.caption("No image.")
+    difference = per_image["difference"]
+    st.caption(f"Per-image AP@0.5 at score ≥ {data.score_thr:.2f}: {int((difference > 0).sum())} "
+               f"images better with A, {int((difference < 0).sum())} better with B, "
+               f"{int((difference == 0).sum())} equal. An image without ground truth counts AP 1 when "
+               "a model puts no box on it.")
+
+    candidates = pd.concat([a_wins, b_wins], ignore_index=True)
+    if not len(candidates):
+        st.info("The two models score the same on every image.")
+        return
+    _image_view(data, per_image, candidates, sets, name_a, name_b)
+
+
 page_setup("Compare models", icon=":material/compare_arrows:")
-data = active_data()
+data = active_data(score_slider_in_fragment=True)
 st.title("Compare models")
-if data.dataset is None:
-    st.info("Load a ground truth in the sidebar.")
-    st.stop()
-if not data.has_gt_boxes:
-    st.info(f"{data.gt_label} has no annotations (a test set?): models can only be compared "
-            "against a ground truth with boxes. Choose one in the sidebar.")
+if data.dataset is None or not data.has_gt_boxes:
+    score_slider(data)  # the slider's slot waits for the fragment, which this page skips
+    if data.dataset is None:
+        st.info("Load a ground truth in the sidebar.")
+    else:
+        st.info(f"{data.gt_label} has no annotations (a test set?): models can only be compared "
+                "against a ground truth with boxes. Choose one in the sidebar.")
     st.stop()
 
 sets = choose_prediction_sets(
@@ -82,69 +152,7 @@ if unmatched:
     st.warning(f"No image of {', '.join(unmatched)} is in {data.gt_label}: left out of the comparison.")
 sets = [s for s in sets if s.evaluation is not None]
 if len(sets) < 2:
+    score_slider(data)
     st.info("Choose at least two prediction sets on this dataset above.")
     st.stop()
-
-comparison = compare({s.label: s.evaluation for s in sets}, score_thr=data.score_thr)
-names = comparison.names
-deltas = [c for c in comparison.metrics().columns if c.startswith("Δ")]
-st.caption(f"Against **{data.gt_label}** · IoU threshold {data.iou_thr:.2f} · score threshold "
-           f"{data.score_thr:.2f} (sidebar): the COCO rows use every box; the threshold rows, "
-           "error counts and per-image AP drop boxes below the threshold.")
-
-st.subheader("Metrics")
-metrics = comparison.metrics()
-styled = _styled(metrics, deltas).format("{:,.0f}", subset=pd.IndexSlice[["boxes kept"], names])
-styled = styled.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas])
-st.dataframe(styled, width="stretch", height=36 * (len(metrics) + 1) + 3)
-
-st.subheader("Per-class AP@0.5")
-per_class = comparison.per_class()
-st.plotly_chart(per_class_figure(per_class, names), key="compare_per_class_chart", width="stretch")
-st.dataframe(_styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
-             hide_index=True, width="stretch")
-
-st.subheader("Error types")
-counts = comparison.error_counts()
-counts.index = [str(i) for i in counts.index]
-st.dataframe(_styled(counts, deltas, "{:,}"), width="stretch")
-st.caption("tp: correct boxes; the errors follow TIDE (classification, localization, both, duplicate, "
-           "background); missed: ground-truth boxes no prediction found.")
-
-# --- per image: A against B --------------------------------------------------------------------
-st.subheader("Where one model beats the other")
-pair = st.session_state[S.COMPARE_PAIR]
-pick = st.columns(2)
-default_a = pair[0] if pair and pair[0] in names else names[0]
-name_a = pick[0].selectbox("Model A", names, index=names.index(default_a), key="_compare_a")
-others = [n for n in names if n != name_a]
-default_b = pair[1] if len(pair) == 2 and pair[1] in others else others[0]
-name_b = pick[1].selectbox("Model B", others, index=others.index(default_b), key="_compare_b")
-st.session_state[S.COMPARE_PAIR] = [name_a, name_b]
-
-per_image = comparison.per_image(name_a, name_b)
-a_wins, b_wins = biggest_differences(per_image, TOP_IMAGES)
-shown_columns = {"file_name": "image", "n_gt": "GT", "ap50_a": "AP50 A", "ap50_b": "AP50 B",
-                 "difference": "A − B", "n_tp_a": "TP A", "n_tp_b": "TP B", "n_fp_a": "FP A",
-                 "n_fp_b": "FP B"}
-number_columns = {"AP50 A": "%.3f", "AP50 B": "%.3f", "A − B": "%+.3f"}
-lists = st.columns(2)
-for column, title, table in ((lists[0], f"A ({name_a}) beats B most", a_wins),
-                             (lists[1], f"B ({name_b}) beats A most", b_wins)):
-    column.markdown(f"**{title}**")
-    if len(table):
-        column.dataframe(table[list(shown_columns)].rename(columns=shown_columns), hide_index=True,
-                         width="stretch", column_config={c: st.column_config.NumberColumn(format=f)
-                                                         for c, f in number_columns.items()})
-    else:
-        column.caption("No image.")
-n_equal = int((per_image["difference"] == 0).sum())
-st.caption(f"Per-image AP@0.5 at score ≥ {data.score_thr:.2f}: {int((per_image['difference'] > 0).sum())} "
-           f"images better with A, {int((per_image['difference'] < 0).sum())} better with B, {n_equal} equal. "
-           "An image without ground truth counts AP 1 when a model puts no box on it.")
-
-candidates = pd.concat([a_wins, b_wins], ignore_index=True)
-if not len(candidates):
-    st.info("The two models score the same on every image.")
-    st.stop()
-_image_view(data, per_image, candidates, sets, name_a, name_b)
+_at_threshold(data, sets)

@@ -231,6 +231,30 @@ def test_class_errors_link_opens_the_image_in_the_explorer():
     assert any("Image explorer" in t.value for t in at.title)
 
 
+def test_class_errors_crops_are_cached_across_a_threshold_change(monkeypatch):
+    import core.drawing
+
+    rendered = []
+    real_render = core.drawing.render_crop
+    monkeypatch.setattr(core.drawing, "render_crop",
+                        lambda *args, **kwargs: rendered.append(args[2]) or real_render(*args, **kwargs))
+    from ui.loaders import _crop_png
+
+    _crop_png.clear()  # crops other tests made in this process
+    at = open_app("pages/3_Class_errors.py", **{S.ERRORS_CLASS: "Paper"})
+    assert_clean(at)
+    rendered.clear()
+    at.radio(key="_errors_kind").set_value("tp").run()  # many boxes, all well above 0.06
+    first = len(rendered)
+    shown = [img.url for el in at.get("image") for img in el.proto.imgs]
+    assert first == len(shown) == 24  # the default number of crops, each rendered once
+    at.slider(key=S.widget_key(S.SCORE_THR)).set_value(0.06).run()
+    assert_clean(at)
+    assert len(rendered) == first, "a threshold change re-rendered crops"
+    # same crops, same PNG bytes: the browser gets the same media URLs
+    assert [img.url for el in at.get("image") for img in el.proto.imgs] == shown
+
+
 def test_test_image_csv_browses_with_predictions_only():
     at = open_app("pages/2_Image_explorer.py", **{S.ACTIVE_PREDICTIONS: "predictions_test.csv",
                                                   S.PREDICTIONS_FOR_GT: "train.json"})

@@ -120,6 +120,13 @@ class TestComparisonOnSampleData:
             merged = per_image.merge(view.per_image, on="image_index")
             np.testing.assert_allclose(merged[key], merged["ap50"])
 
+    def test_given_views_are_used_and_give_the_same_tables(self, comparison):
+        views = {name: ev.at(0.3) for name, ev in comparison.evaluations.items()}
+        with_views = compare(comparison.evaluations, score_thr=0.3, views=views)
+        assert with_views._view("strong") is views["strong"]
+        pd.testing.assert_frame_equal(with_views.metrics(), comparison.metrics())
+        pd.testing.assert_frame_equal(with_views.per_image(), comparison.per_image())
+
     def test_per_image_sorted_and_both_directions_present(self, comparison):
         table = comparison.per_image()
         assert table["difference"].is_monotonic_decreasing
@@ -181,9 +188,9 @@ class TestComparePage:
         assert not at.exception, [e.value for e in at.exception]
         assert not at.error, [e.value for e in at.error]
         assert at.multiselect(key=S.widget_key(S.COMPARE_SETS)).value == SAMPLE_PAIR
-        metrics = at.dataframe[0].value
+        metrics = at.table[0].value
         assert metrics.loc["mAP@0.5", "predictions_strong.csv"] == pytest.approx(0.756094, abs=1e-5)
-        counts = at.dataframe[2].value
+        counts = at.table[2].value
         assert list(counts.index) == ["tp", "classification", "localization", "both", "duplicate",
                                       "background", "missed"]
         figures = at.get("plotly_chart")
@@ -193,7 +200,7 @@ class TestComparePage:
         assert any(t.startswith("A: predictions_strong.csv") for t in titles)
         assert any(t.startswith("B: predictions_weak.csv") for t in titles)
         # the image shown is the one where A beats B most
-        assert at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).value == at.dataframe[3].value["image"].iloc[0]
+        assert at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).value == at.table[3].value["image"].iloc[0]
 
     def test_swapping_the_models_and_picking_an_image(self):
         at = open_compare()
@@ -206,10 +213,22 @@ class TestComparePage:
         titles = panel_titles(at.get("plotly_chart")[1])
         assert any(t.startswith("A: predictions_weak.csv") for t in titles)
 
+    def test_score_threshold_changes_the_threshold_rows_not_the_coco_ones(self):
+        at = open_compare()
+        before = at.table[0].value
+        at.slider(key=S.widget_key(S.SCORE_THR)).set_value(0.6).run()
+        assert not at.exception, [e.value for e in at.exception]
+        after = at.table[0].value
+        assert at.session_state[S.SCORE_THR] == 0.6
+        assert after.loc["mAP@0.5", "predictions_strong.csv"] == before.loc["mAP@0.5", "predictions_strong.csv"]
+        assert after.loc["boxes kept", "predictions_strong.csv"] < before.loc["boxes kept", "predictions_strong.csv"]
+        assert any("score threshold 0.60" in c.value for c in at.caption)
+
     def test_one_set_asks_for_another(self):
         at = open_compare(**{S.COMPARE_SETS: ["predictions_strong.csv"]})
         assert not at.exception
         assert any("at least two" in i.value for i in at.info)
+        assert at.slider(key=S.widget_key(S.SCORE_THR)).value == 0.05  # the sidebar keeps its slider
 
     def test_test_set_without_boxes(self):
         at = open_compare(**{S.GT_CHOICE: "test.json"})
@@ -250,6 +269,6 @@ def test_compare_page_on_the_real_trash_folder():
     assert at.multiselect(key=S.widget_key(S.COMPARE_SETS)).value == [  # the default: active + next fitting
         "fold3_deta_swinL.csv", "fold3_deta_swinL_hflip.csv"]
     assert not at.exception and not at.error
-    assert at.dataframe[0].value.loc["mAP@0.5", "fold3_deta_swinL.csv"] == pytest.approx(0.668446, abs=1e-5)
+    assert at.table[0].value.loc["mAP@0.5", "fold3_deta_swinL.csv"] == pytest.approx(0.668446, abs=1e-5)
     assert len(panel_titles(at.get("plotly_chart")[1])) >= 3
     assert any("not found" in i.value or "blank" in i.value for i in at.info)

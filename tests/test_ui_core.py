@@ -209,6 +209,32 @@ class TestAggregatedCharts:
         figure = histogram_figure(np.random.default_rng(0).random(100_000), title="t", x_title="x")
         assert len(figure.data[0].y) == 50 and int(np.sum(figure.data[0].y)) == 100_000
 
+    def test_integer_histogram_has_one_bar_per_whole_number_and_no_empty_gaps(self):
+        from core.charts import histogram_counts, histogram_figure
+
+        # boxes per image 1..8 (every image has a box), every count present: the old 9 bins
+        # from 1 to 8 are 7/9 wide, so one holds no whole number and shows as an empty bar
+        values = np.array([1, 1, 2, 3, 3, 3, 4, 5, 6, 7, 7, 8])
+        _, linear_counts = histogram_counts(values, nbins=9)
+        assert (linear_counts == 0).sum() == 1
+        edges, counts = histogram_counts(values, nbins=60, integer=True)
+        np.testing.assert_allclose(edges, np.arange(0.5, 9.0))
+        assert counts.tolist() == [2, 1, 3, 1, 1, 1, 2, 1]
+        figure = histogram_figure(values, title="t", x_title="x", nbins=60, integer=True)
+        assert list(figure.data[0].x) == list(range(1, 9))
+        assert list(figure.data[0].customdata) == [str(k) for k in range(1, 9)]
+
+    def test_integer_histogram_groups_whole_numbers_when_the_range_exceeds_nbins(self):
+        from core.charts import histogram_counts, histogram_figure
+
+        values = np.arange(3, 103)  # 100 whole numbers into at most 40 bins: width 3
+        edges, counts = histogram_counts(values, nbins=40, integer=True)
+        np.testing.assert_allclose(np.diff(edges), 3.0)
+        assert edges[0] == 2.5 and edges[-1] >= 102.5 and len(counts) == 34
+        assert counts.sum() == 100 and counts[:-1].tolist() == [3] * 33 and counts[-1] == 1
+        figure = histogram_figure(values, title="t", x_title="x", nbins=40, integer=True)
+        assert figure.data[0].customdata[0] == "3 – 5" and figure.data[0].customdata[-1] == "102 – 104"
+
     def test_log_histogram_uses_positive_values_on_log_spaced_bins(self):
         from core.charts import histogram_counts
 

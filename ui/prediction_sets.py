@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import pandas as pd
 import streamlit as st
 
+from core.compare import Comparison, biggest_differences, compare
 from core.problems import Problem
 from core.sources import first_csv_image_id
 from core.tables import Predictions
@@ -82,3 +84,49 @@ def data_for(data: ActiveData, chosen: PredictionSet) -> ActiveData:
                                       data.score_thr)
     return replace(data, predictions_label=chosen.label, predictions=chosen.predictions,
                    predictions_key=chosen.key, evaluation=chosen.evaluation, view=view)
+
+
+@dataclass(frozen=True)
+class ComparisonTables:
+    """A Comparison at one score threshold with its tables made (cached: treat as read-only)."""
+
+    comparison: Comparison
+    metrics: pd.DataFrame
+    per_class: pd.DataFrame
+    error_counts: pd.DataFrame  # index: outcome names as str
+
+
+def _set_keys(sets: list[PredictionSet]) -> tuple[tuple[str, str], ...]:
+    return tuple((s.label, s.key) for s in sets)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _comparison_tables(dataset_key: str, set_keys: tuple, iou_thr: float, score_thr: float,
+                       _sets: list[PredictionSet]) -> ComparisonTables:
+    views = {s.label: loaders.threshold_view(s.evaluation, dataset_key, s.key, iou_thr, score_thr)
+             for s in _sets}
+    comparison = compare({s.label: s.evaluation for s in _sets}, score_thr=score_thr, views=views)
+    counts = comparison.error_counts()
+    counts.index = [str(i) for i in counts.index]
+    return ComparisonTables(comparison, comparison.metrics(), comparison.per_class(), counts)
+
+
+def comparison_tables(data: ActiveData, sets: list[PredictionSet]) -> ComparisonTables:
+    """The evaluated sets compared at the data's score threshold, cached per (files, thresholds):
+    a slider move back to a value costs nothing, and the views are the other pages' ones."""
+    return _comparison_tables(data.dataset_key, _set_keys(sets), round(float(data.iou_thr), 4),
+                              round(float(data.score_thr), 4), sets)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _pair_tables(dataset_key: str, set_keys: tuple, iou_thr: float, score_thr: float, name_a: str,
+                 name_b: str, n: int, _tables: ComparisonTables):
+    per_image = _tables.comparison.per_image(name_a, name_b)
+    return (per_image, *biggest_differences(per_image, n))
+
+
+def pair_tables(data: ActiveData, sets: list[PredictionSet], tables: ComparisonTables,
+                name_a: str, name_b: str, n: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per-image AP of a against b, the n images a wins most, the n b wins most), cached."""
+    return _pair_tables(data.dataset_key, _set_keys(sets), round(float(data.iou_thr), 4),
+                        round(float(data.score_thr), 4), name_a, name_b, int(n), tables)
