@@ -9,10 +9,18 @@ from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
 from tests.eval_support import dataset_of, predictions_of, random_case
 
 
-def test_ahead_of_time_build_equals_jit(tmp_path):
+def test_ahead_of_time_build_equals_jit(tmp_path, monkeypatch):
     assert kernels.load_built(tmp_path) is None
-    built = kernels.load_built(kernels.build(tmp_path).parent)
-    assert built is not None and built.__name__ == kernels.module_name()
+    # first use builds the kernels where they are missing
+    monkeypatch.setattr(kernels, "default_build_dir", lambda: tmp_path)
+    monkeypatch.delenv("DETLENS_KERNELS", raising=False)
+    kernels.kernels.cache_clear()
+    try:
+        built = kernels.kernels()
+    finally:
+        kernels.kernels.cache_clear()
+    assert built is not coco_kernels and built.__name__ == kernels.module_name()
+    assert kernels.load_built(tmp_path) is not None
 
     doc, *arrays = random_case(4, n_images=25, crowd_rate=0.1)
     dataset = dataset_of(doc)
@@ -32,3 +40,27 @@ def test_ahead_of_time_build_equals_jit(tmp_path):
                 np.array([1, 10, 100]), np.full((len(doc["categories"]), 4), 5, np.int64), COCO_RECALL_THRS)
     for a, b in zip(coco_kernels.accumulate(*acc_args), built.accumulate(*acc_args)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_failed_build_falls_back_to_the_jit(tmp_path, monkeypatch):
+    def no_compiler(folder):
+        raise OSError("no C compiler")
+
+    monkeypatch.setattr(kernels, "default_build_dir", lambda: tmp_path)
+    monkeypatch.setattr(kernels, "build", no_compiler)
+    monkeypatch.delenv("DETLENS_KERNELS", raising=False)
+    kernels.kernels.cache_clear()
+    try:
+        assert kernels.kernels() is coco_kernels
+    finally:
+        kernels.kernels.cache_clear()
+
+
+def test_jit_forced_by_the_environment(monkeypatch):
+    monkeypatch.setenv("DETLENS_KERNELS", "jit")
+    monkeypatch.setattr(kernels, "build", lambda folder: (_ for _ in ()).throw(AssertionError("built")))
+    kernels.kernels.cache_clear()
+    try:
+        assert kernels.kernels() is coco_kernels
+    finally:
+        kernels.kernels.cache_clear()
