@@ -369,13 +369,17 @@ def _iscrowd(values: list, label, checker: _Checker, image_ids) -> np.ndarray:
     return np.array([int(v) if v in (0, 1) else 0 for v in values], dtype=np.int64)
 
 
+def outside_image(boxes_xyxy: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """[N] bool: boxes ([N, 4] xyxy) reaching outside their own image (width, height: [N])."""
+    return ((boxes_xyxy[:, 0] < -OUTSIDE_TOLERANCE) | (boxes_xyxy[:, 1] < -OUTSIDE_TOLERANCE)
+            | (boxes_xyxy[:, 2] > width + OUTSIDE_TOLERANCE) | (boxes_xyxy[:, 3] > height + OUTSIDE_TOLERANCE))
+
+
 def _warn_outside(xywh, image_index, images, label, checker: _Checker, image_ids) -> None:
     width = images["width"].to_numpy(np.float64)[image_index]
     height = images["height"].to_numpy(np.float64)[image_index]
-    outside = np.flatnonzero(
-        (xywh[:, 0] < -OUTSIDE_TOLERANCE) | (xywh[:, 1] < -OUTSIDE_TOLERANCE)
-        | (xywh[:, 0] + xywh[:, 2] > width + OUTSIDE_TOLERANCE)
-        | (xywh[:, 1] + xywh[:, 3] > height + OUTSIDE_TOLERANCE))
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    outside = np.flatnonzero(outside_image(xyxy, width, height))
     checker.each(outside, lambda i: f"{label(i)}: bbox {xywh[i].tolist()} reaches outside its "
                  f"{_plain(images['width'].iat[image_index[i]])}x{_plain(images['height'].iat[image_index[i]])} "
                  "image; it is kept as it is", severity=Severity.WARNING, image_ids=image_ids, what="annotations")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from core.boxes import xywh_to_xyxy
-from core.dataset import box_array, float_array, int_array, no_gc, parse_json, read_source
+from core.dataset import box_array, float_array, int_array, no_gc, outside_image, parse_json, read_source
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -94,6 +94,7 @@ def _to_predictions(columns: dict, entries: list, dataset: Dataset, name: str) -
     ok &= ~unknown
 
     keep = np.flatnonzero(ok)
+    _warn_outside_images(boxes_xywh, image_index, keep, dataset, name, problems)
     # Images in order of first appearance; boxes grouped by image, file order within an image.
     first_seen = pd.unique(image_index[keep])
     image_pos = pd.Index(first_seen).get_indexer(image_index[keep]).astype(np.int64)
@@ -121,3 +122,21 @@ def _warn_unknown_images(unknown_ids: np.ndarray, dataset: Dataset, name: str, p
     if len(ids) > MAX_LISTED:
         problems.append(Problem(Severity.WARNING, f"... and {len(ids) - MAX_LISTED} more unknown image ids "
                                 f"({int(counts[MAX_LISTED:].sum())} detections left out)", file=name))
+
+
+def _warn_outside_images(boxes_xywh: np.ndarray, image_index: np.ndarray, keep: np.ndarray, dataset: Dataset,
+                         name: str, problems: list[Problem]) -> None:
+    """One WARNING for all kept boxes reaching outside their image: kept as they are, as COCO evaluates them."""
+    index = image_index[keep]
+    width = dataset.images["width"].to_numpy(dtype=np.float64)[index]
+    height = dataset.images["height"].to_numpy(dtype=np.float64)[index]
+    boxes = xywh_to_xyxy(boxes_xywh[keep])
+    outside = np.flatnonzero(outside_image(boxes, width, height))
+    if not len(outside):
+        return
+    first = int(outside[0])
+    problems.append(Problem(
+        Severity.WARNING, f"{len(outside)} box(es) on {len(np.unique(index[outside]))} image(s) reach outside "
+        f"their image (first: entry [{int(keep[first])}], bbox {boxes_xywh[keep[first]].tolist()} in a "
+        f"{width[first]:g}x{height[first]:g} image); they are kept as they are, as COCO evaluates them",
+        file=name, image_id=int(dataset.images["id"].iat[index[first]])))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.dataset import OUTSIDE_TOLERANCE, read_source
+from core.dataset import outside_image, read_source
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -341,8 +341,7 @@ def _warn_outside_images(dataset: Dataset, image_keys: np.ndarray, lines: np.nda
     known = index >= 0
     width = dataset.images["width"].to_numpy(dtype=np.float64)[index]
     height = dataset.images["height"].to_numpy(dtype=np.float64)[index]
-    outside = known & ((boxes[:, 0] < -OUTSIDE_TOLERANCE) | (boxes[:, 1] < -OUTSIDE_TOLERANCE)
-                       | (boxes[:, 2] > width + OUTSIDE_TOLERANCE) | (boxes[:, 3] > height + OUTSIDE_TOLERANCE))
+    outside = known & outside_image(boxes, width, height)
     if not outside.any():
         return
     first = int(np.flatnonzero(outside)[0])

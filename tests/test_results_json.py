@@ -88,6 +88,17 @@ class TestRead:
         assert problem.severity is Severity.WARNING and problem.image_id == 99 and "2 detection(s)" in problem.message
         assert not preds.has_errors and len(preds) == 3
 
+    def test_boxes_outside_their_image_are_one_warning_and_kept(self, dataset):
+        dets = DETS + [{"image_id": 30, "category_id": 5, "bbox": [90, 95, 20, 10], "score": 0.3},
+                       {"image_id": 30, "category_id": 3, "bbox": [-2, 0, 5, 5], "score": 0.2}]
+        preds = read(dets, dataset)
+        assert len(preds) == len(dets)  # kept as they are
+        (warning,) = preds.problems
+        assert warning.severity is Severity.WARNING and warning.image_id == 30
+        assert "2 box(es) on 1 image(s) reach outside" in warning.message
+        assert "entry [3]" in warning.message and "100x100" in warning.message
+        assert read(DETS, dataset).problems == []
+
     @pytest.mark.parametrize("doc, fragment", [({"images": []}, "top level is an object"),
                                                ("text", "top level is a JSON str")])
     def test_not_a_results_json(self, dataset, doc, fragment):
