@@ -20,23 +20,29 @@ class ImageLookup:
         return self.path is not None
 
 
+def contained_path(root: Path, file_name: str) -> tuple[Path | None, str | None]:
+    """(root/file_name resolved, None), or (None, why) for an absolute path or a `..` escape."""
+    root = Path(root).resolve()
+    relative = Path(str(file_name))
+    if relative.is_absolute() or relative.drive:
+        return None, (f"{file_name}: absolute image paths are refused; file_name must be "
+                      f"relative to the dataset folder {root}")
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root):
+        return None, f"{file_name}: refused, it points outside the dataset folder {root} (a '../' escape)"
+    return candidate, None
+
+
 def resolve_image_path(root: Path | None, file_name: str) -> ImageLookup:
     """Resolve `file_name` against `root`; refuse absolute paths and `..` escapes from the root."""
     if root is None:
         return ImageLookup(file_name, None,
                            f"{file_name}: no dataset folder is set (uploaded json), so the image "
                            "cannot be shown; set a dataset folder in the sidebar")
+    candidate, refusal = contained_path(root, file_name)
+    if candidate is None:
+        return ImageLookup(file_name, None, refusal)
     root = Path(root).resolve()
-    relative = Path(str(file_name))
-    if relative.is_absolute() or relative.drive:
-        return ImageLookup(file_name, None,
-                           f"{file_name}: absolute image paths are refused; file_name must be "
-                           f"relative to the dataset folder {root}")
-    candidate = (root / relative).resolve()
-    if not candidate.is_relative_to(root):
-        return ImageLookup(file_name, None,
-                           f"{file_name}: refused, it points outside the dataset folder {root} "
-                           "(a '../' escape)")
     if not candidate.is_file():
         return ImageLookup(file_name, None,
                            f"{file_name}: image file not found under {root}; drawn as a blank "

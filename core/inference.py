@@ -22,6 +22,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core import models
+from core.images import contained_path
 from core.problems import Problem, Severity
 from core.tables import Dataset, Predictions
 
@@ -454,13 +455,11 @@ def dataset_image_items(dataset: Dataset, *, limit: int | None = None) -> tuple[
     """
     if dataset.root is None:
         raise ValueError(f"{dataset.source}: no image folder (an uploaded json): give the dataset folder")
-    root = Path(dataset.root).resolve()
     items, problems = [], []
     for file_name in dataset.images["file_name"].tolist()[:limit]:
-        path = (root / file_name).resolve()
-        if not path.is_relative_to(root):
-            problems.append(Problem(Severity.ERROR, f"image path escapes the dataset folder {root}",
-                                    file=dataset.source, image_id=file_name))
+        path, refusal = contained_path(dataset.root, file_name)
+        if path is None:
+            problems.append(Problem(Severity.ERROR, refusal, file=dataset.source, image_id=file_name))
             continue
         items.append((str(file_name), path))
     return items, problems

@@ -269,7 +269,7 @@ class TestPredictImages:
                                source="train.json", root=sample.root)
         items, problems = dataset_image_items(dataset, limit=2)
         assert len(items) == 1 and problems[0].image_id == "../../etc/passwd"
-        assert "escapes the dataset folder" in problems[0].message
+        assert "points outside the dataset folder" in problems[0].message
 
     def test_device_is_cuda_when_available(self, monkeypatch):
         assert pick_device() == ("cuda" if torch.cuda.is_available() else "cpu")
