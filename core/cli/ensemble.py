@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.output_files import OutputError, atomic_output, check_writable
 from core.problems import Problem, ValidationError, errors_of, warnings_of
 
 MAX_PRINTED = 20  # problems printed per file before a "... and N more"
@@ -101,8 +102,8 @@ def _run(args) -> int:
     from core.submission import write_submission
 
     try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_submission(result.predictions, args.out)
+        with atomic_output(args.out) as handle:
+            write_submission(result.predictions, handle)
     except OSError as exc:
         raise _UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}; give a writable file path") from None
     print(f"wrote {args.out}")
@@ -117,8 +118,12 @@ def _check_args(args) -> None:
     missing = [str(p) for p in args.inputs if not p.is_file()]
     if missing:
         raise _UsageError(f"input file(s) not found: {', '.join(missing)}")
-    if args.out.is_dir():
-        raise _UsageError(f"--out {args.out} is a folder; give a file path such as {args.out / 'ensemble.csv'}")
+    for option, path in (("--out", args.out), ("--sweep-table", args.sweep_table)):
+        if path is not None:
+            try:  # now, not after the ensemble has run
+                check_writable(path, option)
+            except OutputError as exc:
+                raise _UsageError(str(exc)) from None
     if args.weights and len(args.weights) != len(args.inputs):
         raise _UsageError(f"--weights gives {len(args.weights)} weight(s) for {len(args.inputs)} input(s); "
                           "give one per input, in the same order")
@@ -219,7 +224,8 @@ def _sweep(args, inputs, names, gt, size_options):
           f"written to {args.out}")
     if args.sweep_table:
         try:
-            table.to_csv(args.sweep_table, index=False)
+            with atomic_output(args.sweep_table) as handle:
+                table.to_csv(handle, index=False)
         except OSError as exc:
             raise _UsageError(f"--sweep-table {args.sweep_table}: cannot write: {exc.strerror or exc}") from None
         print(f"wrote the sweep table to {args.sweep_table}")

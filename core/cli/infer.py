@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from core.models import architecture_names
+from core.output_files import OutputError, atomic_output, check_writable
 from core.problems import ValidationError, errors_of
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -89,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"--{option.replace('_', '-')} {value}: must be at least 1")
     if not args.data.is_dir():
         return _fail(f"--data {args.data}: no such folder; give the dataset folder (train.json, train/, test/ ...)")
+    try:  # now, not after minutes of inference
+        check_writable(args.out, "--out")
+    except OutputError as exc:
+        return _fail(str(exc))
     try:
         items, categories, dataset, problems = _images_and_categories(args)
     except ValidationError as exc:
@@ -124,10 +129,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"... and {len(problems) - MAX_PRINTED} more problem(s)")
 
     try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_submission(preds, args.out)
+        with atomic_output(args.out) as handle:
+            write_submission(preds, handle)
     except OSError as exc:
-        return _fail(f"{args.out}: cannot write: {exc.strerror or exc}")
+        return _fail(f"{args.out}: cannot write: {exc.strerror or exc}; nothing was written there")
     print(f"wrote {args.out}: {len(preds.image_keys)} images, {len(preds)} boxes with score >= "
           f"{args.score_threshold:g}; {seconds:.1f} s ({seconds / max(len(items), 1):.2f} s/image)")
     _print_map(dataset, preds, args.limit)
