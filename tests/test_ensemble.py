@@ -358,7 +358,7 @@ class TestCli:
     @pytest.mark.parametrize("where, fragment", [
         ("folder_in", "input(s) are folders, not prediction files"),
         ("folder_out", "is a folder; give a file path"),
-        ("unwritable_out", "o.csv: cannot write: "),
+        ("unwritable_out", "o.csv: cannot create the folder"),
         ("broken_gt", "gt.json: not a usable COCO json"),
     ])
     def test_unusable_paths_exit_1_with_the_reason(self, tmp_path, capsys, where, fragment):
