@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 import time
 import warnings
 import zipfile
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from core import models
-from core.images import contained_path
+from core.data_roots import DataRoots
+from core.images import contained_path, read_image, size_mismatch
 from core.problems import Problem, Severity
 from core.tables import Dataset, Predictions
 
@@ -154,12 +156,18 @@ def _load_failure_message(data: bytes, exc: Exception, name: str) -> str:
             "reason. If you trust the file, re-save only its weights: "
             "torch.save(model.state_dict(), 'weights.pt')."
         )
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    # torch's weights_only message opens with a paragraph about its defaults; the cause follows
-    detail = next((ln for ln in lines if "Unsupported" in ln or "failed reading" in ln),
-                  lines[0] if lines else type(exc).__name__)
-    return (f"{name}: not a readable PyTorch checkpoint (corrupt, truncated, or another kind of "
-            f"file): {detail[:200]}")
+    # Say what the file is not, never quote it: torch's messages can carry the file's bytes
+    # ("invalid load key, 'x'"), which would leak a file the user may not read otherwise.
+    zip_reason = re.search(r"failed reading zip archive: ([a-z ]{3,60})", str(exc))
+    if zip_reason or data[:4] == b"PK\x03\x04":
+        what = ("a damaged or truncated zip archive, the format of torch.save"
+                + (f" (failed reading zip archive: {zip_reason.group(1).strip()})" if zip_reason else ""))
+    elif data[:1] == b"\x80":
+        what = "a pickle that does not load as plain weights (corrupt, truncated, or another format)"
+    else:
+        what = "neither a torch.save zip archive nor a pickle: another kind of file"
+    return (f"{name}: not a readable PyTorch checkpoint: it is {what}. Give the .pt/.pth file "
+            "written by torch.save")
 
 
 def _pickle_globals(data: bytes) -> list[str]:
@@ -384,20 +392,6 @@ def load_pretrained_detector(arch: str, *, device: str | None = None,
 
 # --- predicting ----------------------------------------------------------------------------------
 
-def read_image(source: str | Path | bytes, *, name: str | None = None) -> Image.Image:
-    """An RGB PIL image from a path or bytes; ValueError naming the file when it is not one."""
-    name = name or (str(source) if not isinstance(source, bytes) else "<upload>")
-    try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        image.load()
-    except FileNotFoundError:
-        raise ValueError(f"{name}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"{name}: not a readable image ({exc})") from None
-    # EXIF rotation applied like core.drawing, so boxes land where the user sees the object
-    return ImageOps.exif_transpose(image).convert("RGB")
-
-
 def _to_tensor(image: Image.Image | np.ndarray, device: str):
     import torch
 
@@ -444,25 +438,34 @@ def predict_image(detector: Detector, image: Image.Image | np.ndarray | str | Pa
                   score_thr: float = 0.0) -> ImageDetections:
     """Detections on one image (a PIL image, an RGB array, a path or bytes) at or above score_thr."""
     if isinstance(image, (str, Path, bytes)):
-        image = read_image(image)
+        image, _ = read_image(image)
     return detect(detector, [image])[0].above(score_thr)
 
 
-def dataset_image_items(dataset: Dataset, *, limit: int | None = None) -> tuple[list[tuple[str, Path]], list[Problem]]:
+def dataset_image_items(dataset: Dataset, *, limit: int | None = None, roots: DataRoots | None = None
+                        ) -> tuple[list[tuple[str, Path]], list[Problem]]:
     """(image key = file_name, path) for each dataset image, in dataset order, plus problems.
 
-    A file_name that escapes the dataset's root folder is refused (a problem), not read.
+    A file_name refused by core.images.contained_path (absolute, a `..` escape, a target outside
+    restricted `roots`) is a problem, not read.
     """
     if dataset.root is None:
         raise ValueError(f"{dataset.source}: no image folder (an uploaded json): give the dataset folder")
     items, problems = [], []
     for file_name in dataset.images["file_name"].tolist()[:limit]:
-        path, refusal = contained_path(dataset.root, file_name)
+        path, refusal = contained_path(dataset.root, file_name, roots)
         if path is None:
             problems.append(Problem(Severity.ERROR, refusal, file=dataset.source, image_id=file_name))
             continue
         items.append((str(file_name), path))
     return items, problems
+
+
+def expected_image_sizes(dataset: Dataset) -> dict[str, tuple[float, float]]:
+    """file_name -> (width, height) as the json records them, for predict_images' size check."""
+    images = dataset.images
+    return dict(zip(images["file_name"].astype(str),
+                    zip(images["width"].to_numpy(np.float64), images["height"].to_numpy(np.float64))))
 
 
 def predict_images(
@@ -473,11 +476,14 @@ def predict_images(
     batch_size: int = 1,
     progress: ProgressFn | None = None,
     source: str = "<inference>",
+    expected_sizes: dict[str, tuple[float, float]] | None = None,
 ) -> Predictions:
     """Predictions (boxes >= score_thr) for images given as (image key, path), in that order.
 
-    An image that cannot be read becomes an ERROR problem and is left out of image_keys;
-    the others still run. progress(done, total) is called after each batch.
+    An image that cannot be read (or is over the pixel limit) becomes an ERROR problem and is
+    left out of image_keys; the others still run. The reader's notices (EXIF rotation ignored,
+    16-bit scaled) and a size other than expected_sizes[key] (the json's) are WARNING problems.
+    progress(done, total) is called after each batch.
     """
     keys, detections, problems = [], [], []
     step = max(batch_size, 1)
@@ -486,11 +492,16 @@ def predict_images(
         batch, batch_keys = [], []
         for key, path in items[start:start + step]:
             try:
-                batch.append(read_image(path, name=str(path)))
-                batch_keys.append(key)
+                image, notices = read_image(path, name=str(path))
             except ValueError as exc:  # the message starts with the path, which Problem shows
                 problems.append(Problem(Severity.ERROR, str(exc).removeprefix(f"{path}: "),
                                         file=str(path), image_id=key))
+                continue
+            mismatch = size_mismatch(str(path), image.size, (expected_sizes or {}).get(key))
+            problems += [Problem(Severity.WARNING, notice.removeprefix(f"{path}: "), file=str(path),
+                                 image_id=key) for notice in [*notices, mismatch] if notice]
+            batch.append(image)
+            batch_keys.append(key)
         if batch:
             keys += batch_keys
             detections += [d.above(score_thr) for d in detect(detector, batch)]

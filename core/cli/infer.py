@@ -12,9 +12,8 @@ from pathlib import Path
 
 from core.models import architecture_names
 from core.output_files import OutputError, atomic_output, check_writable
-from core.problems import ValidationError, errors_of
+from core.problems import Problem, Severity, ValidationError, errors_of
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_PRINTED = 50  # problems listed before "... and N more"
 
 
@@ -48,6 +47,7 @@ def _fail(message: str) -> int:
 def _images_and_categories(args):
     """(items [(key, path)], categories table or None, dataset or None, problems)."""
     from core.dataset import load_coco
+    from core.images import folder_images
     from core.inference import dataset_image_items
 
     json_path = args.gt or args.data / f"{args.split}.json"
@@ -60,13 +60,13 @@ def _images_and_categories(args):
         return items, categories, dataset, problems + dataset.problems
     if args.gt is not None:
         raise ValueError(f"{args.gt}: no such file")
-    folder = args.data / args.split
-    if not folder.is_dir():
+    if not (args.data / args.split).exists():
         raise ValueError(f"{args.data}: has neither {args.split}.json nor a {args.split}/ folder; "
                          "check --data and --split, or give --gt")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:args.limit]
-    items = [(f"{args.split}/{p.name}", p) for p in paths]
-    return items, _train_categories(args.data), None, []
+    # the explorer's rule for file names (core.images): no '..' above --data, symlinks followed
+    items, refusals = folder_images(args.data, args.split)
+    problems = [Problem(Severity.ERROR, refusal, file=str(args.data)) for refusal in refusals]
+    return items[:args.limit], _train_categories(args.data), None, problems
 
 
 def _train_categories(data: Path):
@@ -79,7 +79,8 @@ def _train_categories(data: Path):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.inference import CheckpointError, load_detector, predict_images, pick_device
+    from core.inference import (CheckpointError, expected_image_sizes, load_detector, pick_device,
+                                predict_images)
     from core.submission import write_submission
 
     if not 0.0 <= args.score_threshold <= 1.0:
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with tqdm(total=len(items), unit="img", desc=f"{detector.arch} on {device}") as bar:
         preds = predict_images(detector, items, score_thr=args.score_threshold, batch_size=batch_size,
-                               progress=lambda done, total: bar.update(done - bar.n), source=args.out.name)
+                               progress=lambda done, total: bar.update(done - bar.n), source=args.out.name,
+                               expected_sizes=expected_image_sizes(dataset) if dataset is not None else None)
     seconds = time.perf_counter() - start
     problems = problems + preds.problems
     for problem in problems[:MAX_PRINTED]:
