@@ -21,8 +21,8 @@ TRASH = ["General trash", "Paper", "Paper pack", "Metal", "Glass", "Plastic", "S
          "Plastic bag", "Battery", "Clothing"]
 
 
-def pycocotools_map50(dataset: Dataset, preds: Predictions) -> float:
-    """pycocotools' mAP@0.5, with annotation ids shifted by +1 (it treats GT id 0 as unmatched)."""
+def pycocotools_evaluator(dataset: Dataset, preds: Predictions):
+    """pycocotools COCOeval (bbox) after summarize, with annotation ids shifted by +1."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -44,7 +44,21 @@ def pycocotools_map50(dataset: Dataset, preds: Predictions) -> float:
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return float(evaluator.stats[1])
+    return evaluator
+
+
+def pycocotools_map50(dataset: Dataset, preds: Predictions) -> float:
+    """pycocotools' mAP@0.5, with annotation ids shifted by +1 (it treats GT id 0 as unmatched)."""
+    return float(pycocotools_evaluator(dataset, preds).stats[1])
+
+
+def pycocotools_class_ap(evaluator, iou: float) -> np.ndarray:
+    """[K] per-class AP at one of pycocotools' IoU thresholds (all areas, 100 dets); nan without GT."""
+    t = int(np.argmin(np.abs(evaluator.params.iouThrs - iou)))
+    precision = evaluator.eval["precision"][t, :, :, 0, -1]  # [R,K], -1 where undefined
+    valid = precision > -1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, precision, 0).sum(axis=0) / valid.sum(axis=0)  # 0/0 -> nan
 
 
 def grid_dataset(n_images: int, side: float, *, per_image: int = 4, names=TRASH, ids=None,
@@ -244,6 +258,46 @@ class TestErrorRates:
         called = pd.Series(preds.labels[has_gt][paper]).value_counts(normalize=True)
         # Paper is mostly mistaken for Paper pack or General trash, never called Paper
         assert called.get(2, 0) + called.get(0, 0) > 0.7 and 1 not in called.index
+
+
+def primary_box_ious(dataset: Dataset, preds: Predictions, truth: SimulationTruth) -> tuple[np.ndarray, np.ndarray]:
+    """IoU of every box made from a ground truth with that ground truth, and the boxes' kinds."""
+    has_gt = truth.gt_index >= 0
+    gt_boxes = dataset.annotations[["x1", "y1", "x2", "y2"]].to_numpy()[truth.gt_index[has_gt]]
+    iou = np.array([box_iou(p[None], g[None])[0, 0] for p, g in zip(preds.boxes_xyxy[has_gt], gt_boxes)])
+    return iou, truth.kinds[has_gt]
+
+
+class TestJitterSpread:
+    """Issue 18: a fixed edge noise leaves no IoU between 0.5 and 0.75, so AP@0.75 = AP@0.5."""
+
+    ONLY_BOXING = MEASURED.with_(jitter=0.035, localization_rate=0.0, confusion_rate=0.0, duplicate_rate=0.0,
+                                 second_label_rate=0.0, background_per_image=0.0)
+
+    def test_fixed_jitter_leaves_a_gap_the_spread_fills(self, big):
+        fixed, _ = primary_box_ious(big, *simulate_with_truth(big, self.ONLY_BOXING, seed=3))
+        spread, _ = primary_box_ious(big, *simulate_with_truth(big, self.ONLY_BOXING.with_(jitter_spread=0.8), seed=3))
+        assert ((fixed >= 0.5) & (fixed < 0.75)).mean() < 0.002  # 1 box in 4,800 on this seed
+        band = ((spread >= 0.5) & (spread < 0.75)).mean()
+        assert 0.03 < band < 0.2 and np.median(spread) > 0.85  # a tail, most boxes still tight
+        counts = np.histogram(spread, bins=np.linspace(0.5, 0.95, 10))[0]
+        assert (counts > 0).all()  # continuous: no empty 0.05-wide bin from 0.5 to 0.95
+
+    def test_tail_below_half_is_a_localisation_error(self, big):
+        profile = self.ONLY_BOXING.with_(jitter=0.06, jitter_spread=1.0)
+        preds, truth = simulate_with_truth(big, profile, seed=3)
+        iou, kinds = primary_box_ious(big, preds, truth)
+        assert set(kinds) == {"tp", "localization"} and (kinds == "localization").sum() > 30
+        # 0.1 px rounding moves an IoU by far less than 0.01
+        assert (iou[kinds == "tp"] > 0.49).all() and (iou[kinds == "localization"] < 0.51).all()
+        has_gt = truth.gt_index >= 0
+        assert preds.scores[has_gt][kinds == "tp"].mean() > preds.scores[has_gt][kinds == "localization"].mean() + 0.4
+
+    def test_per_box_scale_is_drawn_only_when_asked(self, sample):
+        # jitter_spread=0 keeps a profile's random stream, so WEAK's CSV did not change with the option
+        assert_same_predictions(simulate_predictions(sample, WEAK.with_(jitter_spread=0.0), seed=2),
+                                simulate_predictions(sample, WEAK, seed=2))
+        assert STRONG.jitter_spread > 0 and WEAK.jitter_spread == 0
 
 
 class TestConfusionMatrix:
