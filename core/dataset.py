@@ -23,8 +23,34 @@ try:  # 2-3x faster than the standard library on large files; optional
 except ImportError:  # pragma: no cover - depends on the environment
     orjson = None
 
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+# orjson before 3.9.15 has no nesting limit: a deeply nested file overflows the C stack and
+# kills the process (CVE-2024-27454); such files go to the standard parser, which raises
+# RecursionError instead.
+_ORJSON_LIMITS_DEPTH = orjson is not None and _version(getattr(orjson, "__version__", "0")) >= (3, 9, 15)
+_ORJSON_SAFE_DEPTH = 256
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'[]{}"')
+_DEPTH_STEP = np.zeros(256, np.int32)
+_DEPTH_STEP[list(b"[{")], _DEPTH_STEP[list(b"]}")] = 1, -1
+
+
+def _max_depth(data: bytes) -> int:
+    """Deepest [ / { nesting of json bytes, brackets inside strings not counted."""
+    plain = data.replace(b"\\\\", b"").replace(b'\\"', b"")   # escaped backslashes, then escaped quotes
+    marks = np.frombuffer(plain.translate(None, _NOT_MARKS), np.uint8)       # [M] only [ ] { } "
+    in_string = np.bitwise_xor.accumulate(marks == ord('"'))                  # [M]
+    steps = _DEPTH_STEP[marks]
+    steps[in_string] = 0
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+
+
 REQUIRED_KEYS = ("images", "annotations", "categories")
 MAX_LISTED = 50          # problems of one kind listed one by one before a "... and N more"
+MAX_NAMED = 20           # entries named in a one-per-kind warning before a "... and N more"
 OUTSIDE_TOLERANCE = 1e-3  # pixels; float noise in x + w is not "outside the image"
 
 
@@ -61,10 +87,11 @@ def no_gc():
 
 
 def parse_json(data: bytes, name: str):
-    """Parse json bytes; a ValidationError says where the json breaks (line, column)."""
+    """Parse json bytes; a ValidationError says where the json breaks (line, column) or that it
+    is nested too deeply to be read."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if orjson is not None:
+    if orjson is not None and (_ORJSON_LIMITS_DEPTH or _max_depth(data) <= _ORJSON_SAFE_DEPTH):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -77,6 +104,8 @@ def parse_json(data: bytes, name: str):
             file=name)]) from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise _too_deep(name) from None
     except json.JSONDecodeError as exc:
         if "predictionstring" in text.lstrip().partition("\n")[0].lower():
             raise ValidationError([Problem(
@@ -89,6 +118,12 @@ def parse_json(data: bytes, name: str):
             file=name, line=exc.lineno)]) from None
 
 
+def _too_deep(name: str) -> ValidationError:
+    return ValidationError([Problem(
+        Severity.ERROR, "JSON nested too deeply to be read (hundreds of levels of [ or {); not a usable COCO "
+        "file: a COCO json nests a few levels only", file=name)], summary=f"{name}: not a usable JSON file")
+
+
 def load_coco(source, *, name: str | None = None, root: str | Path | None = None) -> Dataset:
     """Read a COCO ground truth (path, bytes or file-like) into a validated `Dataset`.
 
@@ -98,7 +133,10 @@ def load_coco(source, *, name: str | None = None, root: str | Path | None = None
     with no_gc():
         doc = parse_json(data, name)
         del data
-        dataset = _build_dataset(doc, name)
+        try:
+            dataset = _build_dataset(doc, name)
+        except RecursionError:  # a deeply nested value inside an entry (quoting it recurses)
+            raise _too_deep(name) from None
     if root is None and path is not None:
         root = path.parent
     dataset.root = Path(root) if root is not None else None
@@ -148,6 +186,16 @@ class _Checker:
             first = describe(positions[0])
             self.problems.append(Problem(
                 severity, f"... and {len(positions) - MAX_LISTED} more {what} like: {first}", file=self.name))
+
+    def one(self, positions, describe, what: str, consequence: str) -> None:
+        """One WARNING naming every offending position (describe(pos) -> 'annotations[i] ...'), capped."""
+        positions = list(positions)
+        if not positions:
+            return
+        named = "; ".join(describe(pos) for pos in positions[:MAX_NAMED])
+        more = f" ... and {len(positions) - MAX_NAMED} more" if len(positions) > MAX_NAMED else ""
+        self.problems.append(Problem(Severity.WARNING, f"{len(positions)} {what}: {named}{more}; {consequence}",
+                                     file=self.name))
 
     def raise_if_errors(self) -> None:
         if any(p.is_error for p in self.problems):
@@ -309,7 +357,6 @@ def _annotation_table(items: list, images: pd.DataFrame, categories: pd.DataFram
     category_ids = _int_column(_column(entries, "category_id"), label, "annotations", "category_id", checker,
                                image_ids=image_ids)
     xywh = _bbox_array(_column(entries, "bbox"), label, checker, image_ids)       # [A,4]
-    _duplicates(ids, label, "annotations", checker)
 
     image_index = _first_index_of(images["id"].to_numpy(), image_ids)
     unknown = np.flatnonzero(image_index < 0)
@@ -322,13 +369,26 @@ def _annotation_table(items: list, images: pd.DataFrame, categories: pd.DataFram
                  image_ids=image_ids, what="annotations")
     with np.errstate(invalid="ignore"):
         flat = np.flatnonzero((xywh[:, 2] <= 0) | (xywh[:, 3] <= 0))
-    checker.each(flat, lambda i: f"{label(i)}: bbox {xywh[i].tolist()} has a non-positive width or height; "
-                 "fix or drop this box", image_ids=image_ids, what="annotations")
+    checker.one(flat, lambda i: f"{label(i)} bbox {xywh[i].tolist()}", "annotation(s) with a width or height <= 0",
+                "kept and scored as pycocotools scores them: no prediction can overlap them, so each counts as "
+                "a missed object (none when its area is negative: that is outside every area range)")
 
     area = _area(_column(entries, "area"), xywh, label, checker, image_ids)
     iscrowd = _iscrowd(_column(entries, "iscrowd"), label, checker, image_ids)
+    image_order = image_index                                                    # where pycocotools lists it
     if not any(p.is_error for p in checker.problems):
         _warn_outside(xywh, image_index, images, label, checker, image_ids)
+        # pycocotools scores annotations looked up by id: with a repeated id, the last annotation
+        # having it takes the place of every earlier one. DetLens scores the same boxes.
+        source = _last_with_same_id(ids)                                         # [A]
+        repeated = np.flatnonzero(pd.Index(ids).duplicated(keep=False))
+        checker.one(repeated, label, "annotations sharing an id with "
+                    "another", "pycocotools looks annotations up by id, so the last annotation with an id is "
+                    "scored in the place of each earlier one (counted as many times as its id is used, the "
+                    "earlier ones never); DetLens scores them the same way. Give every annotation its own id "
+                    "to have each one scored")
+        image_ids, category_ids, xywh = image_ids[source], category_ids[source], xywh[source]
+        area, iscrowd, image_index = area[source], iscrowd[source], image_index[source]
     xyxy = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
     table = pd.DataFrame({
         "id": ids, "image_index": image_index, "image_id": image_ids, "category_id": category_ids,
@@ -336,7 +396,21 @@ def _annotation_table(items: list, images: pd.DataFrame, categories: pd.DataFram
         "x1": xyxy[:, 0], "y1": xyxy[:, 1], "x2": xyxy[:, 2], "y2": xyxy[:, 3],
         "area": area, "iscrowd": iscrowd,
     }, columns=ANNOTATION_COLUMNS)
+    if (image_order != image_index).any():
+        # pycocotools lists an image's annotations image by image in ascending image id, each
+        # under the image it was written for: a copy taken from another image sits there.
+        id_rank = np.argsort(np.argsort(images["id"].to_numpy(), kind="stable"), kind="stable")
+        order = np.argsort(id_rank[image_order], kind="stable")
+        table = table.iloc[order].reset_index(drop=True)
     return table
+
+
+def _last_with_same_id(ids: np.ndarray) -> np.ndarray:
+    """[A] for each row, the last row having its id (itself when the id is unique)."""
+    unique, inverse = np.unique(ids, return_inverse=True)
+    last = np.full(len(unique), -1, np.int64)
+    np.maximum.at(last, inverse.reshape(-1), np.arange(len(ids)))
+    return last[inverse.reshape(-1)]
 
 
 def _first_index_of(keys: np.ndarray, values: np.ndarray) -> np.ndarray:

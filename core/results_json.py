@@ -3,9 +3,17 @@
 Accepts a list of `{image_id, category_id, bbox [x, y, w, h], score}` or a dict holding that
 list under "annotations". `image_id` is the ground truth's numeric image id, so the dataset is
 needed to name images by file_name, the key every DetLens table uses. Boxes go from COCO xywh
-to xyxy here, once. Bad entries become ERROR Problems naming the entry's index and are left out.
+to xyxy here, once. Every entry pycocotools' loadRes would score is kept; one Problem per kind
+names the entries (their index in the list):
+- kept, ERROR (the server may reject the file): score outside [0, 1], width or height <= 0,
+  a category_id the ground truth lacks (ignored by the evaluation, as pycocotools does);
+- left out, ERROR (cannot be read): not an object, image_id / category_id not an integer,
+  score not a finite number, bbox not 4 finite numbers;
+- left out, WARNING: an image_id the ground truth lacks (pycocotools' loadRes refuses such a file).
 """
 from __future__ import annotations
+
+import reprlib
 
 import numpy as np
 import pandas as pd
@@ -15,17 +23,28 @@ from core.dataset import box_array, float_array, int_array, no_gc, outside_image
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
-MAX_LISTED = 50  # problems of one kind listed one by one before a "... and N more"
+MAX_LISTED = 50  # entries named per problem (unknown images: warned one by one) before a "... and N more"
+MAX_EXAMPLES = 3  # offending entries quoted per problem
 
 
 def read_results_json(source, *, dataset: Dataset | None, name: str | None = None) -> Predictions:
     """Parse a COCO results json (path, bytes or file-like) into `Predictions` keyed by file_name.
 
-    Raises ValidationError when the file is not a results json at all or no dataset is given;
-    otherwise never raises: bad entries are ERROR Problems (left out), entries on images the
-    dataset lacks are WARNINGs (left out: they have no file name).
+    Raises ValidationError when the file is not a results json at all (nested too deeply
+    included) or no dataset is given; otherwise never raises (module docstring for what is
+    kept and what is left out).
     """
     data, name, _ = read_source(source, name)
+    try:
+        return _read(data, dataset, name)
+    except RecursionError:
+        raise ValidationError([Problem(
+            Severity.ERROR, "JSON nested too deeply to be read (hundreds of levels); a COCO results json is a "
+            "flat list of {image_id, category_id, bbox, score}", file=name)],
+            summary=f"{name}: not a usable COCO results json") from None
+
+
+def _read(data: bytes, dataset: Dataset | None, name: str) -> Predictions:
     with no_gc():
         doc = parse_json(data, name)
         del data
@@ -61,32 +80,43 @@ def _to_predictions(columns: dict, entries: list, dataset: Dataset, name: str) -
     boxes_xywh, ok_box = box_array(columns["bbox"])                                 # [N,4]
     ok = np.ones(n, dtype=bool)
 
-    def report(bad: np.ndarray, describe) -> None:
-        """One ERROR per bad entry (capped), and drop those entries."""
+    def report(bad: np.ndarray, describe, consequence: str, leave_out: bool) -> None:
+        """One ERROR for every entry of a kind (entries named up to MAX_LISTED); leave them out or keep them."""
         bad = np.flatnonzero(bad & ok)
-        for i in bad[:MAX_LISTED]:
-            image_id = int(image_ids[i]) if ok_image[i] else None
-            problems.append(Problem(Severity.ERROR, f"entry [{i}]: {describe(i)}; this entry is left out",
-                                    file=name, image_id=image_id))
-        if len(bad) > MAX_LISTED:
-            problems.append(Problem(Severity.ERROR, f"... and {len(bad) - MAX_LISTED} more entries like "
-                                    f"entry [{bad[0]}]: {describe(bad[0])}", file=name))
-        ok[bad] = False
+        if not len(bad):
+            return
+        examples = "; ".join(f"entry [{i}]: {describe(i)}" for i in bad[:MAX_EXAMPLES])
+        named = ""
+        if len(bad) > MAX_EXAMPLES:
+            named = " ... (entries " + ", ".join(f"[{i}]" for i in bad[:MAX_LISTED]) + (
+                f" ... and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ")")
+        ids = {int(image_ids[i]) if ok_image[i] else None for i in bad}
+        problems.append(Problem(
+            Severity.ERROR, f"{f'{len(bad)} entries: ' if len(bad) > 1 else ''}{examples}{named}; {consequence}",
+            file=name, image_id=ids.pop() if len(ids) == 1 else None))
+        if leave_out:
+            ok[bad] = False
 
+    cannot_read = "these entries cannot be read and are left out"
     report(np.array([not isinstance(e, dict) for e in entries], dtype=bool),
-           lambda i: f"is a {type(entries[i]).__name__}, expected an object")
+           lambda i: f"is a {type(entries[i]).__name__}, expected an object", cannot_read, True)
     for key, good in (("image_id", ok_image), ("category_id", ok_label)):
-        report(~good, lambda i, key=key: f"'{key}' is {columns[key][i]!r}, expected an integer")
-    report(~ok_score, lambda i: f"'score' is {columns['score'][i]!r}, expected a number")
-    report(~ok_box, lambda i: f"'bbox' is {columns['bbox'][i]!r}, expected 4 numbers [x, y, width, height]")
+        report(~good, lambda i, key=key: f"'{key}' is {_quote(columns[key][i])}, expected an integer",
+               cannot_read, True)
+    report(~ok_score, lambda i: f"'score' is {_quote(columns['score'][i])}, expected a number", cannot_read, True)
+    report(~ok_box, lambda i: f"'bbox' is {_quote(columns['bbox'][i])}, expected 4 numbers [x, y, width, height]",
+           cannot_read, True)
     with np.errstate(invalid="ignore"):
-        report((scores < 0) | (scores > 1), lambda i: f"score {float(scores[i])!r} is outside [0, 1]")
+        report((scores < 0) | (scores > 1), lambda i: f"score {float(scores[i])!r} is outside [0, 1]",
+               "scores should be probabilities; kept and ranked by their score, as pycocotools does", False)
         report((boxes_xywh[:, 2] <= 0) | (boxes_xywh[:, 3] <= 0),
-               lambda i: f"bbox {boxes_xywh[i].tolist()} has a non-positive width or height "
-                         "(bbox is COCO [x, y, width, height], not xyxy)")
+               lambda i: f"bbox {boxes_xywh[i].tolist()} has a non-positive width or height",
+               "bbox is COCO [x, y, width, height], not xyxy; kept and scored as pycocotools scores them: they "
+               "overlap nothing, so each is a false positive (ignored when its area w*h is negative)", False)
     known = dataset.category_ids
     report(~np.isin(labels, known), lambda i: f"category_id {int(labels[i])} is not a category of "
-           f"{dataset.source} (ids {known[:20].tolist()}{' ...' if len(known) > 20 else ''})")
+           f"{dataset.source} (ids {known[:20].tolist()}{' ...' if len(known) > 20 else ''})",
+           "kept, and ignored by the evaluation as pycocotools ignores classes the ground truth lacks", False)
 
     image_index = dataset.image_index_of_id(image_ids)                               # [N]
     unknown = ok & (image_index < 0)
@@ -110,6 +140,11 @@ def _to_predictions(columns: dict, entries: list, dataset: Dataset, name: str) -
         problems=problems,
         source=name,
     )
+
+
+def _quote(value) -> str:
+    """A short repr of a JSON value for messages (a huge or deeply nested one is abbreviated)."""
+    return reprlib.repr(value)
 
 
 def _warn_unknown_images(unknown_ids: np.ndarray, dataset: Dataset, name: str, problems: list[Problem]) -> None:

@@ -2,8 +2,16 @@
 
 PredictionString holds `label score xmin ymin xmax ymax` per box. Rows are split in python
 (one per image, a few thousand); the boxes' numbers are parsed in one pass by pandas' C
-parser over all tokens at once and checked as whole arrays. A bad row becomes an ERROR
-`Problem` with its physical CSV line (header = line 1) and is left out; the rows around it load.
+parser over all tokens at once and checked as whole arrays.
+
+Policy: keep every box the competition's scorer (pycocotools on the converted results) keeps.
+Each kind of problem is one `Problem` naming its physical CSV lines (header = line 1):
+- kept, ERROR (the server may reject the file): score outside [0, 1], xmax <= xmin or
+  ymax <= ymin, a label that is no category id (or negative without a ground truth);
+- kept, WARNING: an image_id on several rows (every row is scored, as pycocotools does);
+- left out, ERROR (cannot be read): a box with a token that is not a finite number or a
+  label that is not an integer; every box of a row whose value count is not a multiple
+  of 6; a row with the wrong field count, an empty image_id or one with a line break.
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ PREDICTION_COLUMN = "PredictionString"
 IMAGE_COLUMN = "image_id"
 TOKENS_PER_BOX = 6  # label score xmin ymin xmax ymax
 MAX_EXAMPLES = 3    # offending boxes quoted per problem
+MAX_LINES = 20      # lines named per problem before a "... and N more"
 MAX_LISTED = 50     # unknown image_ids warned one by one before a "... and N more"
 # Whitespace of any kind separates tokens; the fast parser reads one token per line.
 _TO_NEWLINE = str.maketrans({" ": "\n", "\t": "\n", "\r": "\n", "\x0b": "\n", "\x0c": "\n"})
@@ -40,9 +49,10 @@ class _Rows:
 def read_submission(source, *, dataset: Dataset | None = None, name: str | None = None) -> Predictions:
     """Parse a submission CSV (path, bytes or file-like) into `Predictions`.
 
-    Never raises on bad rows: each becomes an ERROR Problem (with its line) and is left out.
+    Never raises on bad rows or boxes: each kind of problem is one Problem naming its lines;
+    what the scorer would score is kept, what cannot be read is left out (module docstring).
     Raises ValidationError only when the file is unusable as a whole (not CSV text, no
-    PredictionString/image_id header). With `dataset`, labels must be its category ids and
+    PredictionString/image_id header). With `dataset`, labels should be its category ids and
     image_ids it lacks are WARNINGs.
     """
     data, name, _ = read_source(source, name)
@@ -50,23 +60,29 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     text = _decode(data, name)
     rows = _split_rows(text, name, problems)
     values, counts = _parse_numbers(rows.strings)
-    row_ok, row_of_box, boxes = _check_boxes(values, counts, rows, dataset, name, problems)
+    keep_box, row_of_box, boxes = _check_boxes(values, counts, rows, dataset, name, problems)
 
-    keep_box = row_ok[row_of_box]                                     # [B] bool
-    kept_rows = np.flatnonzero(row_ok)
-    new_pos = np.full(len(row_ok), -1, dtype=np.int64)
-    new_pos[kept_rows] = np.arange(len(kept_rows))
-    image_keys = np.array([rows.image_ids[i] for i in kept_rows], dtype=object)
-    lines = np.asarray(rows.lines, dtype=np.int64)[kept_rows]
+    # One image per distinct image_id, in order of first appearance; a repeated image_id's
+    # boxes join its first row's image, as the scorer pools all boxes of an image.
+    row_image, image_keys = pd.factorize(pd.Series(rows.image_ids, dtype=object), sort=False)
+    image_keys = np.asarray(image_keys, dtype=object)
+    row_lines = np.asarray(rows.lines, dtype=np.int64)
+    first_row = np.flatnonzero(~pd.Series(rows.image_ids, dtype=object).duplicated().to_numpy())
+    _warn_repeated_images(rows, row_image, first_row, name, problems)
+    image_pos = row_image[row_of_box[keep_box]].astype(np.int64)              # [N]
+    box_lines = row_lines[row_of_box[keep_box]]                               # [N]
     boxes = boxes[keep_box]
+    if len(first_row) < len(row_image):                                       # regroup by image
+        order = np.argsort(image_pos, kind="stable")
+        image_pos, box_lines, boxes = image_pos[order], box_lines[order], boxes[order]
+    lines = row_lines[first_row]
     if dataset is not None:
         _check_images_against(dataset, image_keys, lines, rows.image_ids, name, problems)
-        _warn_outside_images(dataset, image_keys, lines, new_pos[row_of_box[keep_box]], boxes[:, 2:6], name,
-                             problems)
+        _warn_outside_images(dataset, image_keys, box_lines, image_pos, boxes[:, 2:6], name, problems)
     problems.sort(key=lambda p: (p.line if p.line is not None else 0))
     return Predictions(
         image_keys=image_keys,
-        image_pos=new_pos[row_of_box[keep_box]],
+        image_pos=image_pos,
         labels=boxes[:, 0].astype(np.int64),
         scores=boxes[:, 1].copy(),
         boxes_xyxy=boxes[:, 2:6].copy().reshape(-1, 4),
@@ -74,6 +90,40 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
         problems=problems,
         source=name,
     )
+
+
+def _lines_text(lines) -> str:
+    """'line 3' / 'lines 3, 7, 9 ... and 4 more': the distinct lines, in the order given."""
+    lines = list(dict.fromkeys(int(v) for v in lines))
+    shown = ", ".join(map(str, lines[:MAX_LINES]))
+    more = f" ... and {len(lines) - MAX_LINES} more" if len(lines) > MAX_LINES else ""
+    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
+
+
+def _kind_problem(severity: Severity, message: str, lines: list[int], image_ids: list[str], name: str) -> Problem:
+    """One Problem for every offender of a kind: at its first line, with the image_id when one row offends."""
+    distinct = set(image_ids)
+    return Problem(severity, message, file=name, line=int(min(lines)),
+                   image_id=image_ids[0] if len(distinct) == 1 else None)
+
+
+def _warn_repeated_images(rows: "_Rows", row_image: np.ndarray, first_row: np.ndarray, name: str,
+                          problems: list[Problem]) -> None:
+    """One WARNING for all image_ids on more than one row, naming their lines."""
+    repeated = np.flatnonzero(np.bincount(row_image, minlength=len(first_row)) > 1) if len(row_image) else []
+    if not len(repeated):
+        return
+    lines_of = {int(i): [] for i in repeated}
+    for r, i in enumerate(row_image.tolist()):
+        if i in lines_of:
+            lines_of[i].append(rows.lines[r])
+    listed = [f"{rows.image_ids[first_row[i]]!r} on {_lines_text(lines_of[i])}" for i in lines_of]
+    more = f" ... and {len(listed) - MAX_LINES} more" if len(listed) > MAX_LINES else ""
+    all_lines = [line for i in lines_of for line in lines_of[i]]
+    problems.append(_kind_problem(
+        Severity.WARNING, f"{len(listed)} image_id(s) on more than one row: image_id {'; '.join(listed[:MAX_LINES])}"
+        f"{more}; every row is scored, as pycocotools does (the boxes of all rows of an image are pooled)",
+        all_lines, [rows.image_ids[first_row[i]] for i in lines_of], name))
 
 
 def _fatal(name: str, message: str, line: int | None = None) -> ValidationError:
@@ -136,32 +186,22 @@ def _split_rows(text: str, name: str, problems: list[Problem]) -> _Rows:
     pred_col, image_col = lowered.index(PREDICTION_COLUMN.lower()), lowered.index(IMAGE_COLUMN.lower())
     n_fields = len(header)
     rows = _Rows()
-    first_line_of: dict[str, int] = {}
+    unreadable: dict[str, list[tuple[int, str | None, str]]] = {"fields": [], "empty": [], "break": []}
     try:
         for line, last_line, fields in records:
-            spans = f" (this record runs over lines {line}-{last_line}: an unclosed quote?)" if last_line > line else ""
+            where = f"line {line}" + (f" (a record running over lines {line}-{last_line}: an unclosed quote?)"
+                                      if last_line > line else "")
             if len(fields) != n_fields:
-                problems.append(Problem(
-                    Severity.ERROR, f"row has {len(fields)} fields, the header has {n_fields}{spans}; "
-                    "a stray or missing comma? (quote fields that contain commas)",
-                    file=name, line=line, image_id=_guess_image_id(fields, image_col, n_fields)))
+                unreadable["fields"].append((line, _guess_image_id(fields, image_col, n_fields),
+                                             f"{where}: {len(fields)} fields"))
                 continue
             image_id = fields[image_col].strip()
             if not image_id:
-                problems.append(Problem(Severity.ERROR, f"image_id is empty{spans}; every row must name its image "
-                                        "(e.g. test/0000.jpg)", file=name, line=line))
+                unreadable["empty"].append((line, None, where))
                 continue
-            if image_id in first_line_of:
-                problems.append(Problem(
-                    Severity.ERROR, f"image_id listed twice (first on line {first_line_of[image_id]}); "
-                    "put all boxes of an image in one row; this row is left out", file=name, line=line,
-                    image_id=image_id))
+            if last_line > line and "\n" in image_id:
+                unreadable["break"].append((line, image_id, where))
                 continue
-            if spans and "\n" in image_id:
-                problems.append(Problem(Severity.ERROR, f"image_id contains a line break{spans}",
-                                        file=name, line=line, image_id=image_id))
-                continue
-            first_line_of[image_id] = line
             string = fields[pred_col]
             rows.strings.append("" if len(string) < 8 and string.strip().lower() == "nan" else string)
             rows.image_ids.append(image_id)
@@ -169,6 +209,18 @@ def _split_rows(text: str, name: str, problems: list[Problem]) -> _Rows:
     except csv.Error as exc:
         problems.append(Problem(Severity.ERROR, f"CSV syntax error: {exc}; the rest of the file is not read",
                                 file=name))
+    for kind, what in (("fields", f"row(s) whose field count is not the header's {n_fields} (a stray or "
+                                  "missing comma? quote fields that contain commas)"),
+                       ("empty", "row(s) with an empty image_id (every row must name its image, e.g. "
+                                 "test/0000.jpg)"),
+                       ("break", "row(s) whose image_id contains a line break")):
+        found = unreadable[kind]
+        if found:
+            details = "; ".join(d for _, _, d in found[:MAX_EXAMPLES]) + (" ..." if len(found) > MAX_EXAMPLES else "")
+            problems.append(_kind_problem(
+                Severity.ERROR, f"{len(found)} {what} on {_lines_text(l for l, _, _ in found)} ({details}); "
+                "these rows cannot be read and are left out", [l for l, _, _ in found],
+                [i for _, i, _ in found], name))
     return rows
 
 
@@ -225,38 +277,31 @@ def _to_float(token: str) -> float:
 
 def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: Dataset | None,
                  name: str, problems: list[Problem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check every box at once. Returns row_ok [R] bool, row_of_box [B], boxes [B, 6].
+    """Check every box at once. Returns keep_box [B] bool, row_of_box [B], boxes [B, 6].
 
-    Rows whose tokens cannot be cut into boxes contribute no boxes; every failing row gets one
-    Problem per kind of failure, quoting its first offending boxes.
+    A row whose tokens cannot be cut into boxes contributes no boxes; a box that cannot be
+    read is left out; every other box is kept, flagged when the server may reject it. One
+    Problem per kind of failure, naming the lines and quoting the first offending boxes.
     """
     n_rows = len(counts)
-    row_ok = np.ones(n_rows, dtype=bool)
-    row_of_token = np.repeat(np.arange(n_rows), counts)                       # [T]
+    row_lines = np.asarray(rows.lines, dtype=np.int64)
 
-    # Token count not a multiple of 6: the row cannot be cut into boxes.
-    ragged = counts % TOKENS_PER_BOX != 0
-    for r in np.flatnonzero(ragged):
-        _row_problem(problems, rows, r, name,
-                     f"PredictionString has {counts[r]} values, not a multiple of 6 "
-                     "(label score xmin ymin xmax ymax per box); a value is missing or extra")
-    row_ok &= ~ragged
-
-    # Non-numeric tokens (NaN/inf included).
-    not_number = ~np.isfinite(values)
-    bad_token_rows = np.unique(row_of_token[not_number])
-    for r in bad_token_rows:
-        tokens = rows.strings[r].split()
-        bad = [t for t, v in zip(tokens, _parse_row(rows.strings[r])) if not np.isfinite(v)]
-        _row_problem(problems, rows, r, name,
-                     f"{len(bad)} value(s) are not numbers: {', '.join(map(repr, bad[:MAX_EXAMPLES]))}"
-                     f"{' ...' if len(bad) > MAX_EXAMPLES else ''}; every value must be a number")
-    row_ok[bad_token_rows] = False
+    # Token count not a multiple of 6: where one value is missing the boxes after it cannot be
+    # told apart, so the whole row is left out.
+    ragged = np.flatnonzero(counts % TOKENS_PER_BOX != 0)
+    if len(ragged):
+        details = ", ".join(f"line {row_lines[r]}: {counts[r]} values" for r in ragged[:MAX_EXAMPLES])
+        problems.append(_kind_problem(
+            Severity.ERROR, f"{len(ragged)} row(s) whose PredictionString has a value count that is not a "
+            f"multiple of 6 (label score xmin ymin xmax ymax per box) on {_lines_text(row_lines[ragged])} "
+            f"({details}{' ...' if len(ragged) > MAX_EXAMPLES else ''}); a value is missing or extra, so "
+            "these rows cannot be cut into boxes: all their boxes are left out",
+            row_lines[ragged].tolist(), [rows.image_ids[r] for r in ragged], name))
 
     # Cut the rows that have whole boxes into [B, 6].
-    whole = ~ragged
-    token_keep = whole[row_of_token]
-    boxes = values[token_keep].reshape(-1, TOKENS_PER_BOX)                      # [B,6]
+    whole = counts % TOKENS_PER_BOX == 0
+    row_of_token = np.repeat(np.arange(n_rows), counts)                       # [T]
+    boxes = values[whole[row_of_token]].reshape(-1, TOKENS_PER_BOX)           # [B,6]
     boxes_per_row = np.where(whole, counts // TOKENS_PER_BOX, 0)              # [R]
     row_of_box = np.repeat(np.arange(n_rows), boxes_per_row)                   # [B]
     first_box = np.cumsum(boxes_per_row) - boxes_per_row                       # [R]
@@ -264,49 +309,55 @@ def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: D
 
     finite = np.isfinite(boxes).all(axis=1)
     labels, scores = boxes[:, 0], boxes[:, 1]
+
+    def token_text(b: int) -> str:
+        tokens = rows.strings[row_of_box[b]].split()[box_index[b] * TOKENS_PER_BOX:][:TOKENS_PER_BOX]
+        return ", ".join(repr(t) for t, v in zip(tokens, boxes[b]) if not np.isfinite(v))
+
+    def box_text(b: int) -> str:
+        return "[" + " ".join(f"{v:g}" for v in boxes[b, 2:]) + "]"
+
+    cannot_read = "these boxes cannot be read and are left out (the rest of their rows is kept)"
     with np.errstate(invalid="ignore"):
         integral = finite & (labels == np.round(labels)) & (np.abs(labels) < 2**62)
+        keep_box = integral                                                    # [B] what can be read
+        # (bad [B] bool, what, hint + consequence, quote) per kind, in this order
         checks = [
-            (finite & ~integral,
-             "label(s) are not integers", "the first value of each box is the class id",
-             lambda b: repr(float(labels[b]))),
-            (finite & ((scores < 0) | (scores > 1)),
-             "score(s) outside [0, 1]", "scores must be probabilities",
+            (~finite, "box(es) with values that are not finite numbers", "every value must be a number; "
+             + cannot_read, token_text),
+            (finite & ~integral, "label(s) that are not integers", "the first value of each box is the class "
+             "id; such a label is no category of the ground truth, so the scorer ignores the box too; "
+             + cannot_read, lambda b: repr(float(labels[b]))),
+            (keep_box & ((scores < 0) | (scores > 1)), "score(s) outside [0, 1]",
+             "scores should be probabilities; kept and ranked by their score, as pycocotools does",
              lambda b: repr(float(scores[b]))),
-            (finite & ((boxes[:, 4] <= boxes[:, 2]) | (boxes[:, 5] <= boxes[:, 3])),
+            (keep_box & ((boxes[:, 4] <= boxes[:, 2]) | (boxes[:, 5] <= boxes[:, 3])),
              "box(es) with xmax <= xmin or ymax <= ymin",
-             "boxes are xmin ymin xmax ymax (VOC, not COCO x y w h)",
-             lambda b: "[" + " ".join(f"{v:g}" for v in boxes[b, 2:]) + "]"),
+             "boxes are xmin ymin xmax ymax (VOC, not COCO x y w h); kept and scored as pycocotools scores "
+             "them: they overlap nothing, so each is a false positive (ignored when its area w*h is negative)",
+             box_text),
         ]
         if dataset is not None:
             known = dataset.category_ids
             shown = ", ".join(map(str, known[:20].tolist())) + (" ..." if len(known) > 20 else "")
-            checks.append((integral & ~np.isin(labels, known),
-                           "label(s) are not category ids of the ground truth",
-                           f"valid ids: {shown}",
-                           lambda b: f"{int(labels[b])}"))
+            checks.append((integral & ~np.isin(labels, known), "label(s) that are not category ids of the "
+                           "ground truth", f"valid ids: {shown}; kept, and ignored by the evaluation as "
+                           "pycocotools ignores classes the ground truth lacks", lambda b: f"{int(labels[b])}"))
         elif len(labels):
-            checks.append((integral & (labels < 0), "negative label(s)", "labels are category ids",
-                           lambda b: f"{int(labels[b])}"))
-    for bad_box, what, hint, show in checks:
+            checks.append((integral & (labels < 0), "negative label(s)", "labels are category ids; kept, and "
+                           "ignored by an evaluation (no ground truth has them)", lambda b: f"{int(labels[b])}"))
+    for bad_box, what, consequence, show in checks:
         bad_idx = np.flatnonzero(bad_box)
         if not len(bad_idx):
             continue
-        bad_rows, first = np.unique(row_of_box[bad_idx], return_index=True)
-        n_per_row = np.bincount(row_of_box[bad_idx], minlength=n_rows)
-        ends = np.append(first[1:], len(bad_idx))
-        for r, start, end in zip(bad_rows, first, ends):
-            quoted = bad_idx[start:min(end, start + MAX_EXAMPLES)]
-            examples = ", ".join(f"box {box_index[b] + 1}: {show(b)}" for b in quoted)
-            more = " ..." if end - start > MAX_EXAMPLES else ""
-            _row_problem(problems, rows, r, name, f"{n_per_row[r]} {what} ({examples}{more}); {hint}")
-        row_ok[bad_rows] = False
-    return row_ok, row_of_box, boxes
-
-
-def _row_problem(problems: list[Problem], rows: _Rows, r: int, name: str, message: str) -> None:
-    problems.append(Problem(Severity.ERROR, message + "; this row is left out",
-                            file=name, line=rows.lines[r], image_id=rows.image_ids[r]))
+        bad_lines = row_lines[row_of_box[bad_idx]]
+        examples = ", ".join(f"line {bad_lines[k]} box {box_index[b] + 1}: {show(b)}"
+                             for k, b in enumerate(bad_idx[:MAX_EXAMPLES]))
+        more = " ..." if len(bad_idx) > MAX_EXAMPLES else ""
+        problems.append(_kind_problem(
+            Severity.ERROR, f"{len(bad_idx)} {what} on {_lines_text(bad_lines)} ({examples}{more}); {consequence}",
+            bad_lines.tolist(), [rows.image_ids[r] for r in row_of_box[bad_idx]], name))
+    return keep_box, row_of_box, boxes
 
 
 def _check_images_against(dataset: Dataset, image_keys: np.ndarray, lines: np.ndarray, row_image_ids: list[str],
@@ -334,9 +385,12 @@ def _check_images_against(dataset: Dataset, image_keys: np.ndarray, lines: np.nd
             file=name))
 
 
-def _warn_outside_images(dataset: Dataset, image_keys: np.ndarray, lines: np.ndarray, image_pos: np.ndarray,
+def _warn_outside_images(dataset: Dataset, image_keys: np.ndarray, box_lines: np.ndarray, image_pos: np.ndarray,
                          boxes: np.ndarray, name: str, problems: list[Problem]) -> None:
-    """One WARNING for all boxes reaching outside their image: kept as they are, as COCO evaluates them."""
+    """One WARNING for all boxes reaching outside their image: kept as they are, as COCO evaluates them.
+
+    box_lines, image_pos: [B] each box's CSV line and image; boxes: [B, 4] xyxy.
+    """
     index = dataset.image_index_of_file(image_keys)[image_pos]               # [B] dataset row or -1
     known = index >= 0
     width = dataset.images["width"].to_numpy(dtype=np.float64)[index]
@@ -345,11 +399,10 @@ def _warn_outside_images(dataset: Dataset, image_keys: np.ndarray, lines: np.nda
     if not outside.any():
         return
     first = int(np.flatnonzero(outside)[0])
-    row = int(image_pos[first])
     problems.append(Problem(
-        Severity.WARNING, f"{int(outside.sum())} box(es) in {len(np.unique(image_pos[outside]))} row(s) reach "
-        f"outside their image (first: line {int(lines[row])}, [{' '.join(f'{v:g}' for v in boxes[first])}] in a "
-        f"{width[first]:g}x{height[first]:g} image); they are kept as they are, as COCO evaluates them",
+        Severity.WARNING, f"{int(outside.sum())} box(es) on {len(np.unique(image_pos[outside]))} image(s) reach "
+        f"outside their image (first: line {int(box_lines[first])}, [{' '.join(f'{v:g}' for v in boxes[first])}] "
+        f"in a {width[first]:g}x{height[first]:g} image); they are kept as they are, as COCO evaluates them",
         file=name))
 
 

@@ -20,9 +20,9 @@ class TestSubprocess:
     def test_real_submission_is_valid(self):
         result = run_cli(need(REAL_TRASH / "fold3_deta_swinL.csv"), "--gt", need(REAL_TRASH / "fold3_gt.json"))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "958 rows loaded, 41188 boxes, 958 images, 958 of 958 GT images covered; 0 error(s), " \
+        assert "41188 boxes loaded, 958 images, 958 of 958 GT images covered; 0 error(s), " \
                "1 warning(s). VALID" in result.stdout
-        assert "fold3_deta_swinL.csv: warning: 2510 box(es) in " in result.stdout   # outside the image, kept
+        assert "fold3_deta_swinL.csv: warning: 2510 box(es) on 319 image(s) reach outside" in result.stdout   # outside the image, kept
 
     def test_broken_copy_exits_1_and_names_the_line(self, tmp_path):
         lines = need(REAL_TRASH / "test_submission_cascade.csv").read_text().splitlines()
@@ -31,8 +31,10 @@ class TestSubprocess:
         broken.write_text("\n".join(lines) + "\n")
         result = run_cli(broken, "--gt", REAL_TRASH / "test.json")
         assert result.returncode == 1
-        assert "broken.csv:42: error: image_id 'test/0040.jpg': row has 3 fields" in result.stdout
-        assert "4870 rows loaded (1 left out)" in result.stdout and "INVALID" in result.stdout
+        assert "broken.csv:42: error: image_id 'test/0040.jpg': 1 row(s) whose field count is not the header's 2" \
+            in result.stdout and "(line 42: 3 fields); these rows cannot be read and are left out" in result.stdout
+        assert "4870 images, 4870 of 4871 GT images covered; 1 error(s)" in result.stdout
+        assert "INVALID: the competition server may reject it" in result.stdout
         assert "Traceback" not in result.stdout + result.stderr
 
     def test_bad_ground_truth_exits_1_without_traceback(self, tmp_path):
@@ -65,7 +67,7 @@ class TestInProcess:
         code = main(["validate", str(folder / "instances_val2014_fakebbox100_results.json"),
                      "--gt", str(folder / "instances_val2014_100.json")])
         assert code == 0
-        assert "COCO results json: 734 entries loaded, 734 boxes, 99 images, 99 of 100 GT images covered" \
+        assert "COCO results json: 734 entries loaded, 99 images, 99 of 100 GT images covered" \
             in capsys.readouterr().out
 
     def test_results_json_without_gt_exits_1(self, capsys):

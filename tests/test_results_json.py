@@ -60,13 +60,10 @@ class TestRead:
     @pytest.mark.parametrize("change, fragment", [
         ({"score": None}, "'score' is None, expected a number"),
         ({"score": "0.5"}, "'score' is '0.5', expected a number"),
-        ({"score": 1.5}, "score 1.5 is outside [0, 1]"),
         ({"bbox": [1, 2, 3]}, "'bbox' is [1, 2, 3], expected 4 numbers"),
-        ({"bbox": [10, 20, 5, 0]}, "non-positive width or height"),
-        ({"category_id": 4}, "category_id 4 is not a category of gt.json"),
         ({"category_id": "dog"}, "'category_id' is 'dog', expected an integer"),
     ])
-    def test_bad_entry_is_an_error_with_its_index_and_is_left_out(self, dataset, change, fragment):
+    def test_unreadable_entry_is_an_error_with_its_index_and_is_left_out(self, dataset, change, fragment):
         dets = [dict(d) for d in DETS]
         dets[1].update(change)
         preds = read(dets, dataset)
@@ -74,12 +71,59 @@ class TestRead:
         problem = preds.problems[0]
         assert problem.severity is Severity.ERROR and problem.image_id == 10 and problem.file == "dets.json"
         assert problem.message.startswith("entry [1]: ") and fragment in problem.message
+        assert "cannot be read and are left out" in problem.message
         assert len(preds) == 2 and preds.image_keys.tolist() == ["b.jpg"]
+
+    @pytest.mark.parametrize("change, fragment, consequence", [
+        ({"score": 1.5}, "score 1.5 is outside [0, 1]", "kept and ranked by their score"),
+        ({"score": -0.5}, "score -0.5 is outside [0, 1]", "kept and ranked by their score"),
+        ({"bbox": [10, 20, 5, 0]}, "non-positive width or height", "kept and scored as pycocotools"),
+        ({"bbox": [10, 20, -5, 3]}, "non-positive width or height", "kept and scored as pycocotools"),
+        ({"category_id": 4}, "category_id 4 is not a category of gt.json", "kept, and ignored by the evaluation"),
+    ])
+    def test_entry_the_scorer_keeps_is_an_error_and_kept(self, dataset, change, fragment, consequence):
+        # pycocotools' loadRes takes these entries as they are: the server may reject them, but
+        # the numbers must be the scorer's, so the entry stays (tests/test_scorer_parity.py)
+        dets = [dict(d) for d in DETS]
+        dets[1].update(change)
+        preds = read(dets, dataset)
+        (problem,) = preds.problems
+        assert problem.severity is Severity.ERROR and problem.image_id == 10
+        assert problem.message.startswith("entry [1]: ") and fragment in problem.message and consequence in problem.message
+        assert len(preds) == 3 and preds.image_keys.tolist() == ["b.jpg", "a.jpg"]
+        x, y, w, h = dets[1]["bbox"]
+        kept = preds.image_pos == 1
+        np.testing.assert_array_equal(preds.boxes_xyxy[kept], [[x, y, x + w, y + h]])
+        assert preds.scores[kept].tolist() == [dets[1]["score"]] and preds.labels[kept].tolist() == [dets[1]["category_id"]]
+
+    def test_one_problem_per_kind_naming_every_entry(self, dataset):
+        dets = [dict(DETS[0], score=1.5 + i) for i in range(60)] + [dict(DETS[0], score=None)] * 2
+        preds = read(dets, dataset)
+        left_out, kept = preds.problems
+        assert kept.message.startswith("60 entries: entry [0]: score 1.5 is outside [0, 1]; entry [1]: ")
+        assert "(entries [0], [1], [2]" in kept.message and "[49] ... and 10 more)" in kept.message
+        assert left_out.message.startswith("2 entries: entry [60]: 'score' is None") and len(preds) == 60
 
     def test_entry_that_is_not_an_object(self, dataset):
         preds = read(DETS + [5], dataset)
-        assert [p.message for p in preds.problems] == ["entry [3]: is a int, expected an object; this entry is left out"]
+        assert [p.message for p in preds.problems] == [
+            "entry [3]: is a int, expected an object; these entries cannot be read and are left out"]
         assert len(preds) == 3
+
+    def test_deeply_nested_value_is_a_precise_message(self, dataset):
+        deep = b'[{"image_id": 10, "category_id": 3, "score": 0.5, "bbox": ' + b"[" * 5000 + b"]" * 5000 + b"}]"
+        with pytest.raises(ValidationError) as info:
+            read_results_json(deep, dataset=dataset, name="deep.json")
+        (problem,) = info.value.problems
+        assert problem.file == "deep.json" and "nested too deeply" in problem.message
+
+    @pytest.mark.parametrize("depth", [2000, 100_000])
+    def test_deeply_nested_file_is_a_precise_message(self, dataset, depth):
+        for deep in (b"[" * depth + b"]" * depth, b'{"a": ' * depth + b"1" + b"}" * depth):
+            with pytest.raises(ValidationError) as info:
+                read_results_json(deep, dataset=dataset, name="deep.json")
+            assert info.value.problems[0].file == "deep.json", depth
+            assert "nested too deeply" in str(info.value) or "top level is" in str(info.value)
 
     def test_unknown_image_is_a_warning_and_left_out(self, dataset):
         preds = read(DETS + [{"image_id": 99, "category_id": 3, "bbox": [1, 1, 1, 1], "score": 0.3}] * 2, dataset)

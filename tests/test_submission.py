@@ -91,7 +91,7 @@ class TestReadValid:
         assert preds.boxes_xyxy.tolist()[1] == [-3.5, -1, 1030, 1100.5]
         problem = only_problem(preds)
         assert problem.severity is Severity.WARNING and problem.message.startswith(
-            "2 box(es) in 2 row(s) reach outside their image (first: line 2, [-3.5 -1 1030 1100.5] in a 1024x1024")
+            "2 box(es) on 2 image(s) reach outside their image (first: line 2, [-3.5 -1 1030 1100.5] in a 1024x1024")
         assert read_submission(csv_bytes("PredictionString,image_id", "2 0.5 -3.5 -1 1030 1100.5,a.jpg")).problems == []
 
     def test_quoted_fields_keep_physical_line_numbers(self):
@@ -100,9 +100,9 @@ class TestReadValid:
                 '"0 0.5 1 1 0 5",test/0001.jpg\n'
                 '"0 0.5 1 1 2 5","test/0002,a.jpg"\n')
         preds = read_submission(text.encode())
-        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0002,a.jpg"]
-        assert preds.lines.tolist() == [2, 5]
-        assert [p.line for p in preds.problems] == [4]   # the x2 <= x1 row, after a 2-line record
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg", "test/0002,a.jpg"]
+        assert preds.lines.tolist() == [2, 4, 5]
+        assert [p.line for p in preds.problems] == [4]   # the x2 <= x1 row (kept), after a 2-line record
 
     def test_file_like_and_path_sources(self, tmp_path):
         path = tmp_path / "my.csv"
@@ -117,72 +117,119 @@ class TestReadValid:
 
 
 class TestRowErrors:
-    """Each bad row: one ERROR with the line and image_id; the row is left out, neighbours load."""
+    """Each kind of problem: one Problem naming its lines. What the scorer (pycocotools on the
+    converted results) would score is kept; only what cannot be read is left out, box by box."""
 
     @pytest.mark.parametrize("bad, fragment", [
-        ("1 0.9 10 20 110", "5 values, not a multiple of 6"),
-        ("1 0.9 10 20 110 220 3", "7 values, not a multiple of 6"),
-        ("1 0.9 10 abc 110 220", "not numbers: 'abc'"),
-        ("1 0.9 10 nan 110 220", "not numbers: 'nan'"),
-        ("1 0.9 10 20 110 inf", "not numbers: 'inf'"),
-        ("1.5 0.9 10 20 110 220", "1 label(s) are not integers (box 1: 1.5)"),
-        ("1 1.2 10 20 110 220", "1 score(s) outside [0, 1] (box 1: 1.2)"),
-        ("1 -0.1 10 20 110 220", "score(s) outside [0, 1]"),
-        ("1 0.9 110 20 10 220", "xmax <= xmin or ymax <= ymin"),
-        ("1 0.9 10 20 10 220", "xmax <= xmin or ymax <= ymin"),
-        ("1 0.9 10 220 110 20", "xmax <= xmin or ymax <= ymin"),
-        ("-1 0.9 10 20 110 220", "negative label"),
+        ("1 0.9 10 20 110", "line 3: 5 values"),
+        ("1 0.9 10 20 110 220 3", "line 3: 7 values"),
     ])
-    def test_bad_row(self, bad, fragment):
+    def test_row_that_cannot_be_cut_into_boxes_is_left_out(self, bad, fragment):
         preds = read_submission(csv_bytes(
             "PredictionString,image_id", f"{GOOD_A},test/0000.jpg", f"{bad},test/0001.jpg",
             f"{GOOD_B},test/0002.jpg"), name="s.csv")
         problem = only_problem(preds)
         assert problem.severity is Severity.ERROR
         assert problem.line == 3 and problem.image_id == "test/0001.jpg" and problem.file == "s.csv"
-        assert fragment in problem.message
-        assert "left out" in problem.message
-        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0002.jpg"]
-        assert preds.lines.tolist() == [2, 4]
-        assert preds.labels.tolist() == [1, 3, 0]
-        assert preds.has_errors
+        assert "not a multiple of 6" in problem.message and fragment in problem.message
+        assert "all their boxes are left out" in problem.message
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg", "test/0002.jpg"]  # listed, no box
+        assert preds.lines.tolist() == [2, 3, 4]
+        assert preds.labels.tolist() == [1, 3, 0] and preds.image_pos.tolist() == [0, 0, 2]
 
-    def test_label_outside_categories_with_dataset(self):
+    @pytest.mark.parametrize("bad, fragment", [
+        ("1 0.9 10 abc 110 220", "not finite numbers on line 3 (line 3 box 2: 'abc')"),
+        ("1 0.9 10 nan 110 220", "(line 3 box 2: 'nan')"),
+        ("1 0.9 10 20 110 inf", "(line 3 box 2: 'inf')"),
+        ("NaN NaN 10 20 110 220", "(line 3 box 2: 'NaN', 'NaN')"),
+        ("1.5 0.9 10 20 110 220", "1 label(s) that are not integers on line 3 (line 3 box 2: 1.5)"),
+    ])
+    def test_box_that_cannot_be_read_is_left_out_alone(self, bad, fragment):
+        preds = read_submission(csv_bytes(
+            "PredictionString,image_id", f"{GOOD_A},test/0000.jpg", f"{GOOD_B} {bad} {GOOD_B},test/0001.jpg"),
+            name="s.csv")
+        problem = only_problem(preds)
+        assert problem.severity is Severity.ERROR and problem.line == 3 and problem.image_id == "test/0001.jpg"
+        assert fragment in problem.message and "left out" in problem.message
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg"]
+        assert preds.labels.tolist() == [1, 3, 0, 0] and preds.image_pos.tolist() == [0, 0, 1, 1]
+
+    @pytest.mark.parametrize("bad, fragment", [
+        ("1 1.2 10 20 110 220", "1 score(s) outside [0, 1] on line 3 (line 3 box 1: 1.2)"),
+        ("1 -0.1 10 20 110 220", "score(s) outside [0, 1]"),
+        ("1 0.9 110 20 10 220", "xmax <= xmin or ymax <= ymin on line 3 (line 3 box 1: [110 20 10 220])"),
+        ("1 0.9 10 20 10 220", "xmax <= xmin or ymax <= ymin"),
+        ("1 0.9 10 220 110 20", "xmax <= xmin or ymax <= ymin"),
+        ("-1 0.9 10 20 110 220", "negative label"),
+    ])
+    def test_box_the_scorer_keeps_is_an_error_and_kept(self, bad, fragment):
+        preds = read_submission(csv_bytes(
+            "PredictionString,image_id", f"{GOOD_A},test/0000.jpg", f"{bad},test/0001.jpg",
+            f"{GOOD_B},test/0002.jpg"), name="s.csv")
+        problem = only_problem(preds)
+        assert problem.severity is Severity.ERROR and preds.has_errors
+        assert problem.line == 3 and problem.image_id == "test/0001.jpg" and problem.file == "s.csv"
+        assert fragment in problem.message and "kept" in problem.message and "left out" not in problem.message
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg", "test/0002.jpg"]
+        row = np.array(bad.split(), dtype=float)
+        kept = preds.image_pos == 1
+        assert preds.labels[kept].tolist() == [int(row[0])] and preds.scores[kept].tolist() == [row[1]]
+        np.testing.assert_array_equal(preds.boxes_xyxy[kept], [row[2:]])
+
+    def test_label_outside_categories_with_dataset_is_kept(self):
         preds = read_submission(csv_bytes("PredictionString,image_id", "12 0.9 10 20 110 220,test/0000.jpg",
                                           f"{GOOD_B},test/0001.jpg"), dataset=small_dataset())
         problem = [p for p in preds.problems if p.is_error]
         assert len(problem) == 1 and problem[0].line == 2
-        assert "not category ids" in problem[0].message and "12" in problem[0].message
-        assert preds.image_keys.tolist() == ["test/0001.jpg"]
+        assert "not category ids" in problem[0].message and "(line 2 box 1: 12)" in problem[0].message
+        assert "ignored by the evaluation" in problem[0].message
+        assert preds.image_keys.tolist() == ["test/0000.jpg", "test/0001.jpg"] and preds.labels.tolist() == [12, 0]
 
     def test_integral_float_label_is_accepted(self):
         preds = read_submission(csv_bytes("PredictionString,image_id", "7.0 0.9 10 20 110 220,a.jpg"))
         assert preds.problems == [] and preds.labels.tolist() == [7]
 
-    def test_several_boxes_quoted_with_their_number(self):
+    def test_several_boxes_quoted_with_their_line_and_number(self):
         bad = " ".join(["1 0.9 10 20 110 220"] * 2 + ["1 0.9 110 20 10 220"] * 5)
         preds = read_submission(csv_bytes("PredictionString,image_id", f"{bad},a.jpg"))
         message = only_problem(preds).message
-        assert message.startswith("5 box(es)") and "box 3: [110 20 10 220]" in message and "..." in message
+        assert message.startswith("5 box(es)") and "line 2 box 3: [110 20 10 220]" in message and "..." in message
+        assert len(preds) == 7
 
-    def test_image_listed_twice(self):
+    def test_one_problem_per_kind_naming_the_lines(self):
+        rows = [f"1 0.9 110 20 10 220 {GOOD_B},img{i}.jpg" for i in range(30)] + [f"{GOOD_A} 1 7 1 1 2 2,x.jpg"]
+        preds = read_submission(csv_bytes("PredictionString,image_id", *rows))
+        degenerate, score = preds.problems
+        assert degenerate.line == 2 and degenerate.image_id is None
+        assert degenerate.message.startswith("30 box(es) with xmax <= xmin or ymax <= ymin on lines 2, 3, 4, ")
+        assert "20, 21 ... and 10 more (line 2 box 1: [110 20 10 220], line 3 box 1:" in degenerate.message
+        assert score.line == 32 and score.image_id == "x.jpg" and "line 32 box 3: 7.0" in score.message
+        assert len(preds) == 63
+
+    def test_image_listed_twice_is_one_warning_and_both_rows_are_scored(self):
         preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_A},a.jpg", f"{GOOD_B},b.jpg",
-                                          f"{GOOD_B},a.jpg"))
+                                          f"{GOOD_B},a.jpg", "2 0.5 1 1 3 3,c.jpg", "4 0.5 1 1 3 3,c.jpg",
+                                          "5 0.5 1 1 3 3,c.jpg"))
         problem = only_problem(preds)
-        assert problem.line == 4 and problem.image_id == "a.jpg" and "first on line 2" in problem.message
-        assert preds.image_keys.tolist() == ["a.jpg", "b.jpg"] and len(preds) == 3
+        assert problem.severity is Severity.WARNING and problem.line == 2 and problem.image_id is None
+        assert "'a.jpg' on lines 2, 4; 'c.jpg' on lines 5, 6, 7" in problem.message
+        assert "every row is scored, as pycocotools does" in problem.message
+        assert preds.image_keys.tolist() == ["a.jpg", "b.jpg", "c.jpg"] and preds.lines.tolist() == [2, 3, 5]
+        # the later rows' boxes join their image, in file order
+        assert preds.image_pos.tolist() == [0, 0, 0, 1, 2, 2, 2]
+        assert preds.labels.tolist() == [1, 3, 0, 0, 2, 4, 5]
 
     def test_missing_image_id(self):
         preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_A},", f"{GOOD_B},b.jpg"))
         problem = only_problem(preds)
-        assert problem.line == 2 and "image_id is empty" in problem.message
+        assert problem.line == 2 and "empty image_id" in problem.message and "left out" in problem.message
         assert preds.image_keys.tolist() == ["b.jpg"]
 
     def test_wrong_field_count(self):
         preds = read_submission(csv_bytes("PredictionString,image_id", "1,0.9,10,20,110,220,a.jpg",
                                           f"{GOOD_B},b.jpg"))
         problem = only_problem(preds)
-        assert problem.line == 2 and "7 fields" in problem.message and problem.image_id == "a.jpg"
+        assert problem.line == 2 and "line 2: 7 fields" in problem.message and problem.image_id == "a.jpg"
         assert preds.image_keys.tolist() == ["b.jpg"]
 
     def test_every_bad_row_reported_in_line_order(self):
@@ -190,8 +237,8 @@ class TestRowErrors:
             "PredictionString,image_id", "1 0.9 1 2 3,a.jpg", f"{GOOD_B},b.jpg", "1 2 1 2 3 4,c.jpg",
             "x 0.5 1 2 3 4,d.jpg", f"{GOOD_A},e.jpg"))
         assert [p.line for p in preds.problems] == [2, 4, 5]
-        assert preds.image_keys.tolist() == ["b.jpg", "e.jpg"]
-        np.testing.assert_array_equal(preds.image_pos, [0, 1, 1])
+        assert preds.image_keys.tolist() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+        np.testing.assert_array_equal(preds.image_pos, [1, 2, 4, 4])   # c.jpg's score 2 is kept
 
 
 class TestDatasetChecks:
@@ -218,9 +265,9 @@ class TestDatasetChecks:
         preds = read_submission(csv_bytes("PredictionString,image_id",
                                           "1 0.9 1 1 5 5 12 0.5 1 1 5 5,test/0000.jpg",
                                           "13 0.5 1 1 5 5 14 0.5 1 1 5 5,test/0001.jpg"), dataset=small_dataset())
-        first, second = (p.message for p in preds.problems if p.is_error)
-        assert "1 label(s) are not category ids of the ground truth (box 2: 12);" in first
-        assert "2 label(s) are not category ids of the ground truth (box 1: 13, box 2: 14);" in second
+        (problem,) = (p for p in preds.problems if p.is_error)
+        assert ("3 label(s) that are not category ids of the ground truth on lines 2, 3 (line 2 box 2: 12, "
+                "line 3 box 1: 13, line 3 box 2: 14);") in problem.message
 
     def test_dataset_images_without_a_row_are_one_warning(self):
         preds = read_submission(csv_bytes("PredictionString,image_id", f"{GOOD_B},test/0001.jpg"),
@@ -256,12 +303,14 @@ GOOD_ROWS = [(2, "a.jpg", [1, 0.9, 10, 20, 110, 220]), (4, "b.jpg", [0, 0.25, 5,
 
 
 def told_about(preds, line: int) -> bool:
-    """An ERROR names this line, or a record spanning it (an unclosed quote swallows lines)."""
+    """An ERROR names this line, in its list of lines or as a record spanning it (an unclosed quote
+    swallows lines)."""
     for p in preds.problems:
         if not p.is_error or p.line is None:
             continue
-        span = re.search(r"lines (\d+)-(\d+)", p.message)
-        if p.line == line or (span and int(span.group(1)) <= line <= int(span.group(2))):
+        named = {int(n) for listed in re.findall(r"lines? (\d+(?:, \d+)*)", p.message) for n in listed.split(", ")}
+        spans = re.findall(r"lines (\d+)-(\d+)", p.message)
+        if p.line == line or line in named or any(int(a) <= line <= int(b) for a, b in spans):
             return True
     return False
 
@@ -279,16 +328,15 @@ def test_a_malformed_line_never_crashes_or_silently_drops_its_neighbours(junk):
     content = csv_bytes("PredictionString,image_id", "1 0.9 10 20 110 220,a.jpg", junk,
                         "0 0.25 5 5 6 6,b.jpg")
     preds = read_submission(content)
-    lines = preds.lines.tolist()
+    keys = preds.image_keys.tolist()
     for line, key, box in GOOD_ROWS:
-        if line in lines:
-            pos = lines.index(line)
-            assert preds.image_keys[pos] == key
-            row = preds.image_pos == pos
-            np.testing.assert_array_equal(np.column_stack([preds.labels[row], preds.scores[row],
-                                                           preds.boxes_xyxy[row]])[0], box)
-        else:   # only ever left out with an error naming its line
-            assert told_about(preds, line), (junk, [str(p) for p in preds.problems])
+        if key in keys:   # its box is scored with its image (which a junk row may share)
+            row = preds.image_pos == keys.index(key)
+            found = np.column_stack([preds.labels[row], preds.scores[row], preds.boxes_xyxy[row]])
+            if (found == box).all(axis=1).any():
+                continue
+        # only ever left out with an error naming its line
+        assert told_about(preds, line), (junk, [str(p) for p in preds.problems])
 
 
 def assert_same_predictions(a, b):
@@ -379,5 +427,7 @@ class TestRealFiles:
         lines = need(REAL_TRASH / "fold3_deta_swinL.csv").read_text().splitlines()
         lines[9] = lines[9].replace(" 0.", " O.", 1)     # line 10: a letter O for a zero
         preds = read_submission("\n".join(lines).encode(), dataset=load_coco(REAL_TRASH / "fold3_gt.json"))
-        assert [(p.line, p.severity) for p in preds.problems if p.is_error] == [(10, Severity.ERROR)]
-        assert len(preds.image_keys) == 957
+        (error,) = (p for p in preds.problems if p.is_error)
+        assert error.line == 10 and error.image_id == lines[9].rsplit(",", 1)[1]
+        assert "line 10 box" in error.message and "'O." in error.message and "left out" in error.message
+        assert len(preds.image_keys) == 958 and len(preds) == 41188 - 1   # that box only

@@ -4,9 +4,12 @@ Prints the twelve COCO stats (pycocotools' layout), a per-class table (AP50, AP,
 error type, missed) with totals, and TIDE's dAP per error type. PRED is a submission CSV or
 a COCO results json, told apart by content. Predictions on images the ground truth lacks
 are reported and left out. With --score-threshold, every box scoring below T is deleted
-first, so all numbers are those of the cut submission. Exit 0: done; 1: a file is unusable,
-some prediction rows were bad (they are listed and left out; the rest is evaluated), or
---json cannot be written.
+first, so all numbers are those of the cut submission. Problems in PRED are printed first;
+every box pycocotools would score is scored as it scores it (also boxes the competition
+server may reject), and only what cannot be read is left out. Exit 0: the numbers were
+computed (warnings and errors may have been printed); 1: nothing could be computed (a file is
+unusable, the ground truth has no annotations, a threshold is out of range) or --json cannot
+be written.
 """
 from __future__ import annotations
 
@@ -91,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
             status = 1
     bad = errors_of(preds.problems)
     if bad:
-        print(f"{args.pred}: {len(bad)} error(s): those rows were left out of the numbers above (exit 1).")
-        status = 1
+        print(f"{args.pred}: the error(s) listed above mean the competition server may reject this file; the "
+              "numbers above score it as pycocotools would (only what cannot be read is left out).")
     return status
 
 

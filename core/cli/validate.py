@@ -1,6 +1,10 @@
 """`python -m core validate PRED [--gt GT.json]`: check a submission CSV or COCO results json.
 
 Prints every problem (file:line, image_id, what is wrong, what to do) and a summary line.
+An error is something the competition server may reject: a box that DetLens still scores as
+pycocotools would (score outside [0, 1], xmax <= xmin, an unknown label) or content that
+cannot be read and is left out (a value that is not a number, a row that cannot be cut into
+boxes). A warning is fine to submit (an image_id on two rows, a box reaching outside its image).
 Exit 0: valid (warnings allowed); 1: errors in PRED or GT, or a file cannot be read.
 """
 from __future__ import annotations
@@ -57,16 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     _print_problems(preds.problems)
     errors, warnings = errors_of(preds.problems), warnings_of(preds.problems)
-    left_out = len({p.line for p in errors if p.line is not None}) if not is_json else None
-    unit = "entries" if is_json else "rows"
-    loaded = len(preds.image_keys) if not is_json else len(preds)
-    dropped = f" ({left_out} left out)" if left_out else ""
     gt_part = ""
     if dataset is not None:
         known = int((dataset.image_index_of_file(preds.image_keys) >= 0).sum())
         gt_part = f", {known} of {len(dataset.images)} GT images covered"
-    verdict = "VALID" if not errors else "INVALID"
+    verdict = "VALID" if not errors else "INVALID: the competition server may reject it"
     print(f"{args.pred.name}: {'COCO results json' if is_json else 'submission CSV'}: "
-          f"{loaded} {unit} loaded{dropped}, {len(preds)} boxes, {len(preds.image_keys)} images{gt_part}; "
+          f"{len(preds)} {'entries' if is_json else 'boxes'} loaded, {len(preds.image_keys)} images{gt_part}; "
           f"{len(errors)} error(s), {len(warnings)} warning(s). {verdict}")
     return 0 if not errors else 1
