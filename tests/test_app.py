@@ -266,14 +266,29 @@ def test_test_image_csv_browses_with_predictions_only():
 
 
 # ----------------------------------------------------------------------------------- bad input
-def test_bad_csv_upload_is_rejected_with_the_validators_messages():
+def test_csv_upload_with_errors_is_scored_with_the_validators_messages(sample_eval):
+    # what the server may reject is listed, and the file is scored as pycocotools would
+    dataset, _, _ = sample_eval
     at = open_app("pages/1_Overview.py")
     bad = b"PredictionString,image_id\n1 0.9 10 10 50 50,train/0000.jpg\n1 0.9 10 10 abc 50,train/0001.jpg\n"
     at.file_uploader(key="_upload_predictions").set_value(("bad.csv", bad, "text/csv")).run()
     assert not at.exception
     assert at.session_state[S.ACTIVE_PREDICTIONS] == "uploaded: bad.csv"
     message = "\n".join(e.value for e in at.error)
-    assert "Predictions bad.csv rejected" in message and ":3" in message
+    assert "the competition server may reject this file; DetLens scores it as pycocotools would" in message
+    assert "bad.csv:3" in message and "rejected" not in message
+    ev = evaluate(dataset, load_predictions(bad, dataset=dataset))      # the first box, scored
+    assert metric(at, "mAP@0.5 (competition)") == f"{ev.stats['map50']:.4f}"
+
+
+def test_unusable_csv_upload_is_rejected_with_the_validators_messages():
+    at = open_app("pages/1_Overview.py")
+    bad = b"preds,image\n1 0.9 10 10 50 50,train/0000.jpg\n"
+    at.file_uploader(key="_upload_predictions").set_value(("bad.csv", bad, "text/csv")).run()
+    assert not at.exception
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "uploaded: bad.csv"
+    message = "\n".join(e.value for e in at.error)
+    assert "Predictions bad.csv rejected" in message and "lacks the column(s)" in message
     # the rest of the app keeps working: the dataset page still draws
     at.switch_page("pages/4_Dataset.py").run()
     assert not at.exception and metric(at, "Images") == "100"

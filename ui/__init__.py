@@ -15,7 +15,7 @@ How a page uses it::
 Modules:
 - `ui.state`: every session-state key (SCORE_THR, IOU_THR, EXPLORER_IMAGE, ...) and `bind(KEY)`,
   the kwargs that make a widget edit a canonical key and survive page switches.
-- `ui.sidebar`: `page_setup`, `active_data`, `show_problems(problems, what, fix)` (validator
+- `ui.sidebar`: `page_setup`, `active_data`, `show_problems(problems, what, fix, loaded=...)` (validator
   messages as st.error), and `register_predictions(label, predictions, activate=True)`: put
   in-memory `Predictions` (a live-inference result, an ensemble) into the session so they are
   selectable as the active set on every page (evaluated and cached like a file).

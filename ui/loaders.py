@@ -104,8 +104,8 @@ def _load_predictions(key: str, dataset_key: str, name: str, _source, _dataset) 
         return Loaded(None, key, exc.problems)
     except (ValueError, OSError, KeyError, TypeError) as exc:
         return Loaded(None, key, [_problem(name, exc)])
-    if predictions.has_errors:  # rejected as a whole: a partial file would skew every metric
-        return Loaded(None, key, list(predictions.problems))
+    # Loaded even with errors: they are what the competition server may reject, while the boxes
+    # are those pycocotools scores (only what cannot be read is left out); the page shows them.
     return Loaded(predictions, key, list(predictions.problems))
 
 

@@ -63,7 +63,7 @@ def choose_prediction_sets(data: ActiveData, state_key: str, label: str, *, help
         loaded = load_prediction_set(data, name, options[name], evaluate=evaluate)
         show_problems(loaded.problems, f"Predictions {name}",
                       "Fix the listed lines (`python -m core validate FILE --gt GT.json`), or "
-                      "leave this file out.")
+                      "leave this file out.", loaded=loaded.predictions is not None)
         if loaded.predictions is not None:
             sets.append(loaded)
     return sets

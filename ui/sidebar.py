@@ -86,15 +86,20 @@ def page_setup(title: str, icon: str = ":material/search:") -> None:
     S.init_state()
 
 
-def show_problems(problems: list[Problem], what: str, fix: str) -> None:
-    """The validator's messages: errors in st.error (with what to do), warnings folded away."""
+def show_problems(problems: list[Problem], what: str, fix: str, *, loaded: bool = False) -> None:
+    """The validator's messages: errors in st.error (with what to do), warnings folded away.
+
+    loaded: the data was loaded despite its errors (scored as pycocotools would), not rejected.
+    """
     errors = [p for p in problems if p.is_error]
     warnings = [p for p in problems if not p.is_error]
     if errors:
         lines = [f"- `{p}`" for p in errors[:MAX_MESSAGES]]
         if len(errors) > MAX_MESSAGES:
             lines.append(f"- ... and {len(errors) - MAX_MESSAGES} more errors")
-        st.error(f"**{what} rejected: {len(errors)} error(s).** {fix}\n\n" + "\n".join(lines))
+        head = (f"{what}: {len(errors)} error(s): the competition server may reject this file; DetLens scores "
+                "it as pycocotools would." if loaded else f"{what} rejected: {len(errors)} error(s).")
+        st.error(f"**{head}** {fix}\n\n" + "\n".join(lines))
     if warnings:
         with st.expander(f"{what}: {len(warnings)} warning(s) (loaded anyway)"):
             st.markdown("\n".join(f"- `{p}`" for p in warnings[:200]))
@@ -278,7 +283,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
         (st.error if kind == "error" else st.warning)(text)
     if gt_loaded is not None:
         show_problems(gt_loaded.problems, f"Ground truth {gt_source.name}",
-                      "Fix the json (or pick another ground truth in the sidebar).")
+                      "Fix the json (or pick another ground truth in the sidebar).",
+                      loaded=gt_loaded.value is not None)
 
     predictions, pred_key, pred_label = None, "", None
     if isinstance(pred_source, RegisteredPredictions):
@@ -287,7 +293,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
         loaded: Loaded = loaders.load_predictions(pred_source, dataset, dataset_key)
         show_problems(loaded.problems, f"Predictions {pred_source.name}",
                       "Fix the listed lines (the CLI `python -m core validate FILE --gt GT.json` "
-                      "prints the same list), or pick another file in the sidebar.")
+                      "prints the same list), or pick another file in the sidebar.",
+                      loaded=loaded.value is not None)
         predictions, pred_key, pred_label = loaded.value, loaded.key, pred_source.label
 
     evaluation = view = None
