@@ -28,8 +28,10 @@ columns[0].metric("Images", f"{len(ds.images):,}")
 columns[1].metric("Ground-truth boxes", f"{len(ds.annotations):,}")
 columns[2].metric("Classes", f"{len(ds.categories)}")
 columns[3].metric("Predicted boxes", f"{len(data.predictions):,}" if data.predictions is not None else "—")
-st.caption(f"Ground truth **{data.gt_label}** · dataset folder `{data.root}` · active predictions "
-           f"**{data.predictions_label or 'none'}**")
+images = (f"images from `{data.root}`" if data.root is not None
+          else f"no image folder chosen for {data.gt_label}: blank canvases")
+st.caption(f"Ground truth **{data.gt_label}** · {images} · dataset folder `{data.folder}` · "
+           f"active predictions **{data.predictions_label or 'none'}**")
 
 left, right = st.columns([1, 2])
 with left:

@@ -7,8 +7,8 @@ from dataclasses import replace
 import streamlit as st
 
 from core.drawing import image_data_uri
-from core.images import resolve_image_path
-from core.inference import dataset_image_items, predict_images, read_image, to_predictions
+from core.images import read_image, resolve_image_path
+from core.inference import dataset_image_items, expected_image_sizes, predict_images, to_predictions
 from core.submission import write_submission
 from ui import loaders
 from ui import state as S
@@ -28,7 +28,7 @@ st.caption("Run a detection checkpoint on an image and compare it with the groun
            "Checkpoints are read with `torch.load(weights_only=True)`: one that would run code is refused.")
 
 categories = data.dataset.categories if data.dataset is not None else None
-choice = model_picker(categories, data.root)
+choice = model_picker(categories, data.folder)
 if choice.error:
     st.error(choice.error)
 if choice.detector is None:
@@ -60,12 +60,12 @@ if image_source == FROM_DATASET:
     image_key = cols[1].selectbox(f"Dataset image ({len(names):,})", names, key="_infer_image")
     image_index = int(data.dataset.image_index_of_file([image_key])[0])
     image = loaders.pil_image(data.root, image_key)
-    lookup = resolve_image_path(data.root, image_key)
-    if image is None or not lookup.found:
-        st.error(f"{image_key}: the image file is missing or unreadable under {data.root}; "
-                 "pick another image or upload one.")
-        st.stop()
+    lookup = resolve_image_path(data.root, image_key, S.data_roots())
     ref = image_ref_for(data, image_key, image_index)
+    if image is None or not lookup.found:
+        st.error(f"{ref.notice or image_key + ': the image cannot be read'}. Pick another image "
+                 "or upload one.")
+        st.stop()
     cache_key = loaders.content_key(loaders.Source(image_key, image_key, path=lookup.path))
 else:
     upload = cols[1].file_uploader("Image (jpg, png)", type=["jpg", "jpeg", "png", "bmp", "webp"],
@@ -74,13 +74,14 @@ else:
         st.info("Upload an image to run the model on it.")
         st.stop()
     try:
-        image = read_image(upload.getvalue(), name=upload.name)
+        image, notices = read_image(upload.getvalue(), name=upload.name)
     except ValueError as exc:
         st.error(f"{exc}. Upload a JPEG or PNG image.")
         st.stop()
     image_key = upload.name
     cache_key = loaders.content_key(loaders.Source(upload.name, upload.name, data=upload.getvalue()))
-    ref = ImageRef(upload.name, float(image.width), float(image.height), image_data_uri(image), None)
+    ref = ImageRef(upload.name, float(image.width), float(image.height), image_data_uri(image),
+                   "\n\n".join(notices) or None)
 
 dets = image_detections(choice, cache_key, image)
 frame = detections_frame(dets, data.score_thr)
@@ -114,14 +115,19 @@ st.markdown(f"Runs **{choice.label}** over the {n_images:,} images of {data.gt_l
             "score ≥ 0.05, like the baselines), then makes the result the active prediction set, "
             "selectable in the sidebar on every page.")
 if st.button(f"Predict {n_images:,} images", key="_infer_batch", type="primary"):
-    items, problems = dataset_image_items(data.dataset)
+    items, problems = dataset_image_items(data.dataset, roots=S.data_roots())
     bar = st.progress(0.0, text="starting…")
     preds = predict_images(detector, items, score_thr=0.05, batch_size=4 if detector.device != "cpu" else 1,
-                           source=choice.label,
+                           source=choice.label, expected_sizes=expected_image_sizes(data.dataset),
                            progress=lambda done, total: bar.progress(done / total, text=f"{done:,} / {total:,} images"))
     problems += preds.problems
-    for problem in problems[:20]:
+    errors = [p for p in problems if p.is_error]
+    for problem in errors[:20]:
         st.error(str(problem))
+    warned = [p for p in problems if not p.is_error]
+    if warned:
+        with st.expander(f"{len(warned)} image warning(s) (predicted anyway)"):
+            st.markdown("\n".join(f"- `{p}`" for p in warned[:200]))
     label = register_predictions(f"live: {choice.label} on {data.gt_label}", preds)
     buffer = io.StringIO()
     write_submission(preds, buffer)

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core import models
+from core.data_roots import PathRefused
 from core.inference import (CheckpointError, Detector, ImageDetections, detect, load_detector,
                             load_pretrained_detector, pick_device)
 from ui import loaders
@@ -56,7 +57,11 @@ def _categories_key(categories: pd.DataFrame | None) -> str:
 
 
 def model_picker(categories: pd.DataFrame | None, root: Path | None) -> ModelChoice:
-    """Widgets choosing the checkpoint and architecture; returns the (cached) loaded model."""
+    """Widgets choosing the checkpoint and architecture; returns the (cached) loaded model.
+
+    root: the dataset folder a relative checkpoint path is read from. A typed path must pass
+    the data roots (ui.state.data_roots) before it is opened.
+    """
     cols = st.columns([1.3, 2.2, 1.5])
     source_kind = cols[0].radio("Model", MODEL_SOURCES, key="_infer_source")
     arch_options = [AUTO_ARCH] + models.architecture_names()
@@ -95,8 +100,16 @@ def model_picker(categories: pd.DataFrame | None, root: Path | None) -> ModelCho
         path = Path(typed).expanduser()
         if not path.is_absolute() and root is not None:
             path = root / path
-        if not path.is_file():
-            return ModelChoice(None, "", typed, error=f"{typed}: no such file")
+        try:  # on a network only the data roots may be read; never a byte of a refused file
+            path = S.data_roots().check(path)
+            found = path.is_file()
+        except PathRefused as exc:
+            return ModelChoice(None, "", typed, error=str(exc))
+        except OSError as exc:
+            return ModelChoice(None, "", typed, error=f"{typed}: cannot be read ({exc.strerror or exc})")
+        if not found:
+            return ModelChoice(None, "", typed, error=f"{typed}: no such file (or a folder); type "
+                                                      "the checkpoint file's path")
         source = Source(typed, path.name, path=path)
     else:
         upload = cols[1].file_uploader("Checkpoint (.pt, .pth)", type=["pt", "pth", "ckpt", "bin"],
@@ -105,7 +118,11 @@ def model_picker(categories: pd.DataFrame | None, root: Path | None) -> ModelCho
             return ModelChoice(None, "", "", error="")
         source = Source(upload.name, upload.name, data=upload.getvalue())
 
-    weights_key = loaders.content_key(source)
+    try:
+        weights_key = loaders.content_key(source)
+    except OSError as exc:
+        return ModelChoice(None, "", source.name, error=f"{source.name}: cannot be read "
+                                                        f"({exc.strerror or exc}); check its permissions")
     try:
         detector = _checkpoint_detector(weights_key, arch, _categories_key(categories), device,
                                         source.name, source.read(), categories)

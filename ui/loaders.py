@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.images import ImageLookup, image_size, read_image, resolve_image_path
+from core.images import ImageLookup, read_image, resolve_image_path, size_mismatch
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
+from ui.state import data_roots
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,18 @@ def threshold_view(ev, dataset_key: str, pred_key: str, iou_thr: float, score_th
 
 # ----------------------------------------------------------------------------------- images
 @st.cache_data(max_entries=48, show_spinner=False)
-def _image_uri(path: str, mtime_ns: int) -> tuple[str | None, str | None]:
+def _image_uri(path: str, mtime_ns: int, name: str) -> tuple[str | None, tuple[str, ...], tuple[int, int] | None]:
+    """(JPEG data URI at most 1024 px a side, reader notices, decoded (width, height)).
+
+    Holds at most 48 URIs of ~0.1-0.3 MB; the decoded image is dropped at once.
+    """
     from core.drawing import image_data_uri
 
-    image, message = read_image(Path(path))
-    return (image_data_uri(image) if image is not None else None), message
+    try:
+        image, notices = read_image(Path(path), name=name)
+    except ValueError as exc:
+        return None, (f"{exc}; drawn as a blank canvas",), None
+    return image_data_uri(image), tuple(notices), image.size
 
 
 @dataclass(frozen=True)
@@ -189,28 +197,42 @@ def image_ref(root: Path | None, file_name: str, size: tuple[float, float] | Non
     size: (width, height) from the ground truth; None for an image it lacks (a test image),
     then it is read from the file header, else fallback_size.
     """
-    lookup: ImageLookup = resolve_image_path(root, file_name)
-    uri, notice = None, lookup.message
+    lookup: ImageLookup = resolve_image_path(root, file_name, data_roots())
+    uri, notices = None, [lookup.message] if lookup.message else []
     if lookup.found:
-        uri, notice = _image_uri(str(lookup.path), lookup.path.stat().st_mtime_ns)
-        if size is None:
-            size = image_size(lookup.path)
+        uri, read_notices, decoded = _image_uri(str(lookup.path), _mtime_ns(lookup.path), file_name)
+        notices += read_notices
+        if decoded is not None:
+            notices += [n for n in [size_mismatch(file_name, decoded, size)] if n]
+            size = size if size is not None else decoded
     width, height = size if size is not None else fallback_size
-    return ImageRef(file_name, float(width), float(height), uri, notice)
+    return ImageRef(file_name, float(width), float(height), uri, "\n\n".join(notices) or None)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # unreadable: the reader says why
+        return 0
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _pil_image(path: str, mtime_ns: int):
-    image, _ = read_image(Path(path))
+    """Decoded RGB image or None. Bounded: 16 entries x the pixel limit (core.images, 64 MP x 3
+    bytes = 192 MB) = 3.1 GB at worst; ~50 MB for 1024 px images."""
+    try:
+        image, _ = read_image(Path(path))
+    except ValueError:
+        return None
     return image
 
 
 def pil_image(root: Path | None, file_name: str):
-    """The decoded image (cached, read-only) or None when missing/unreadable/refused."""
-    lookup = resolve_image_path(root, file_name)
+    """The decoded image (cached, read-only) or None when missing/unreadable/refused/too large."""
+    lookup = resolve_image_path(root, file_name, data_roots())
     if not lookup.found:
         return None
-    return _pil_image(str(lookup.path), lookup.path.stat().st_mtime_ns)
+    return _pil_image(str(lookup.path), _mtime_ns(lookup.path))
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -231,8 +253,8 @@ def crop_png(root: Path | None, file_name: str, size: tuple[float, float], focus
     """A thumbnail around focus_xyxy with the (box_xyxy, colour) outlines, PNG bytes, cached per
     (image file, boxes): a threshold change re-renders no crop, and the same bytes give the
     browser the same media URL. A missing image gives a blank-canvas crop."""
-    lookup = resolve_image_path(root, file_name)
-    path, mtime_ns = (str(lookup.path), lookup.path.stat().st_mtime_ns) if lookup.found else (None, 0)
+    lookup = resolve_image_path(root, file_name, data_roots())
+    path, mtime_ns = (str(lookup.path), _mtime_ns(lookup.path)) if lookup.found else (None, 0)
     as_tuple = lambda box: tuple(float(v) for v in np.asarray(box, dtype=np.float64).ravel())  # noqa: E731
     return _crop_png(path, mtime_ns, (float(size[0]), float(size[1])), as_tuple(focus_xyxy),
                      tuple((as_tuple(box), str(color)) for box, color in outlines))

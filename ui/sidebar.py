@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.colors import class_colors
+from core.data_roots import PathRefused
 from core.problems import Problem
 from core.sources import default_ground_truth, default_predictions, scan_folder
 from core.tables import Dataset, Predictions
@@ -48,6 +49,7 @@ class ActiveData:
     score_thr: float
     iou_thr: float
     score_slot: object = None  # the sidebar container the score slider is drawn in
+    folder: Path | None = None  # the dataset folder (its prediction files); root is the image folder
 
     @property
     def has_gt_boxes(self) -> bool:
@@ -154,14 +156,16 @@ def _dataset_section(messages: list) -> tuple[Path | None, str | None, Source | 
         "(train/, test/) and prediction files. Also: `streamlit run app.py -- --data DIR`.",
         **{**S.bind(S.DATA_DIR), "on_change": _on_folder_change, "args": ()})
     st.sidebar.button("Use the sample data", key="_use_sample", on_click=_use_sample_data)
-    scan = scan_folder(st.session_state[S.DATA_DIR] or ".")
+    scan = scan_folder(st.session_state[S.DATA_DIR] or ".", roots=S.data_roots())
     if scan.problem:
         messages.append(("error", f"Dataset folder: {scan.problem}. Type an existing folder, or "
                                   "press 'Use the sample data'."))
+    messages += [("warning", f"Dataset folder: {notice}.") for notice in scan.notices]
     root = None if scan.problem else scan.root
     st.sidebar.file_uploader(
         "Upload a ground truth (COCO json)", type=["json"], key="_upload_gt",
-        on_change=_on_gt_upload, help="Images still resolve inside the dataset folder above.")
+        on_change=_on_gt_upload, help="Its images come from the folder you choose for it below "
+        "the ground-truth choice, never silently from the dataset folder.")
     uploaded = st.session_state[S.UPLOADED_GT]
     options = list(scan.ground_truths) + list(uploaded)
     if st.session_state[S.GT_CHOICE] not in options:
@@ -179,12 +183,52 @@ def _dataset_section(messages: list) -> tuple[Path | None, str | None, Source | 
     return root, choice, Source(choice, choice, path=root / choice)
 
 
+def _store_image_folder(gt_label: str) -> None:
+    folders = dict(st.session_state[S.UPLOAD_IMAGE_DIRS])
+    folders[gt_label] = st.session_state["_upload_image_dir"]
+    st.session_state[S.UPLOAD_IMAGE_DIRS] = folders
+
+
+def _image_folder(root: Path | None, gt_label: str | None, messages: list) -> Path | None:
+    """The folder the chosen ground truth's images come from: the dataset folder for its own
+    files; for an uploaded json, the folder typed for that upload (none: blank canvases)."""
+    if gt_label is None or gt_label not in st.session_state[S.UPLOADED_GT]:
+        return root
+    st.session_state["_upload_image_dir"] = st.session_state[S.UPLOAD_IMAGE_DIRS].get(gt_label, "")
+    typed = st.sidebar.text_input(
+        f"Image folder for {gt_label}", key="_upload_image_dir", on_change=_store_image_folder,
+        args=(gt_label,), placeholder="folder its file_names are relative to",
+        help="Where this uploaded ground truth's images are (absolute, or relative to the "
+             "dataset folder). Empty: its images are drawn as blank canvases.").strip()
+    if not typed:
+        messages.append(("warning", f"No image folder chosen for {gt_label}: its images are "
+                                    "drawn as blank canvases. Type the folder its file_names are "
+                                    "relative to under 'Ground truth' in the sidebar."))
+        return None
+    folder = Path(typed).expanduser()
+    if not folder.is_absolute() and root is not None:
+        folder = root / folder
+    try:
+        folder = S.data_roots().check(folder)
+        usable = folder.is_dir()
+    except PathRefused as exc:
+        messages.append(("error", f"Image folder for {gt_label}: {exc}"))
+        return None
+    except OSError:  # e.g. a parent folder that cannot be searched
+        usable = False
+    if not usable:
+        messages.append(("error", f"Image folder for {gt_label}: {typed} is not a folder that can "
+                                  "be read; type an existing folder (or leave it empty)."))
+        return None
+    return folder
+
+
 def prediction_options(root: Path | None) -> dict[str, Source | RegisteredPredictions]:
     """Every prediction set on offer, label -> where it comes from: the dataset folder's files
     (sorted), then uploads, then in-app sets (ensembles, live inference)."""
     options: dict[str, Source | RegisteredPredictions] = {}
     if root is not None:
-        scan = scan_folder(root)
+        scan = scan_folder(root, roots=S.data_roots())  # its notices were shown by _dataset_section
         if not scan.problem:
             options.update({name: Source(name, name, path=Path(root) / name) for name in scan.predictions})
     for label, (name, data) in st.session_state[S.UPLOADED_PREDICTIONS].items():
@@ -200,7 +244,7 @@ def _default_predictions(root: Path | None, options: dict, dataset: Dataset | No
     if root is None or not found:
         return NO_PREDICTIONS
     file_names = dataset.images["file_name"] if dataset is not None else []
-    return default_predictions(root, found, file_names) or NO_PREDICTIONS
+    return default_predictions(root, found, file_names, roots=S.data_roots()) or NO_PREDICTIONS
 
 
 def _predictions_section(root: Path | None, gt_label: str | None, dataset: Dataset | None
@@ -265,9 +309,10 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
     messages: list[tuple[str, str]] = []
     st.sidebar.header("Data")
     root, gt_label, gt_source = _dataset_section(messages)
+    image_root = _image_folder(root, gt_label, messages)
     dataset, dataset_key, gt_loaded = None, "", None
     if gt_source is not None:
-        gt_loaded = loaders.load_dataset(gt_source, root)
+        gt_loaded = loaders.load_dataset(gt_source, image_root)
         dataset, dataset_key = gt_loaded.value, gt_loaded.key
     pred_source = _predictions_section(root, gt_label, dataset) if dataset is not None else None
     st.sidebar.header("Thresholds")
@@ -306,8 +351,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
         except Exception as exc:  # noqa: BLE001 - the page must keep working, with the reason shown
             st.error(f"Evaluating {pred_label} failed: {type(exc).__name__}: {exc}")
             evaluation = view = None
-    data = ActiveData(root, gt_label, dataset, dataset_key, pred_label, predictions, pred_key,
-                      evaluation, view, score_thr, iou_thr, score_slot)
+    data = ActiveData(image_root, gt_label, dataset, dataset_key, pred_label, predictions, pred_key,
+                      evaluation, view, score_thr, iou_thr, score_slot, folder=root)
     _summary(data)
     return data
 

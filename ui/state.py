@@ -8,10 +8,15 @@ widgets in multipage apps").
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from pathlib import Path
 
 import streamlit as st
+
+from core.data_roots import ENV_VAR as DATA_ROOTS_ENV
+from core.data_roots import DataRoots, app_data_roots
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "sample_data"
@@ -24,6 +29,7 @@ GT_CHOICE = "gt_choice"                # str: label of the chosen ground truth (
 ACTIVE_PREDICTIONS = "active_predictions"  # str: label of the active prediction set
 UPLOADED_GT = "uploaded_gt"            # dict label -> (file name, bytes): uploaded COCO jsons
 UPLOADED_PREDICTIONS = "uploaded_predictions"  # dict label -> (file name, bytes)
+UPLOAD_IMAGE_DIRS = "upload_image_dirs"  # dict uploaded-GT label -> its image folder ("": none)
 EXTRA_PREDICTIONS = "extra_predictions"  # dict label -> RegisteredPredictions (ui.sidebar)
 PREDICTIONS_FOR_GT = "predictions_for_gt"  # str: the GT label ACTIVE_PREDICTIONS was chosen for
 
@@ -52,6 +58,7 @@ DEFAULTS = {
     ACTIVE_PREDICTIONS: None,
     UPLOADED_GT: {},
     UPLOADED_PREDICTIONS: {},
+    UPLOAD_IMAGE_DIRS: {},
     EXTRA_PREDICTIONS: {},
     PREDICTIONS_FOR_GT: None,
     EXPLORER_IMAGE: None,
@@ -70,12 +77,36 @@ DEFAULTS = {
 }
 
 
+def _app_args(argv: list[str] | None) -> argparse.Namespace:
+    """The app's own options, after `streamlit run app.py --`; unknown ones are ignored."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--data-root", action="append", default=[])
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known
+
+
 def data_dir_from_argv(argv: list[str] | None = None) -> str | None:
     """The DIR of `streamlit run app.py -- --data DIR`, or None."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--data", default=None)
-    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return known.data
+    return _app_args(argv).data
+
+
+def data_roots_from_argv(argv: list[str] | None = None) -> list[str]:
+    """The DIRs of `streamlit run app.py -- --data-root DIR [--data-root DIR2 ...]`."""
+    return list(_app_args(argv).data_root)
+
+
+@functools.lru_cache(maxsize=8)
+def _data_roots(address: str | None, extra: tuple[str, ...], data_dir: str | None,
+                env_roots: str) -> DataRoots:
+    return app_data_roots(address, extra=extra, data_dir=data_dir, env={DATA_ROOTS_ENV: env_roots})
+
+
+def data_roots() -> DataRoots:
+    """Which files the app may open (core.data_roots.app_data_roots): restricted when served
+    beyond loopback (`server.address`) or given DETLENS_DATA_ROOTS / `--data-root`."""
+    return _data_roots(st.get_option("server.address"), tuple(data_roots_from_argv()),
+                       data_dir_from_argv(), os.environ.get(DATA_ROOTS_ENV, ""))
 
 
 def init_state() -> None:
