@@ -35,6 +35,10 @@ row[1].metric("Precision", f"{view.precision:.3f}")
 row[2].metric("Recall", f"{view.recall:.3f}")
 row[3].metric("F1", f"{view.f1:.3f}")
 
+if not view.keep.any():
+    st.info(f"No predicted boxes in {data.predictions_label} at score ≥ {data.score_thr:.2f}: the "
+            "threshold figures below count every ground truth as missed. Lower the score threshold "
+            "in the sidebar.")
 counts = view.counts
 st.markdown(" · ".join(f"**{OUTCOME_LABELS.get(k, k)}** {int(v):,}" for k, v in counts.items()
                        if v or k != "ignored"))

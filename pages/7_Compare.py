@@ -147,7 +147,11 @@ sets = choose_prediction_sets(
     data, S.COMPARE_SETS, "Prediction sets to compare (the first is the reference)",
     help="Files in the dataset folder, uploads (sidebar) and sets made in the app (ensembles). "
          "Every Δ column is that model minus the first.")
-unmatched = [s.label for s in sets if s.evaluation is None]
+empty = [s.label for s in sets if not len(s.predictions)]
+if empty:
+    st.info(f"No predicted boxes in {', '.join(empty)} (an empty submission): left out of the "
+            "comparison.")
+unmatched = [s.label for s in sets if s.evaluation is None and len(s.predictions)]
 if unmatched:
     st.warning(f"No image of {', '.join(unmatched)} is in {data.gt_label}: left out of the comparison.")
 sets = [s for s in sets if s.evaluation is not None]

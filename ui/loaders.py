@@ -1,7 +1,10 @@
 """Cached loading and evaluation, keyed on file content (sha256), never on file names.
 
-Large immutable results (datasets, predictions, evaluations, threshold views) are held with
-`st.cache_resource` so a rerun does not copy them: treat everything returned as read-only.
+Large immutable results (datasets, predictions, evaluations, threshold views, uploaded bytes)
+are held by reference, not copied, in caches bounded by the memory budget
+(core.memory_budget, DETLENS_MEMORY_BUDGET_MB): treat everything returned as read-only. A
+threshold view, or a table derived from evaluations, lives only as long as its evaluations stay
+cached, so the view cache never keeps an evicted evaluation alive.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import numpy as np
 import streamlit as st
 
 from core.images import ImageLookup, read_image, resolve_image_path, size_mismatch
+from core.memory_budget import ENV_VAR as BUDGET_ENV_VAR
+from core.memory_budget import BoundedCache, cache_capacity, read_budget
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 from ui.state import data_roots
@@ -27,10 +32,21 @@ class Source:
     name: str
     path: Path | None = None
     data: bytes | None = None
+    sha256: str | None = None  # an upload: its bytes are in the shared store under this key
 
     def read(self):
-        """What the core loaders take: the path, or the bytes."""
-        return self.data if self.data is not None else self.path
+        """What the core loaders take: the path, or the bytes (None: an upload since dropped)."""
+        if self.data is not None:
+            return self.data
+        if self.sha256 is not None:
+            return upload_bytes(self.sha256)
+        return self.path
+
+    @property
+    def available(self) -> bool:
+        """False for an upload whose bytes were dropped to stay under the memory budget."""
+        return self.path is not None or self.data is not None or (
+            self.sha256 is not None and upload_bytes(self.sha256) is not None)
 
 
 @dataclass
@@ -59,8 +75,60 @@ def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
     return digest.hexdigest()
 
 
+# ------------------------------------------------------------------- memory budget, caches
+BUDGET = read_budget()  # read once, at server start
+# Shares of what the budget leaves after core.memory_budget.RESERVED_MB. One evaluation of
+# 490,000 boxes is ~120 MB with its tables (bench/bench_memory.py).
+SHARES = {"evaluations": 0.55, "derived": 0.15, "predictions": 0.15, "uploads": 0.10,
+          "datasets": 0.05}
+BUDGET_HINT = f"to stay under the memory budget ({BUDGET_ENV_VAR}={BUDGET.mb})"
+
+
+def _bounded(name: str, **kwargs) -> BoundedCache:
+    return BoundedCache(cache_capacity(SHARES[name], BUDGET), name, **kwargs)
+
+
+# threshold views and tables made from evaluations; every entry depends on its evaluations
+_DERIVED = _bounded("derived", max_entries=512)
+_EVALUATIONS = _bounded("evaluations", on_evict=lambda key, ev: _DERIVED.discard_dependents(ev))
+_PREDICTIONS = _bounded("predictions", max_entries=32)
+# an evaluation holds its dataset: it goes when the dataset does
+_DATASETS = _bounded("datasets", max_entries=16,
+                     on_evict=lambda key, loaded: _EVALUATIONS.discard_dependents(loaded.value))
+_UPLOADS = _bounded("uploads")  # sha256 -> bytes, shared by every session
+
+
+def caches() -> dict[str, BoundedCache]:
+    """The bounded caches by name (for benchmarks and tests)."""
+    return {"evaluations": _EVALUATIONS, "derived": _DERIVED, "predictions": _PREDICTIONS,
+            "datasets": _DATASETS, "uploads": _UPLOADS}
+
+
+def store_upload(data: bytes) -> str:
+    """Keep uploaded bytes in the process-wide store; returns their sha256, the key to read them."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 not in _UPLOADS:
+        _UPLOADS.put(sha256, bytes(data))
+    else:
+        _UPLOADS.get(sha256)  # now the most recently used
+    return sha256
+
+
+def upload_bytes(sha256: str) -> bytes | None:
+    """Bytes stored under sha256, or None once dropped to stay under the memory budget."""
+    return _UPLOADS.get(sha256)
+
+
+def dropped_upload_message(name: str) -> str:
+    """What to tell the user about an upload whose bytes the store dropped."""
+    return (f"Uploaded {name} was dropped {BUDGET_HINT} MB, with the least recently used "
+            "files; upload it again.")
+
+
 def content_key(source: Source) -> str:
     """sha256 of the source's bytes; a file is hashed again only when its mtime or size changes."""
+    if source.sha256 is not None:
+        return source.sha256
     if source.data is not None:
         return hashlib.sha256(source.data).hexdigest()
     stat = source.path.stat()
@@ -71,7 +139,6 @@ def _problem(name: str, exc: Exception) -> Problem:
     return Problem(Severity.ERROR, f"cannot be read: {exc}", file=name)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the ground truth ...")
 def _load_dataset(key: str, root: str | None, name: str, _source) -> Loaded:
     from core.dataset import load_coco
 
@@ -92,10 +159,17 @@ def load_dataset(source: Source, root: Path | None) -> Loaded:
         key = content_key(source)
     except OSError as exc:
         return Loaded(None, "", [_problem(source.name, exc)])
-    return _load_dataset(key, str(root) if root else None, source.name, source.read())
+    content = source.read()  # an upload's bytes: now the most recently used
+    if content is None:
+        return Loaded(None, key, [Problem(Severity.ERROR, dropped_upload_message(source.name))])
+    cache_key = (key, str(root) if root else None, source.name)
+    loaded = _DATASETS.get(cache_key)
+    if loaded is None:
+        with st.spinner("Loading the ground truth ..."):
+            loaded = _DATASETS.get_or_create(cache_key, lambda: _load_dataset(*cache_key, content))
+    return loaded
 
 
-@st.cache_resource(max_entries=16, show_spinner="Loading predictions ...")
 def _load_predictions(key: str, dataset_key: str, name: str, _source, _dataset) -> Loaded:
     from core.predictions import load_predictions as core_load_predictions
 
@@ -116,7 +190,16 @@ def load_predictions(source: Source, dataset: Dataset, dataset_key: str) -> Load
         key = content_key(source)
     except OSError as exc:
         return Loaded(None, "", [_problem(source.name, exc)])
-    return _load_predictions(key, dataset_key, source.name, source.read(), dataset)
+    content = source.read()  # an upload's bytes: now the most recently used
+    if content is None:
+        return Loaded(None, key, [Problem(Severity.ERROR, dropped_upload_message(source.name))])
+    cache_key = (key, dataset_key, source.name)
+    loaded = _PREDICTIONS.get(cache_key)
+    if loaded is None:
+        with st.spinner("Loading predictions ..."):
+            loaded = _PREDICTIONS.get_or_create(
+                cache_key, lambda: _load_predictions(*cache_key, content, dataset))
+    return loaded
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -140,27 +223,41 @@ def predictions_key(predictions: Predictions) -> str:
 
 
 # ------------------------------------------------------------------------------- evaluation
-@st.cache_resource(max_entries=6, show_spinner="Matching predictions to the ground truth (once per file) ...")
-def _evaluate(dataset_key: str, predictions_key: str, iou_thr: float, _dataset, _predictions):
-    from core.evaluation import evaluate
-
-    return evaluate(_dataset, _predictions, iou_thr=iou_thr)
-
-
 def evaluation(dataset: Dataset, dataset_key: str, predictions: Predictions, pred_key: str,
                iou_thr: float):
     """The cached Evaluation of predictions against dataset at iou_thr (the heavy part, once)."""
-    return _evaluate(dataset_key, pred_key, round(float(iou_thr), 4), dataset, predictions)
+    from core.evaluation import evaluate
+
+    key = (dataset_key, pred_key, round(float(iou_thr), 4))
+    ev = _EVALUATIONS.get(key)
+    if ev is None:
+        with st.spinner("Matching predictions to the ground truth (once per file) ..."):
+            ev = _EVALUATIONS.get_or_create(
+                key, lambda: evaluate(dataset, predictions, iou_thr=key[2]), depends_on=(dataset,))
+    else:
+        _EVALUATIONS.remeasure(key)  # its tables (dets, gts) are built on first use
+    return ev
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _view(dataset_key: str, pred_key: str, iou_thr: float, score_thr: float, _evaluation):
-    return _evaluation.at(score_thr)
+def derived(key: tuple, create, evaluations: list):
+    """create(), cached under key for as long as every one of `evaluations` stays cached (a
+    view or table made from them); computed afresh when one of them is not in the cache."""
+    if not all(_EVALUATIONS.holds(ev) for ev in evaluations):
+        return create()
+    key = (*key, *(id(ev) for ev in evaluations))
+    value = _DERIVED.get(key)
+    if value is None:
+        value = _DERIVED.get_or_create(key, create, depends_on=evaluations)
+    else:
+        _DERIVED.remeasure(key)  # lazy parts (a view's dets) count once built
+    return value
 
 
 def threshold_view(ev, dataset_key: str, pred_key: str, iou_thr: float, score_thr: float):
     """ev.at(score_thr), cached: moving the slider back to a value costs nothing."""
-    return _view(dataset_key, pred_key, round(float(iou_thr), 4), round(float(score_thr), 4), ev)
+    score_thr = round(float(score_thr), 4)
+    return derived(("view", dataset_key, pred_key, round(float(iou_thr), 4), score_thr),
+                   lambda: ev.at(score_thr), [ev])
 
 
 # ----------------------------------------------------------------------------------- images

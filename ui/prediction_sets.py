@@ -60,6 +60,9 @@ def choose_prediction_sets(data: ActiveData, state_key: str, label: str, *, help
                             **S.bind(state_key, names))
     sets = []
     for name in chosen:
+        if isinstance(options[name], Source) and not options[name].available:
+            st.warning(loaders.dropped_upload_message(options[name].name))
+            continue
         loaded = load_prediction_set(data, name, options[name], evaluate=evaluate)
         show_problems(loaded.problems, f"Predictions {name}",
                       "Fix the listed lines (`python -m core validate FILE --gt GT.json`), or "
@@ -100,33 +103,35 @@ def _set_keys(sets: list[PredictionSet]) -> tuple[tuple[str, str], ...]:
     return tuple((s.label, s.key) for s in sets)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _comparison_tables(dataset_key: str, set_keys: tuple, iou_thr: float, score_thr: float,
-                       _sets: list[PredictionSet]) -> ComparisonTables:
+def _comparison_tables(dataset_key: str, iou_thr: float, score_thr: float,
+                       sets: list[PredictionSet]) -> ComparisonTables:
     views = {s.label: loaders.threshold_view(s.evaluation, dataset_key, s.key, iou_thr, score_thr)
-             for s in _sets}
-    comparison = compare({s.label: s.evaluation for s in _sets}, score_thr=score_thr, views=views)
+             for s in sets}
+    comparison = compare({s.label: s.evaluation for s in sets}, score_thr=score_thr, views=views)
     counts = comparison.error_counts()
     counts.index = [str(i) for i in counts.index]
     return ComparisonTables(comparison, comparison.metrics(), comparison.per_class(), counts)
 
 
 def comparison_tables(data: ActiveData, sets: list[PredictionSet]) -> ComparisonTables:
-    """The evaluated sets compared at the data's score threshold, cached per (files, thresholds):
-    a slider move back to a value costs nothing, and the views are the other pages' ones."""
-    return _comparison_tables(data.dataset_key, _set_keys(sets), round(float(data.iou_thr), 4),
-                              round(float(data.score_thr), 4), sets)
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _pair_tables(dataset_key: str, set_keys: tuple, iou_thr: float, score_thr: float, name_a: str,
-                 name_b: str, n: int, _tables: ComparisonTables):
-    per_image = _tables.comparison.per_image(name_a, name_b)
-    return (per_image, *biggest_differences(per_image, n))
+    """The evaluated sets compared at the data's score threshold, cached per (files, thresholds)
+    while their evaluations stay cached: a slider move back to a value costs nothing, and the
+    views are the other pages' ones."""
+    iou_thr, score_thr = round(float(data.iou_thr), 4), round(float(data.score_thr), 4)
+    return loaders.derived(
+        ("comparison", data.dataset_key, _set_keys(sets), iou_thr, score_thr),
+        lambda: _comparison_tables(data.dataset_key, iou_thr, score_thr, sets),
+        [s.evaluation for s in sets])
 
 
 def pair_tables(data: ActiveData, sets: list[PredictionSet], tables: ComparisonTables,
                 name_a: str, name_b: str, n: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(per-image AP of a against b, the n images a wins most, the n b wins most), cached."""
-    return _pair_tables(data.dataset_key, _set_keys(sets), round(float(data.iou_thr), 4),
-                        round(float(data.score_thr), 4), name_a, name_b, int(n), tables)
+    def create():
+        per_image = tables.comparison.per_image(name_a, name_b)
+        return (per_image, *biggest_differences(per_image, n))
+
+    return loaders.derived(
+        ("pair", data.dataset_key, _set_keys(sets), round(float(data.iou_thr), 4),
+         round(float(data.score_thr), 4), name_a, name_b, int(n)),
+        create, [s.evaluation for s in sets])

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.colors import class_colors
 from core.data_roots import PathRefused
@@ -110,13 +111,43 @@ def show_problems(problems: list[Problem], what: str, fix: str, *, loaded: bool 
 
 
 # ------------------------------------------------------------------------- upload callbacks
+@dataclass(frozen=True)
+class UploadedFile:
+    """An upload as the session keeps it: the bytes are in the process-wide store (bounded by
+    the memory budget) under sha256, so a session holds no file content."""
+
+    name: str
+    sha256: str
+    size: int
+
+    def source(self, label: str) -> Source:
+        return Source(label, self.name, sha256=self.sha256)
+
+
+def _keep_upload(upload) -> UploadedFile:
+    data = upload.getvalue()
+    kept = UploadedFile(upload.name, loaders.store_upload(data), len(data))
+    _release_widget_file(upload)
+    return kept
+
+
+def _release_widget_file(upload) -> None:
+    """Streamlit keeps a session's uploaded files while the widget lists them; the store has
+    the bytes now, so they are not held twice (the widget then reads as empty)."""
+    ctx = get_script_run_ctx()
+    try:
+        ctx.uploaded_file_mgr.remove_file(ctx.session_id, upload.file_id)
+    except AttributeError:  # no session (bare run) or a Streamlit without this manager API
+        pass
+
+
 def _on_gt_upload() -> None:
     upload = st.session_state.get("_upload_gt")
     if upload is None:
         return
     label = UPLOAD_PREFIX + upload.name
     uploaded = dict(st.session_state[S.UPLOADED_GT])
-    uploaded[label] = (upload.name, upload.getvalue())
+    uploaded[label] = _keep_upload(upload)
     st.session_state[S.UPLOADED_GT] = uploaded
     st.session_state[S.GT_CHOICE] = label
 
@@ -126,7 +157,7 @@ def _on_predictions_upload() -> None:
     uploaded = dict(st.session_state[S.UPLOADED_PREDICTIONS])
     for upload in uploads:
         label = UPLOAD_PREFIX + upload.name
-        uploaded[label] = (upload.name, upload.getvalue())
+        uploaded[label] = _keep_upload(upload)
         st.session_state[S.ACTIVE_PREDICTIONS] = label
     st.session_state[S.UPLOADED_PREDICTIONS] = uploaded
 
@@ -178,8 +209,11 @@ def _dataset_section(messages: list) -> tuple[Path | None, str | None, Source | 
         return root, None, None
     choice = st.sidebar.selectbox("Ground truth", options, **S.bind(S.GT_CHOICE, options))
     if choice in uploaded:
-        name, data = uploaded[choice]
-        return root, choice, Source(choice, name, data=data)
+        source = uploaded[choice].source(choice)
+        if not source.available:
+            messages.append(("warning", loaders.dropped_upload_message(source.name)))
+            return root, choice, None
+        return root, choice, source
     return root, choice, Source(choice, choice, path=root / choice)
 
 
@@ -231,8 +265,8 @@ def prediction_options(root: Path | None) -> dict[str, Source | RegisteredPredic
         scan = scan_folder(root, roots=S.data_roots())  # its notices were shown by _dataset_section
         if not scan.problem:
             options.update({name: Source(name, name, path=Path(root) / name) for name in scan.predictions})
-    for label, (name, data) in st.session_state[S.UPLOADED_PREDICTIONS].items():
-        options[label] = Source(label, name, data=data)
+    for label, upload in st.session_state[S.UPLOADED_PREDICTIONS].items():
+        options[label] = upload.source(label)
     options.update(st.session_state[S.EXTRA_PREDICTIONS])
     return options
 
@@ -255,7 +289,7 @@ def _predictions_section(root: Path | None, gt_label: str | None, dataset: Datas
     options = prediction_options(root)
     if st.session_state[S.PREDICTIONS_FOR_GT] != gt_label:  # new GT: pick a file that fits it
         active = options.get(st.session_state[S.ACTIVE_PREDICTIONS])
-        if not (isinstance(active, RegisteredPredictions) or (isinstance(active, Source) and active.data)):
+        if not (isinstance(active, RegisteredPredictions) or (isinstance(active, Source) and active.sha256)):
             st.session_state[S.ACTIVE_PREDICTIONS] = _default_predictions(root, options, dataset)
         st.session_state[S.PREDICTIONS_FOR_GT] = gt_label
     labels = [NO_PREDICTIONS] + list(options)
@@ -307,6 +341,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
     fill with `score_slider(data)`, so that a slider move reruns only that fragment.
     """
     messages: list[tuple[str, str]] = []
+    if loaders.BUDGET.problem:  # a mistyped DETLENS_MEMORY_BUDGET_MB: the default is used
+        messages.append(("warning", loaders.BUDGET.problem))
     st.sidebar.header("Data")
     root, gt_label, gt_source = _dataset_section(messages)
     image_root = _image_folder(root, gt_label, messages)
@@ -334,6 +370,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
     predictions, pred_key, pred_label = None, "", None
     if isinstance(pred_source, RegisteredPredictions):
         predictions, pred_key, pred_label = pred_source.predictions, pred_source.key, pred_source.label
+    elif pred_source is not None and not pred_source.available:
+        st.warning(loaders.dropped_upload_message(pred_source.name))
     elif pred_source is not None:
         loaded: Loaded = loaders.load_predictions(pred_source, dataset, dataset_key)
         show_problems(loaded.problems, f"Predictions {pred_source.name}",

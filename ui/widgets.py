@@ -167,6 +167,11 @@ def need_evaluation(data: ActiveData) -> bool:
         st.info("Choose or upload predictions in the sidebar (a submission CSV or a COCO results "
                 "json) to see metrics.")
         return False
+    if not len(data.predictions):  # a valid, empty submission: every metric would be 0 or NaN
+        st.info(f"No predicted boxes in {data.predictions_label} at score ≥ {data.score_thr:.2f} "
+                "(an empty submission): there is nothing to measure. Choose or upload another "
+                "prediction set in the sidebar.")
+        return False
     keys = data.predictions.image_keys
     unknown = list(keys[data.dataset.image_index_of_file(keys) < 0])
     n_images = len(keys)
