@@ -3,9 +3,12 @@
 COCO-style entries `{image_id, file_name?, category_id, bbox [x, y, w, h], score}`, but
 `image_id` is the image's file stem (an int when the stem is numeric) and, for custom data,
 `category_id` is the 0-based class index. Images are matched by `file_name` (the image's base
-name, newer Ultralytics) or else by stem, never by numeric id; a stem shared by several images
-of the dataset cannot be matched (ERROR). A JSON list whose entries have `file_name` or a
-string `image_id` is recognised as this format (see `is_ultralytics_json`).
+name, newer Ultralytics) or else by stem (a numeric image_id is read as a numeric stem, never
+as a ground-truth id); a stem shared by several images of the dataset cannot be matched (ERROR).
+As for COCO results json, every entry pycocotools would score is kept: a score outside [0, 1],
+a width or height <= 0 or an unknown class is an ERROR (a server may reject it) but kept; what
+cannot be read is an ERROR and left out. A JSON list whose entries have `file_name` or a string
+`image_id` is recognised as this format (see `is_ultralytics_json`).
 """
 from __future__ import annotations
 
@@ -52,17 +55,32 @@ def read_ultralytics_json(source, *, dataset: Dataset, name: str | None = None, 
     class_ids, mapping_note = _category_ids(labels, ok_label, dataset)
     image_index = _match_images(entries, dataset, bad, name)
     ok = image_index >= 0
+    identity = np.array_equal(dataset.category_ids, np.arange(len(dataset.categories)))
     for i in range(len(entries)):
+        if image_index[i] == -2:
+            continue  # already reported
+        # cannot be read: left out
         reason = ("is not an object" if not isinstance(doc[i], dict) else
                   f"'category_id' is {entries[i].get('category_id')!r}, expected a class index" if not ok_label[i]
-                  else f"category_id {int(labels[i])} is no class of {dataset.source}" if class_ids[i] < 0
-                  else f"'score' is {entries[i].get('score')!r}, expected a number in [0, 1]"
-                  if not ok_score[i] or not 0 <= scores[i] <= 1
-                  else f"'bbox' is {entries[i].get('bbox')!r}, expected [x, y, width, height] with width, "
-                  "height > 0" if not ok_box[i] or boxes_xywh[i, 2] <= 0 or boxes_xywh[i, 3] <= 0 else None)
-        if reason and image_index[i] != -2:
+                  else f"'score' is {entries[i].get('score')!r}, expected a number" if not ok_score[i]
+                  else f"'bbox' is {entries[i].get('bbox')!r}, expected 4 numbers [x, y, width, height]"
+                  if not ok_box[i]
+                  else f"category_id {int(labels[i])} is no class index of {dataset.source} (0..{len(dataset.categories) - 1})"
+                  if class_ids[i] < 0 and not identity else None)
+        if reason:
             bad.append((name, None, f"entry [{i}]: {reason}; left out"))
             ok[i] = False
+            continue
+        # scored by pycocotools as they are: kept, and flagged (a server may reject them)
+        reason = (f"score {scores[i]!r} is outside [0, 1]; kept and ranked by it, as pycocotools does"
+                  if not 0 <= scores[i] <= 1 else
+                  f"bbox {boxes_xywh[i].tolist()} has a width or height <= 0; kept, it overlaps nothing (a false "
+                  "positive, as pycocotools scores it)" if boxes_xywh[i, 2] <= 0 or boxes_xywh[i, 3] <= 0 else
+                  f"category_id {int(labels[i])} is no class of {dataset.source}; kept, and ignored by the "
+                  "evaluation as pycocotools ignores classes the ground truth lacks" if class_ids[i] < 0 else None)
+        if reason:
+            bad.append((name, None, f"entry [{i}]: {reason}"))
+    class_ids = np.where(class_ids < 0, labels, class_ids)  # only kept with identity ids: the raw class
     capped(problems, Severity.ERROR, bad, "bad entries")
     unknown = int((image_index == -1).sum())
     if unknown:

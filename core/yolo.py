@@ -333,7 +333,9 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
     """Read a folder of `STEM.txt` (`class cx cy w h conf`) as `Predictions` on the dataset's images.
 
     Files are matched to images by stem; a stem the dataset lacks or shares between images is a
-    Problem and its boxes are left out. Bad lines are ERRORs naming file and line, left out.
+    Problem and its boxes are left out. Problems name file and line: a line that cannot be read is
+    an ERROR and left out; a box pycocotools would score (confidence outside [0, 1], width or
+    height <= 0, unknown class) is an ERROR (a server may reject it) and kept.
     """
     folder = Path(folder)
     if not any(folder.glob("*.txt")) and (folder / "labels").is_dir():
@@ -343,6 +345,7 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
     widths = dataset.images["width"].to_numpy(np.float64)
     heights = dataset.images["height"].to_numpy(np.float64)
     n_classes = len(dataset.categories)
+    identity = np.array_equal(dataset.category_ids, np.arange(n_classes))  # class index = category id
     problems: list[Problem] = []
     bad: list[tuple[str, int | None, str]] = []
     unknown, ambiguous = [], []
@@ -361,11 +364,14 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
             tokens = line.split()
             if not tokens:
                 continue
-            problem = _prediction_line_problem(tokens, n_classes)
+            problem = _prediction_line_problem(tokens, n_classes, identity)
             if problem:
                 bad.append((path.name, number, f"{problem}; this box is left out"))
                 continue
             cls, cx, cy, w, h, conf = (float(t) for t in tokens)
+            flag = _kept_line_problem(int(cls), w, h, conf, n_classes)
+            if flag:
+                bad.append((path.name, number, flag))
             rows.append((index, int(cls), cx, cy, w, h, conf))
     capped(problems, Severity.ERROR, bad, "bad prediction lines")
     _stem_problems(problems, unknown, ambiguous, dataset, str(folder))
@@ -375,21 +381,36 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
     cx, cy, w, h = table[:, 2], table[:, 3], table[:, 4], table[:, 5]
     boxes = np.stack([width * (cx - w / 2), height * (cy - h / 2), width * (cx + w / 2), height * (cy + h / 2)],
                      axis=1)                                                            # [N,4]
-    labels = dataset.category_ids[table[:, 1].astype(np.int64)] if len(table) else np.zeros(0, np.int64)
+    cls = table[:, 1].astype(np.int64)
+    known = (cls >= 0) & (cls < n_classes)
+    labels = np.where(known, dataset.category_ids[np.where(known, cls, 0)], cls) if len(table) else cls
     return predictions_from_rows(dataset, image_index, labels, table[:, 6], boxes, problems, folder.name)
 
 
-def _prediction_line_problem(tokens: list[str], n_classes: int) -> str | None:
+def _prediction_line_problem(tokens: list[str], n_classes: int, identity: bool) -> str | None:
+    """Why a prediction line cannot be read (it is then left out), or None."""
     if len(tokens) != 6:
         hint = " (no confidence: run `yolo predict` with save_conf=True)" if len(tokens) == 5 else ""
         return f"{len(tokens)} numbers, expected 6: class cx cy w h conf{hint}"
     values = _floats(tokens)
     if values is None:
         return f"{' '.join(tokens)!r} has a value that is not a finite number"
-    if values[0] != int(values[0]) or not 0 <= values[0] < n_classes:
-        return f"class {tokens[0]!r} is not a class index of the ground truth (0..{n_classes - 1})"
-    if not 0.0 <= values[5] <= 1.0:
-        return f"confidence {tokens[5]} is outside [0, 1]"
+    if values[0] != int(values[0]):
+        return f"class {tokens[0]!r} is not a class index (0, 1, ...)"
+    if not identity and not 0 <= values[0] < n_classes:
+        return f"class {tokens[0]} is no class index of the ground truth (0..{n_classes - 1})"
+    return None
+
+
+def _kept_line_problem(cls: int, w: float, h: float, conf: float, n_classes: int) -> str | None:
+    """What a scorer would score but a server may reject (the box is kept), or None."""
+    if not 0.0 <= conf <= 1.0:
+        return f"confidence {conf!r} is outside [0, 1]; kept and ranked by it, as pycocotools does"
+    if w <= 0 or h <= 0:
+        return f"width {w!r} or height {h!r} is not positive; kept, it overlaps nothing (a false positive)"
+    if not 0 <= cls < n_classes:
+        return (f"class {cls} is no class of the ground truth (0..{n_classes - 1}); kept, and ignored by the "
+                "evaluation as pycocotools ignores classes the ground truth lacks")
     return None
 
 

@@ -222,12 +222,26 @@ class TestPredictions:
                                       "1 0.5 0.5 0.2 0.2 1.5\n")
         (folder / "zzz.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n")
         preds = read_yolo_predictions(tmp_path / "predict", dataset=dataset)   # finds labels/
-        assert len(preds) == 1 and preds.image_keys.tolist() == ["val/a.jpg"]
-        np.testing.assert_array_equal(preds.boxes_xyxy, [[40, 20, 60, 30]])
+        assert preds.image_keys.tolist() == ["val/a.jpg"]
+        # what pycocotools would score is kept (a server may reject it): class 3, confidence 1.5
+        assert preds.labels.tolist() == [0, 3, 1] and preds.scores.tolist() == [0.9, 0.5, 1.5]
+        np.testing.assert_array_equal(preds.boxes_xyxy[0], [40, 20, 60, 30])
         errors = [(p.file, p.line) for p in preds.problems if p.is_error]
         assert errors == [("a.txt", 2), ("a.txt", 3), ("a.txt", 4)]
-        assert "save_conf=True" in preds.problems[0].message
+        assert "save_conf=True" in preds.problems[0].message and "left out" in preds.problems[0].message
+        assert "kept" in preds.problems[1].message and "kept" in preds.problems[2].message
         assert any("zzz.txt" in p.message and not p.is_error for p in preds.problems)
+
+    def test_class_index_maps_to_the_ids_in_order(self, tmp_path):
+        doc = {"images": [{"id": 1, "file_name": "x/a.jpg", "width": 100, "height": 50}], "annotations": [],
+               "categories": [{"id": 5, "name": "dog"}, {"id": 3, "name": "cat"}]}
+        dataset = load_coco(json.dumps(doc).encode(), name="gt.json")
+        (tmp_path / "p").mkdir()
+        (tmp_path / "p" / "a.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n1 0.5 0.5 0.2 0.2 0.8\n2 0.5 0.5 0.2 0.2 0.7\n")
+        preds = read_yolo_predictions(tmp_path / "p", dataset=dataset)
+        assert preds.labels.tolist() == [3, 5]                                   # index i = i-th id in order
+        (error,) = preds.problems
+        assert (error.file, error.line) == ("a.txt", 3) and "left out" in error.message
 
     def test_ultralytics_json_matches_by_file_name_or_stem(self, tmp_path):
         dataset = self._dataset(tmp_path)
@@ -238,10 +252,11 @@ class TestPredictions:
                {"image_id": "a", "category_id": 0, "bbox": [1, 2, 0, 4], "score": 0.25}]
         preds = read_ultralytics_json(json.dumps(doc).encode(), dataset=dataset, name="p.json")
         assert preds.image_keys.tolist() == ["val/a.jpg", "val/b.jpg"]
-        assert preds.labels.tolist() == [1, 0]
-        np.testing.assert_array_equal(preds.boxes_xyxy, [[1, 2, 4, 6], [1, 2, 4, 6]])
+        assert preds.labels.tolist() == [1, 7, 0, 0]                 # class 7 and the flat box kept, flagged
+        np.testing.assert_array_equal(preds.boxes_xyxy[[0, 3]], [[1, 2, 4, 6], [1, 2, 4, 6]])
         errors = [p.message for p in preds.problems if p.is_error]
         assert [m.split(":")[0] for m in errors] == ["entry [3]", "entry [4]"]
+        assert all("kept" in m for m in errors)
         assert any("entry [2]" in p.message and not p.is_error for p in preds.problems)
 
     def test_a_stem_shared_by_two_images_is_not_guessed(self):
