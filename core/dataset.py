@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import reprlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -203,6 +204,15 @@ class _Checker:
             raise ValidationError(self.problems, summary=f"{self.name}: {n} error(s); not a usable COCO ground truth")
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 80, 80, 8, 8, 3
+
+
+def quote_value(value) -> str:
+    """A JSON value for a message: its repr, abbreviated when long or nested."""
+    return _REPR.repr(value)
+
+
 def _plain(value):
     """A numpy scalar as a plain python value (for messages and Problem.image_id)."""
     return value.item() if hasattr(value, "item") else value
@@ -237,13 +247,20 @@ def _try_array(values: list) -> np.ndarray:
         return np.asarray([None], dtype=object)
 
 
+def _is_integral(v) -> bool:
+    """A JSON integer, or a float with a whole value (pycocotools matches id 1.0 as 1), in int64 range."""
+    if type(v) is float and not v.is_integer():
+        return False
+    return type(v) in (int, float) and -2**63 <= v < 2**63
+
+
 def int_array(values: list) -> tuple[np.ndarray, np.ndarray]:
-    """JSON values -> ([N] int64, [N] bool ok); entries that are not integers get -1 and ok False."""
+    """JSON values -> ([N] int64, [N] bool ok); entries that are not whole numbers get -1 and ok False."""
     arr = _try_array(values)
     if arr.ndim == 1 and arr.dtype.kind in "iu" and len(arr) == len(values):
         return arr.astype(np.int64), np.ones(len(values), dtype=bool)
-    ok = np.fromiter((type(v) is int and -2**63 <= v < 2**63 for v in values), dtype=bool, count=len(values))
-    return np.array([v if good else -1 for v, good in zip(values, ok)], dtype=np.int64), ok
+    ok = np.fromiter((_is_integral(v) for v in values), dtype=bool, count=len(values))
+    return np.array([int(v) if good else -1 for v, good in zip(values, ok)], dtype=np.int64), ok
 
 
 def float_array(values: list) -> tuple[np.ndarray, np.ndarray]:
@@ -272,7 +289,7 @@ def _int_column(values: list, label, section: str, key: str, checker: _Checker,
                 image_ids=None) -> np.ndarray:
     """[N] int64 of JSON integers; entries that are missing or not integers are errors."""
     arr, ok = int_array(values)
-    checker.each(np.flatnonzero(~ok), lambda i: f"{label(i)}: '{key}' is {values[i]!r}, expected an integer"
+    checker.each(np.flatnonzero(~ok), lambda i: f"{label(i)}: '{key}' is {quote_value(values[i])}, expected an integer"
                  + (" (missing)" if values[i] is None else ""), image_ids=image_ids, what=section)
     return arr
 
@@ -281,7 +298,7 @@ def _float_column(values: list, label, section: str, key: str, checker: _Checker
                   image_ids=None) -> np.ndarray:
     """[N] float64 of JSON numbers; missing, non-numeric or non-finite entries are errors."""
     arr, ok = float_array(values)
-    checker.each(np.flatnonzero(~ok), lambda i: f"{label(i)}: '{key}' is {values[i]!r}, expected a number",
+    checker.each(np.flatnonzero(~ok), lambda i: f"{label(i)}: '{key}' is {quote_value(values[i])}, expected a number",
                  image_ids=image_ids, what=section)
     return arr
 
@@ -302,14 +319,15 @@ def _image_table(items: list, checker: _Checker) -> pd.DataFrame:
 
     file_names = _column(entries, "file_name")
     bad_names = [i for i, f in enumerate(file_names) if not isinstance(f, str) or not f]
-    checker.each(bad_names, lambda i: f"{label(i)}: 'file_name' is {file_names[i]!r}, expected a non-empty string",
+    checker.each(bad_names, lambda i: f"{label(i)}: 'file_name' is {quote_value(file_names[i])}, expected a "
+                 "non-empty string",
                  image_ids=ids, what="images")
     sizes = {}
     for key in ("width", "height"):
         raw = _column(entries, key)
         sizes[key] = values = _float_column(raw, label, "images", key, checker, image_ids=ids)
         bad = np.flatnonzero(values <= 0)
-        checker.each(bad, lambda i, key=key, raw=raw: f"{label(i)}: {key} {raw[i]!r} is not positive; "
+        checker.each(bad, lambda i, key=key, raw=raw: f"{label(i)}: {key} {quote_value(raw[i])} is not positive; "
                      "give the image size in pixels", image_ids=ids, what="images")
     _duplicates(ids, label, "images", checker)
     if not bad_names:
@@ -330,7 +348,7 @@ def _category_table(items: list, checker: _Checker) -> pd.DataFrame:
     ids = _int_column(_column(entries, "id"), lambda i: f"categories[{i}]", "categories", "id", checker)
     names = _column(entries, "name")
     bad = [i for i, n in enumerate(names) if not isinstance(n, str) or not n]
-    checker.each(bad, lambda i: f"categories[{i}] (id {_plain(ids[i])}): 'name' is {names[i]!r}, "
+    checker.each(bad, lambda i: f"categories[{i}] (id {_plain(ids[i])}): 'name' is {quote_value(names[i])}, "
                  "expected a non-empty string", what="categories")
     _duplicates(ids, lambda i: f"categories[{i}]", "categories", checker)
     table = pd.DataFrame({"id": ids, "name": pd.Series(names, dtype=object)}, columns=CATEGORY_COLUMNS)
@@ -340,7 +358,7 @@ def _category_table(items: list, checker: _Checker) -> pd.DataFrame:
 def _bbox_array(bboxes: list, label, checker: _Checker, image_ids) -> np.ndarray:
     """[N, 4] float64 COCO xywh; entries that are not 4 finite numbers are errors."""
     arr, ok = box_array(bboxes)
-    checker.each(np.flatnonzero(~ok), lambda i: f"{label(i)}: 'bbox' is {bboxes[i]!r}, expected 4 numbers "
+    checker.each(np.flatnonzero(~ok), lambda i: f"{label(i)}: 'bbox' is {quote_value(bboxes[i])}, expected 4 numbers "
                  "[x, y, width, height]", image_ids=image_ids, what="annotations")
     return arr
 
@@ -427,7 +445,7 @@ def _area(values: list, xywh: np.ndarray, label, checker: _Checker, image_ids) -
     if ok.all():
         return arr
     bad = [i for i in np.flatnonzero(~ok) if values[i] is not None]
-    checker.each(bad, lambda i: f"{label(i)}: 'area' is {values[i]!r}, expected a number (or leave it out)",
+    checker.each(bad, lambda i: f"{label(i)}: 'area' is {quote_value(values[i])}, expected a number (or leave it out)",
                  image_ids=image_ids, what="annotations")
     return np.where(ok, arr, xywh[:, 2] * xywh[:, 3])
 
@@ -438,7 +456,7 @@ def _iscrowd(values: list, label, checker: _Checker, image_ids) -> np.ndarray:
     if arr.ndim == 1 and len(arr) == len(values) and arr.dtype.kind in "iub" and np.isin(arr, (0, 1)).all():
         return arr.astype(np.int64)
     bad = [i for i, v in enumerate(values) if v not in (None, 0, 1) or isinstance(v, float)]
-    checker.each(bad, lambda i: f"{label(i)}: 'iscrowd' is {values[i]!r}, expected 0 or 1",
+    checker.each(bad, lambda i: f"{label(i)}: 'iscrowd' is {quote_value(values[i])}, expected 0 or 1",
                  image_ids=image_ids, what="annotations")
     return np.array([int(v) if v in (0, 1) else 0 for v in values], dtype=np.int64)
 

@@ -13,13 +13,12 @@ names the entries (their index in the list):
 """
 from __future__ import annotations
 
-import reprlib
-
 import numpy as np
 import pandas as pd
 
 from core.boxes import xywh_to_xyxy
-from core.dataset import box_array, float_array, int_array, no_gc, outside_image, parse_json, read_source
+from core.dataset import (box_array, float_array, int_array, no_gc, outside_image, parse_json, quote_value,
+                          read_source)
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -101,10 +100,10 @@ def _to_predictions(columns: dict, entries: list, dataset: Dataset, name: str) -
     report(np.array([not isinstance(e, dict) for e in entries], dtype=bool),
            lambda i: f"is a {type(entries[i]).__name__}, expected an object", cannot_read, True)
     for key, good in (("image_id", ok_image), ("category_id", ok_label)):
-        report(~good, lambda i, key=key: f"'{key}' is {_quote(columns[key][i])}, expected an integer",
+        report(~good, lambda i, key=key: f"'{key}' is {quote_value(columns[key][i])}, expected an integer",
                cannot_read, True)
-    report(~ok_score, lambda i: f"'score' is {_quote(columns['score'][i])}, expected a number", cannot_read, True)
-    report(~ok_box, lambda i: f"'bbox' is {_quote(columns['bbox'][i])}, expected 4 numbers [x, y, width, height]",
+    report(~ok_score, lambda i: f"'score' is {quote_value(columns['score'][i])}, expected a number", cannot_read, True)
+    report(~ok_box, lambda i: f"'bbox' is {quote_value(columns['bbox'][i])}, expected 4 numbers [x, y, width, height]",
            cannot_read, True)
     with np.errstate(invalid="ignore"):
         report((scores < 0) | (scores > 1), lambda i: f"score {float(scores[i])!r} is outside [0, 1]",
@@ -140,11 +139,6 @@ def _to_predictions(columns: dict, entries: list, dataset: Dataset, name: str) -
         problems=problems,
         source=name,
     )
-
-
-def _quote(value) -> str:
-    """A short repr of a JSON value for messages (a huge or deeply nested one is abbreviated)."""
-    return reprlib.repr(value)
 
 
 def _warn_unknown_images(unknown_ids: np.ndarray, dataset: Dataset, name: str, problems: list[Problem]) -> None:

@@ -100,6 +100,25 @@ class TestInProcess:
         out = capsys.readouterr().out
         assert "p.csv:3: warning: image_id 'test/b.jpg'" in out and "0 error(s), 1 warning(s). VALID" in out
 
+    @pytest.mark.parametrize("name, content, kind", [("p.csv", "PredictionString,image_id\n", "submission CSV"),
+                                                     ("p.json", "[]", "COCO results json")])
+    def test_empty_prediction_set_is_valid(self, tmp_path, capsys, name, content, kind):
+        pred = tmp_path / name
+        pred.write_text(content)
+        assert main(["validate", str(pred), "--gt", str(SAMPLE / "train.json")]) == 0
+        out = capsys.readouterr().out
+        assert f"{name}: {kind}: 0 " in out and "0 images, 0 of 100 GT images covered; 0 error(s), 0 warning(s). VALID" \
+            in out
+
+    def test_errors_the_server_may_reject_exit_1_though_every_box_loads(self, tmp_path, capsys):
+        pred = tmp_path / "p.csv"
+        pred.write_text("PredictionString,image_id\n0 0.5 1 1 2 2,train/0000.jpg\n0 1.5 3 1 2 2,train/0001.jpg\n")
+        assert main(["validate", str(pred), "--gt", str(SAMPLE / "train.json")]) == 1
+        out = capsys.readouterr().out
+        assert "p.csv:3: error: image_id 'train/0001.jpg': 1 score(s) outside [0, 1] on line 3" in out
+        assert "p.csv:3: error: image_id 'train/0001.jpg': 1 box(es) with xmax <= xmin" in out
+        assert "2 boxes loaded, 2 images" in out and "INVALID: the competition server may reject it" in out
+
     def test_missing_files_exit_1(self, tmp_path, capsys):
         assert main(["validate", str(tmp_path / "nope.csv")]) == 1
         assert "nope.csv: error: cannot read the file" in capsys.readouterr().out

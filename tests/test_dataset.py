@@ -113,6 +113,30 @@ class TestErrors:
         with pytest.raises(ValidationError, match="cannot read"):
             load_coco(tmp_path / "nope.json")
 
+    @pytest.mark.parametrize("deep", [
+        b"[" * 100_000 + b"]" * 100_000,                                           # the whole file
+        b'{"a": ' * 100_000 + b"1" + b"}" * 100_000,                               # (old orjson: a crash)
+        b'{"images": [], "categories": [], "annotations": [{"id": 1, "bbox": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+    ], ids=["list", "object", "value"])
+    def test_deeply_nested_json_is_a_precise_message(self, deep):
+        with pytest.raises(ValidationError) as info:
+            load_coco(deep, name="deep.json")
+        (problem,) = info.value.problems
+        assert problem.file == "deep.json" and "nested too deeply" in problem.message
+
+    def test_a_nested_value_is_quoted_short(self):
+        doc = gt()
+        doc["annotations"][0]["bbox"] = [[[[[[[[1]]]]]]]] * 50
+        (problem,) = problems_of(doc)
+        assert "'bbox' is [[[[...]]], [[[...]]], [[[...]]], [[[...]]], [[[...]]], [[[...]]], [[[...]]], [[[...]]], " \
+               "...], expected 4 numbers" in problem.message
+
+    def test_whole_float_ids_are_integers(self):
+        doc = gt()
+        doc["annotations"][1].update(id=1.0, image_id=2.0, category_id=1.0)
+        a = load(doc).annotations
+        assert a["id"].tolist() == [0, 1, 2] and a["image_id"].tolist() == [1, 2, 2] and a["id"].dtype == np.int64
+
     def test_missing_top_level_keys_all_listed(self):
         text = messages({"images": []})
         assert "'annotations', 'categories'" in text

@@ -129,6 +129,19 @@ class TestBadInput:
         assert "sub.csv:3" in out and "left out" in out and "Average Precision" in out
         assert "the competition server may reject this file" in out
 
+    @pytest.mark.parametrize("name, content", [("sub.csv", "PredictionString,image_id\n"), ("dets.json", "[]")])
+    def test_empty_prediction_set_is_evaluated_and_exits_0(self, tmp_path, capsys, name, content):
+        from tests.eval_support import pycocotools_eval
+
+        gt_path, doc = _gt_with_ids_from_zero(tmp_path)
+        pred = tmp_path / name
+        pred.write_text(content)
+        out_json = tmp_path / "out.json"
+        assert main(["evaluate", str(gt_path), str(pred), "--json", str(out_json)]) == 0
+        assert "Average Precision" in capsys.readouterr().out
+        reference = pycocotools_eval(doc, []).stats
+        assert [json.loads(out_json.read_text())[k] for k in ("map", "map50")] == [reference[0], reference[1]]
+
     def test_bad_iou(self, tmp_path, capsys):
         gt_path, _ = _gt_with_ids_from_zero(tmp_path)
         assert main(["evaluate", str(gt_path), str(gt_path), "--iou", "0"]) == 1

@@ -17,6 +17,7 @@ import pytest
 from core.cli import main
 from core.dataset import load_coco
 from core.evaluation import evaluate
+from core.predictions import load_predictions
 from core.submission import read_submission
 from tests.conftest import REAL_TRASH, need
 from tests.eval_support import pycocotools_eval, random_case
@@ -231,6 +232,18 @@ def test_ground_truth_with_repeated_annotation_ids(seed):
     anns[8]["id"] = anns[7]["id"]                              # usually the same image
     anns[-1]["id"] = anns[2]["id"]
     assert_parity(text_of(rows), _with_iscrowd(doc))
+
+
+def test_results_json_with_whole_float_ids_is_scored_as_pycocotools_scores_it():
+    # numpy/pandas writers spell ids as 10.0; loadRes matches them as 10 (1.0 == 1 in python)
+    doc, rows = synthetic_case(3)
+    results = scorer_results(text_of(rows), doc)
+    floats = [dict(r, image_id=float(r["image_id"]), category_id=float(r["category_id"])) for r in results]
+    dataset = load_coco(json.dumps(doc).encode(), name="gt.json")
+    preds = load_predictions(json.dumps(floats).encode(), dataset=dataset, name="dets.json")
+    assert not preds.has_errors and len(preds) == len(results)
+    np.testing.assert_allclose(list(evaluate(dataset, preds).stats.values()),
+                               pycocotools_eval(doc, floats).stats, rtol=0, atol=1e-9)
 
 
 # ------------------------------------------------------------------- command line
