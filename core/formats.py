@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,9 @@ PICKLE_HELP = (
 
 def _fail(message: str, path) -> ValidationError:
     return ValidationError([Problem(Severity.ERROR, message, file=str(path))], summary=f"{path}: unusable")
+
+
+_ULTRALYTICS_HEAD = re.compile(rb'"file_name"\s*:|"image_id"\s*:\s*"')
 
 
 def _looks_pickled(head: bytes) -> bool:
@@ -116,7 +120,6 @@ def load_ground_truth(path: Path | str, *, split: str | None = None) -> Dataset:
 
 def detect_predictions_format(path: Path | str) -> str:
     """PRED_CSV, PRED_COCO, PRED_ULTRALYTICS or PRED_YOLO; ValidationError for a pickle or an empty folder."""
-    from core.ultralytics_json import is_ultralytics_json
     from core.yolo import is_yolo_predictions
 
     path = Path(path)
@@ -131,11 +134,9 @@ def detect_predictions_format(path: Path | str) -> str:
     start = head.lstrip(b"\xef\xbb\xbf").lstrip()[:1]
     if start not in (b"[", b"{"):
         return PRED_CSV
-    try:
-        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (OSError, ValueError):
-        return PRED_COCO  # the COCO reader reports where the json breaks
-    return PRED_ULTRALYTICS if is_ultralytics_json(doc) else PRED_COCO
+    # Ultralytics names images by file_name or a string stem; a COCO results json by numeric id.
+    # Its first entries tell (the file is not parsed twice).
+    return PRED_ULTRALYTICS if start == b"[" and _ULTRALYTICS_HEAD.search(head) else PRED_COCO
 
 
 def load_any_predictions(path: Path | str, dataset: Dataset | None) -> Predictions:

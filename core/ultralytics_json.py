@@ -7,8 +7,8 @@ name, newer Ultralytics) or else by stem (a numeric image_id is read as a numeri
 as a ground-truth id); a stem shared by several images of the dataset cannot be matched (ERROR).
 As for COCO results json, every entry pycocotools would score is kept: a score outside [0, 1],
 a width or height <= 0 or an unknown class is an ERROR (a server may reject it) but kept; what
-cannot be read is an ERROR and left out. A JSON list whose entries have `file_name` or a string
-`image_id` is recognised as this format (see `is_ultralytics_json`).
+cannot be read is an ERROR and left out. A JSON list whose first entries have `file_name` or a
+string `image_id` is recognised as this format (core.formats.detect_predictions_format).
 """
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ from core.dataset import box_array, float_array, int_array, parse_json, read_sou
 from core.format_tables import capped, class_index_of, predictions_from_rows, snap, stem_index
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
-
-
-def is_ultralytics_json(doc) -> bool:
-    """A list of entries naming images by file_name or by a string stem (a COCO results json uses ids)."""
-    if not isinstance(doc, list) or not doc:
-        return False
-    sample = [e for e in doc[:1000] if isinstance(e, dict)]
-    return bool(sample) and any("file_name" in e or isinstance(e.get("image_id"), str) for e in sample)
 
 
 def read_ultralytics_json(source, *, dataset: Dataset, name: str | None = None, doc=None) -> Predictions:
@@ -54,37 +46,44 @@ def read_ultralytics_json(source, *, dataset: Dataset, name: str | None = None, 
     boxes_xywh, ok_box = box_array([e.get("bbox") for e in entries])                      # [N,4]
     class_ids, mapping_note = _category_ids(labels, ok_label, dataset)
     image_index = _match_images(entries, dataset, bad, name)
-    ok = image_index >= 0
     identity = np.array_equal(dataset.category_ids, np.arange(len(dataset.categories)))
-    for i in range(len(entries)):
-        if image_index[i] == -2:
-            continue  # already reported
-        # cannot be read: left out
-        reason = ("is not an object" if not isinstance(doc[i], dict) else
-                  f"'category_id' is {entries[i].get('category_id')!r}, expected a class index" if not ok_label[i]
-                  else f"'score' is {entries[i].get('score')!r}, expected a number" if not ok_score[i]
-                  else f"'bbox' is {entries[i].get('bbox')!r}, expected 4 numbers [x, y, width, height]"
-                  if not ok_box[i]
-                  else f"category_id {int(labels[i])} is no class index of {dataset.source} (0..{len(dataset.categories) - 1})"
-                  if class_ids[i] < 0 and not identity else None)
-        if reason:
-            bad.append((name, None, f"entry [{i}]: {reason}; left out"))
-            ok[i] = False
-            continue
-        # scored by pycocotools as they are: kept, and flagged (a server may reject them)
-        reason = (f"score {scores[i]!r} is outside [0, 1]; kept and ranked by it, as pycocotools does"
-                  if not 0 <= scores[i] <= 1 else
-                  f"bbox {boxes_xywh[i].tolist()} has a width or height <= 0; kept, it overlaps nothing (a false "
-                  "positive, as pycocotools scores it)" if boxes_xywh[i, 2] <= 0 or boxes_xywh[i, 3] <= 0 else
-                  f"category_id {int(labels[i])} is no class of {dataset.source}; kept, and ignored by the "
-                  "evaluation as pycocotools ignores classes the ground truth lacks" if class_ids[i] < 0 else None)
-        if reason:
-            bad.append((name, None, f"entry [{i}]: {reason}"))
+    not_object = np.array([not isinstance(e, dict) for e in doc], dtype=bool)
+    matched = image_index != -2                                          # -2: already reported
+    # cannot be read: left out, in this order of reasons
+    unreadable = [
+        (not_object, lambda i: "is not an object"),
+        (~ok_label, lambda i: f"'category_id' is {entries[i].get('category_id')!r}, expected a class index"),
+        (~ok_score, lambda i: f"'score' is {entries[i].get('score')!r}, expected a number"),
+        (~ok_box, lambda i: f"'bbox' is {entries[i].get('bbox')!r}, expected 4 numbers [x, y, width, height]"),
+        ((class_ids < 0) & (not identity), lambda i: f"category_id {int(labels[i])} is no class index of "
+         f"{dataset.source} (0..{len(dataset.categories) - 1})"),
+    ]
+    left_out = np.zeros(len(entries), dtype=bool)
+    flagged: dict[int, str] = {}
+    for mask, describe in unreadable:
+        for i in np.flatnonzero(mask & matched & ~left_out).tolist():
+            flagged[i] = f"entry [{i}]: {describe(i)}; left out"
+        left_out |= mask & matched
+    # scored by pycocotools as they are: kept, and flagged (a server may reject them)
+    with np.errstate(invalid="ignore"):
+        kept_flags = [
+            ((scores < 0) | (scores > 1), lambda i: f"score {scores[i]!r} is outside [0, 1]; kept and ranked by "
+             "it, as pycocotools does"),
+            ((boxes_xywh[:, 2] <= 0) | (boxes_xywh[:, 3] <= 0), lambda i: f"bbox {boxes_xywh[i].tolist()} has a "
+             "width or height <= 0; kept, it overlaps nothing (a false positive, as pycocotools scores it)"),
+            (class_ids < 0, lambda i: f"category_id {int(labels[i])} is no class of {dataset.source}; kept, and "
+             "ignored by the evaluation as pycocotools ignores classes the ground truth lacks"),
+        ]
+    for mask, describe in kept_flags:
+        for i in np.flatnonzero(mask & matched & ~left_out).tolist():
+            flagged.setdefault(i, f"entry [{i}]: {describe(i)}")
+    bad += [(name, None, flagged[i]) for i in sorted(flagged)]
+    ok = (image_index >= 0) & ~left_out
     class_ids = np.where(class_ids < 0, labels, class_ids)  # only kept with identity ids: the raw class
     capped(problems, Severity.ERROR, bad, "bad entries")
     unknown = int((image_index == -1).sum())
     if unknown:
-        first = next(i for i in range(len(entries)) if image_index[i] == -1)
+        first = int(np.flatnonzero(image_index == -1)[0])
         problems.append(Problem(Severity.WARNING, f"{unknown} entr(y/ies) name no image of {dataset.source} by "
                                 f"file name or stem (first: entry [{first}], image_id "
                                 f"{entries[first].get('image_id')!r}); left out (another split?)", file=name))
@@ -127,34 +126,40 @@ def _match_images(entries: list[dict], dataset: Dataset, bad: list, name: str) -
     shared_numbers = {int(k) for k in numbers[twice]}
     shared_numbers |= {int(s) for s in shared if s.isdigit()}
     result = np.full(len(entries), -1, dtype=np.int64)
+    resolved: dict = {}  # (file_name, image_id) -> (index, why not); a file repeats it for every box
     for i, entry in enumerate(entries):
         file_name, image_id = entry.get("file_name"), entry.get("image_id")
-        if isinstance(file_name, str) and Path(file_name).name in by_name:
-            result[i] = by_name[Path(file_name).name]
-            continue
-        if isinstance(file_name, str):
-            stem = Path(file_name).stem
-        elif isinstance(image_id, str):
-            stem = image_id
-        elif isinstance(image_id, int) and not isinstance(image_id, bool):  # Ultralytics: int(stem)
-            if image_id in shared_numbers:
-                bad.append((name, None, f"entry [{i}]: image_id {image_id} is the stem of several images of "
-                            f"{dataset.source}; left out (images are matched by stem)"))
-                result[i] = -2
-            else:
-                result[i] = by_number.get(image_id, -1)
-            continue
-        else:
-            bad.append((name, None, f"entry [{i}]: no file_name and 'image_id' is {image_id!r}; left out"))
-            result[i] = -2
-            continue
-        if stem in shared:
-            bad.append((name, None, f"entry [{i}]: stem {stem!r} names several images of {dataset.source}; "
-                        "left out (images are matched by stem)"))
-            result[i] = -2
-        else:
-            result[i] = by_stem.get(stem, -1)
+        key = (file_name if isinstance(file_name, str) else None,
+               image_id if isinstance(image_id, (str, int)) else repr(image_id))
+        if key not in resolved:
+            resolved[key] = _resolve(file_name, image_id, by_name, by_stem, shared, by_number, shared_numbers,
+                                     dataset.source)
+        index, why = resolved[key]
+        result[i] = index
+        if why:
+            bad.append((name, None, f"entry [{i}]: {why}; left out"))
     return result
+
+
+def _resolve(file_name, image_id, by_name, by_stem, shared, by_number, shared_numbers, source):
+    """(image index, None) for one entry's image; (-1, None) unknown; (-2, why) ambiguous or unusable."""
+    if isinstance(file_name, str):
+        base = file_name.replace("\\", "/").rsplit("/", 1)[-1]
+        if base in by_name:
+            return by_name[base], None
+        stem = Path(base).stem
+    elif isinstance(image_id, str):
+        stem = image_id
+    elif isinstance(image_id, int) and not isinstance(image_id, bool):  # Ultralytics: int(stem)
+        if image_id in shared_numbers:
+            return -2, (f"image_id {image_id} is the stem of several images of {source} (images are matched "
+                        "by stem)")
+        return by_number.get(image_id, -1), None
+    else:
+        return -2, f"no file_name and 'image_id' is {image_id!r}"
+    if stem in shared:
+        return -2, f"stem {stem!r} names several images of {source} (images are matched by stem)"
+    return by_stem.get(stem, -1), None
 
 
 def write_ultralytics_json(preds: Predictions, dataset: Dataset, dest) -> list[Problem]:

@@ -349,7 +349,8 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
     problems: list[Problem] = []
     bad: list[tuple[str, int | None, str]] = []
     unknown, ambiguous = [], []
-    rows: list[tuple[int, int, float, float, float, float, float]] = []
+    rows: list[tuple[int, int, float, float, float, float, float]] = []  # lines checked one by one
+    chunks: list[np.ndarray] = []                                          # [k,7] of files read whole
     for path in files:
         index = by_stem.get(path.stem)
         if index is None:
@@ -359,6 +360,11 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             bad.append((path.name, None, f"cannot read the file ({exc}); its boxes are left out"))
+            continue
+        clean = _clean_table(text, 6)
+        if clean is not None and ((clean[:, 0] >= 0) & (clean[:, 0] < n_classes)).all() \
+                and ((clean[:, 5] >= 0) & (clean[:, 5] <= 1)).all() and (clean[:, 3:5] > 0).all():
+            chunks.append(np.column_stack([np.full(len(clean), index, np.float64), clean]))  # no per-line checks
             continue
         for number, line in enumerate(text.splitlines(), start=1):
             tokens = line.split()
@@ -375,7 +381,8 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
             rows.append((index, int(cls), cx, cy, w, h, conf))
     capped(problems, Severity.ERROR, bad, "bad prediction lines")
     _stem_problems(problems, unknown, ambiguous, dataset, str(folder))
-    table = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    chunks.append(np.array(rows, dtype=np.float64).reshape(-1, 7))
+    table = np.concatenate(chunks)                                                      # [N,7]
     image_index = table[:, 0].astype(np.int64)
     width, height = widths[image_index], heights[image_index]
     cx, cy, w, h = table[:, 2], table[:, 3], table[:, 4], table[:, 5]
@@ -385,6 +392,22 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
     known = (cls >= 0) & (cls < n_classes)
     labels = np.where(known, dataset.category_ids[np.where(known, cls, 0)], cls) if len(table) else cls
     return predictions_from_rows(dataset, image_index, labels, table[:, 6], boxes, problems, folder.name)
+
+
+def _clean_table(text: str, width: int) -> np.ndarray | None:
+    """[L, width] float64 of a file whose every non-blank line holds `width` finite numbers with an integer
+    first column; None when any line does not (then each line is checked on its own)."""
+    tokens = text.split()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(tokens) != width * len(lines) or any(len(line.split()) != width for line in lines):
+        return None
+    try:
+        table = np.array(tokens, dtype=np.float64).reshape(-1, width)
+    except ValueError:
+        return None
+    if not np.isfinite(table).all() or (table[:, 0] != np.round(table[:, 0])).any():
+        return None
+    return table
 
 
 def _prediction_line_problem(tokens: list[str], n_classes: int, identity: bool) -> str | None:
