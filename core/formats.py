@@ -128,40 +128,53 @@ def detect_predictions_format(path: Path | str) -> str:
             return PRED_YOLO
         raise _fail("is a folder without *.txt prediction files (YOLO `save_txt` output); give a file or "
                     "the labels/ folder", path)
-    head = _head(path)
+    return predictions_format_of(_head(path), path)
+
+
+def predictions_format_of(head: bytes, name) -> str:
+    """PRED_CSV, PRED_COCO or PRED_ULTRALYTICS from a file's first bytes; ValidationError for a pickle."""
     if _looks_pickled(head):
-        raise _fail(PICKLE_HELP, path)
+        raise _fail(PICKLE_HELP, name)
     start = head.lstrip(b"\xef\xbb\xbf").lstrip()[:1]
     if start not in (b"[", b"{"):
         return PRED_CSV
     # Ultralytics names images by file_name or a string stem; a COCO results json by numeric id.
     # Its first entries tell (the file is not parsed twice).
-    return PRED_ULTRALYTICS if start == b"[" and _ULTRALYTICS_HEAD.search(head) else PRED_COCO
+    return PRED_ULTRALYTICS if start == b"[" and _ULTRALYTICS_HEAD.search(head[:4096]) else PRED_COCO
 
 
-def load_any_predictions(path: Path | str, dataset: Dataset | None) -> Predictions:
-    """Read predictions in any accepted format as `Predictions` keyed by the dataset's file names.
+def load_any_predictions(source, dataset: Dataset | None, *, name: str | None = None) -> Predictions:
+    """Read predictions in any accepted format (a path, a YOLO txt folder, bytes or a file-like upload)
+    as `Predictions` keyed by the dataset's file names.
 
     YOLO txt folders and Ultralytics json need `dataset` (images matched by stem, boxes
     normalised by its image sizes); a COCO results json needs it for its numeric ids.
     """
-    path = Path(path)
-    kind = detect_predictions_format(path)
-    if kind in (PRED_YOLO, PRED_ULTRALYTICS) and dataset is None:
-        what = "YOLO txt predictions name" if kind == PRED_YOLO else "an Ultralytics predictions.json names"
-        raise _fail(f"{what} images by file stem; give the ground truth (--gt) to match them", path)
-    if kind == PRED_YOLO:
+    from core.dataset import read_source
+
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        detect_predictions_format(source)  # a folder without txt files is a clear error
+        _need_dataset(PRED_YOLO, dataset, source)
         from core.yolo import read_yolo_predictions
-        return read_yolo_predictions(path, dataset=dataset)
+        return read_yolo_predictions(source, dataset=dataset)
+    data, name, _ = read_source(source, name)
+    kind = predictions_format_of(data[:4096], name)
+    _need_dataset(kind, dataset, name)
     if kind == PRED_ULTRALYTICS:
         from core.ultralytics_json import read_ultralytics_json
-        return read_ultralytics_json(path, dataset=dataset)
+        return read_ultralytics_json(data, dataset=dataset, name=name)
     from core.predictions import load_predictions
-    preds = load_predictions(path, dataset=dataset)
+    preds = load_predictions(data, dataset=dataset, name=name)
     if kind == PRED_COCO:  # x + w carries float noise (434.1 -> 434.09999999999997): remove it
         from core.format_tables import snap
         preds.boxes_xyxy[:, 2:] = snap(preds.boxes_xyxy[:, 2:])
     return preds
+
+
+def _need_dataset(kind: str, dataset: Dataset | None, name) -> None:
+    if kind in (PRED_YOLO, PRED_ULTRALYTICS) and dataset is None:
+        what = "YOLO txt predictions name" if kind == PRED_YOLO else "an Ultralytics predictions.json names"
+        raise _fail(f"{what} images by file stem; give the ground truth (--gt) to match them", name)
 
 
 # ---------------------------------------------------------------- writing

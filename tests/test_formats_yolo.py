@@ -90,6 +90,13 @@ class TestRoundTrip:
                           "coco", coco, dataset=load_ground_truth(converted / "yolo"))
         assert detect_predictions_format(coco) == PRED_COCO
 
+    def test_uploaded_bytes_are_recognised_too(self, sample, converted):
+        dataset, preds = sample
+        data = (converted / "predictions.json").read_bytes()
+        loaded = load_any_predictions(data, dataset, name="predictions.json")      # not a COCO results json
+        assert loaded.source == "predictions.json" and loaded.problems == []
+        assert evaluate(dataset, loaded).stats == evaluate(dataset, preds).stats
+
     def test_real_photos_of_many_sizes(self, tmp_path):
         """voc-cartucho: real JPEGs, non-square; sizes come from the image headers."""
         gt_path = need(EXTERNAL / "voc-cartucho" / "gt.json")
