@@ -6,7 +6,7 @@ from enum import Enum
 
 
 class Severity(str, Enum):
-    ERROR = "error"      # the file cannot be used as it is
+    ERROR = "error"      # the competition server may reject the file (the message says if data was left out)
     WARNING = "warning"  # the file loads; the user should know
 
 

@@ -123,3 +123,17 @@ def test_closed_stdout_still_writes_the_file(tmp_path):
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
     assert piped.read_bytes() == reference.read_bytes()
     assert len(read_submission(piped)) > 0
+
+
+def test_evaluate_checks_json_before_evaluating(tmp_path, monkeypatch, capsys):
+    import core.evaluation
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("evaluated although --json cannot be written")
+
+    monkeypatch.setattr(core.evaluation, "evaluate", must_not_run)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code = main(["evaluate", str(SAMPLE / "train.json"), str(STRONG), "--json", str(blocker / "out.json")])
+    assert code == 1
+    assert "--json" in capsys.readouterr().out

@@ -173,8 +173,9 @@ class TestBadInput:
         gt_path, doc = _gt_with_ids_from_zero(tmp_path)
         pred = tmp_path / "sub.csv"
         pred.write_text("PredictionString,image_id\n0 0.9 10 20 90.5 80,test/0000.jpg\n")
+        (tmp_path / "no").write_text("a file where the folder should be")
         assert main(["evaluate", str(gt_path), str(pred), "--json", str(tmp_path / "no" / "dir" / "o.json")]) == 1
-        assert "cannot write" in capsys.readouterr().out
+        assert "cannot create the folder" in capsys.readouterr().out
 
 
 def test_whole_process_exit_code_and_no_traceback(tmp_path):

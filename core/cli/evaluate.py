@@ -20,6 +20,7 @@ import math
 import sys
 from pathlib import Path
 
+from core.output_files import OutputError, check_writable, write_text_atomic
 from core.problems import Problem, ValidationError, errors_of
 
 MAX_PROBLEMS_SHOWN = 20
@@ -59,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
         print(f"error: --score-threshold {args.score_threshold} is not in [0, 1]; give e.g. --score-threshold 0.05")
         return 1
+    if args.json is not None:
+        try:  # before the evaluation, not after it
+            check_writable(args.json, "--json")
+        except OutputError as exc:
+            print(f"error: {exc}")
+            return 1
     try:
         dataset = load_coco(args.gt)
     except ValidationError as exc:
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if args.json is not None:
         try:
-            args.json.write_text(json.dumps(_as_json(ev, args), indent=1, allow_nan=False))
+            write_text_atomic(args.json, json.dumps(_as_json(ev, args), indent=1, allow_nan=False))
         except OSError as exc:
             print(f"{args.json}: error: cannot write: {exc.strerror or exc}; check the folder")
             status = 1
