@@ -191,6 +191,8 @@ def _images_of(base: Path, entry: str, where: str, problems: list[Problem]) -> l
     """The images of one split entry: a folder (searched recursively) or a .txt list of image paths."""
     target = Path(entry).expanduser()
     target = target if target.is_absolute() else base / target
+    if not target.exists() and entry.startswith("../"):  # Roboflow's `train: ../train/images`, as Ultralytics
+        target = base / entry[3:]
     if target.is_dir():
         return [p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     if target.is_file() and target.suffix == ".txt":

@@ -198,6 +198,19 @@ class TestBadGroundTruth:
         assert both.images["file_name"].tolist() == ["train/t.jpg", "val/a.jpg"]
         assert both.category_names == {0: "cat", 1: "dog"}
 
+    def test_roboflow_layout(self, tmp_path):
+        """data.yaml beside train/images and valid/images, pointing at ../valid/images (as Ultralytics reads it)."""
+        root = tmp_path / "rf"
+        for split in ("train", "valid"):
+            (root / split / "images").mkdir(parents=True)
+            (root / split / "labels").mkdir()
+            Image.new("RGB", (100, 50)).save(root / split / "images" / f"{split}1.jpg")
+            (root / split / "labels" / f"{split}1.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['x']\n")
+        dataset = load_ground_truth(root / "data.yaml")
+        assert dataset.images["file_name"].tolist() == ["valid/images/valid1.jpg"] and dataset.problems == []
+        assert len(dataset.annotations) == 1 and (dataset.root / "valid/images/valid1.jpg").is_file()
+
     def test_folder_without_yaml_uses_classes_txt(self, tmp_path):
         root = _yolo_folder(tmp_path, {"a": "1 0.5 0.5 0.2 0.2\n"})
         (root / "data.yaml").unlink()
