@@ -158,6 +158,7 @@ def _names(names, nc, where: str) -> list[str]:
     if isinstance(names, list):
         result = [str(n) for n in names]
     elif isinstance(names, dict):
+        names = {int(k) if isinstance(k, str) and k.strip().isdigit() else k: v for k, v in names.items()}
         if not all(isinstance(k, int) and not isinstance(k, bool) for k in names):
             raise _YoloError(f"{where}: 'names' keys must be class indices 0..n-1, got {list(names)[:5]}")
         if sorted(names) != list(range(len(names))):

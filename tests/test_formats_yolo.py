@@ -190,7 +190,7 @@ class TestBadGroundTruth:
         Image.new("RGB", (20, 20)).save(root / "images" / "train" / "t.jpg")
         (root / "cfg").mkdir()
         (root / "cfg" / "my.yaml").write_text("path: ..\ntrain: images/train\nval: images/val\n"
-                                              "names:\n  0: cat\n  1: dog\n")
+                                              "names:\n  0: cat\n  '1': dog\n")  # keys as ints or digits
         assert read_yolo_dataset(root / "cfg" / "my.yaml").images["file_name"].tolist() == ["val/a.jpg"]
         assert read_yolo_dataset(root / "cfg" / "my.yaml", split="train").images["file_name"].tolist() == \
             ["train/t.jpg"]
