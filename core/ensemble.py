@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from core.data_roots import DataRoots
 from core.images import image_size, resolve_image_path
 from core.problems import Problem, Severity
 from core.tables import Dataset, Predictions
@@ -149,9 +150,10 @@ def image_sizes(
     dataset: Dataset | None = None,
     image_root: str | Path | None = None,
     default_size: tuple[float, float] | None = None,
+    roots: DataRoots | None = None,
 ) -> tuple[np.ndarray, list[Problem]]:
     """[R, 2] (width, height) per image key: from the dataset, else the image file under
-    `image_root` (default: the dataset's root), else `default_size`; NaN where none is known."""
+    `image_root` (default: the dataset's root; only inside `roots`), else `default_size`."""
     sizes = np.full((len(image_keys), 2), np.nan)
     if dataset is not None and len(image_keys):
         index = dataset.image_index_of_file(image_keys)
@@ -161,7 +163,7 @@ def image_sizes(
     problems = []
     if root is not None:
         for i in np.flatnonzero(np.isnan(sizes[:, 0])):
-            lookup = resolve_image_path(root, str(image_keys[i]))
+            lookup = resolve_image_path(root, str(image_keys[i]), roots)
             size = image_size(lookup.path) if lookup.found else None
             if size is not None:
                 sizes[i] = size
@@ -300,6 +302,7 @@ def prepare_inputs(
     dataset: Dataset | None = None,
     image_root: str | Path | None = None,
     default_size: tuple[float, float] | None = None,
+    roots: DataRoots | None = None,
 ) -> PreparedInputs:
     """Union the images, find each image's size, normalise, clip to the image and group boxes."""
     if len(inputs) < 1:
@@ -314,7 +317,8 @@ def prepare_inputs(
                 "they are ensembled but cannot be evaluated.",
                 file=dataset.source,
             ))
-    sizes, size_problems = image_sizes(union, dataset=dataset, image_root=image_root, default_size=default_size)
+    sizes, size_problems = image_sizes(union, dataset=dataset, image_root=image_root,
+                                       default_size=default_size, roots=roots)
     problems += size_problems
 
     n_models = len(inputs)
@@ -465,6 +469,7 @@ def ensemble_predictions(
     dataset: Dataset | None = None,
     image_root: str | Path | None = None,
     default_size: tuple[float, float] | None = None,
+    roots: DataRoots | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
     name: str | None = None,
@@ -472,8 +477,10 @@ def ensemble_predictions(
     """Ensemble N prediction sets image by image with `config`; boxes come back in absolute pixels.
 
     inputs: the prediction sets (absolute-pixel xyxy); their image sets may differ (union used,
-        reported). dataset / image_root / default_size: where image sizes come from.
+        reported). dataset / image_root / default_size: where image sizes come from (files
+        only inside `roots`, the app's data roots).
     progress: called with (images done, images total). workers: processes (default: by size).
     """
-    prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size)
+    prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
+                              roots=roots)
     return ensemble_prepared(prepared, config, progress=progress, workers=workers, name=name)

@@ -15,6 +15,7 @@ import pandas as pd
 from core.ensemble import (
     CONF_TYPES, METHODS, EnsembleConfig, EnsembleResult, ensemble_prepared, prepare_inputs,
 )
+from core.data_roots import DataRoots
 from core.problems import Problem
 from core.tables import Dataset, Predictions
 
@@ -106,6 +107,7 @@ def run_sweep(
     workers: int | None = None,
     image_root=None,
     default_size: tuple[float, float] | None = None,
+    roots: DataRoots | None = None,
 ) -> SweepResult:
     """Ensemble `inputs` with every config (default `sweep_grid()`), evaluate each against `dataset`.
 
@@ -119,7 +121,8 @@ def run_sweep(
         raise ValueError("Nothing to sweep: the list of variants is empty.")
     names = list(names) if names is not None else [p.source for p in inputs]
     evaluate_fn = evaluate_fn or _default_evaluate
-    prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size)
+    prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
+                              roots=roots)
     total = len(inputs) + len(configs)
     rows = []
     for i, (name, preds) in enumerate(zip(names, inputs)):

@@ -111,7 +111,7 @@ labels = [s.label for s in sets]
 if st.button("Run ensemble", type="primary", icon=":material/play_arrow:", key="_ens_run"):
     bar, update = _progress_bar("Ensembling images")
     result = ensemble_predictions([s.predictions for s in sets], config, dataset=data.dataset,
-                                  image_root=data.root, progress=update)
+                                  image_root=data.root, roots=S.data_roots(), progress=update)
     bar.empty()
     st.session_state[S.ENSEMBLE_RESULT] = {"result": result, "inputs": labels}
 
@@ -170,7 +170,7 @@ st.caption(f"{len(grid)} variants, each ensembled and evaluated; the inputs' wei
 if st.button("Run the sweep", key="_sweep_run", icon=":material/tune:"):
     bar, update = _progress_bar("Variants")
     sweep = run_sweep([s.predictions for s in sets], data.dataset, grid, names=labels, progress=update,
-                      image_root=data.root)
+                      image_root=data.root, roots=S.data_roots())
     bar.empty()
     st.session_state[S.ENSEMBLE_SWEEP] = {"sweep": sweep, "inputs": labels}
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.dataset import load_coco
 from core.ensemble import (
-    CONF_TYPES, EnsembleConfig, ensemble_predictions, image_union,
+    CONF_TYPES, EnsembleConfig, ensemble_predictions, image_sizes, image_union,
 )
 from core.ensemble_sweep import run_sweep, sweep_grid
 from core.evaluation import evaluate
@@ -465,3 +465,33 @@ class TestEnsemblePage:
         summary = at.dataframe[0].value
         assert summary.loc["fold3_deta_swinL.csv", "mAP@0.5"] == pytest.approx(0.668446, abs=1e-5)
         assert summary.loc["ensemble", "mAP@0.5"] == pytest.approx(0.679, abs=1e-3)
+
+
+class TestImageSizesInsideDataRoots:
+    """Sizes read from image headers obey the app's data roots (a symlink out of them is not read)."""
+
+    def _layout(self, tmp_path):
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        Image.new("RGB", (321, 123)).save(outside / "a.png")
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "train").symlink_to(outside, target_is_directory=True)
+        return data, outside
+
+    def test_unrestricted_follows_the_symlink(self, tmp_path):
+        data, _ = self._layout(tmp_path)
+        sizes, _ = image_sizes(np.array(["train/a.png"], dtype=object), image_root=data)
+        assert sizes.tolist() == [[321.0, 123.0]]
+
+    def test_restricted_reads_only_inside_the_roots(self, tmp_path):
+        from core.data_roots import DataRoots
+
+        data, outside = self._layout(tmp_path)
+        keys = np.array(["train/a.png"], dtype=object)
+        refused, problems = image_sizes(keys, image_root=data, default_size=(1024.0, 1024.0),
+                                        roots=DataRoots((data.resolve(),), restricted=True))
+        assert refused.tolist() == [[1024.0, 1024.0]] and problems
+        allowed, _ = image_sizes(keys, image_root=data,
+                                 roots=DataRoots((data.resolve(), outside.resolve()), restricted=True))
+        assert allowed.tolist() == [[321.0, 123.0]]
