@@ -99,11 +99,48 @@ def is_ground_truth(path: Path | str) -> bool:
         return False
 
 
+def dataset_folder(path: Path | str) -> Path:
+    """A VOC `Annotations/` or YOLO `labels/` folder stands for the dataset folder holding it."""
+    path = Path(path)
+    if path.is_dir() and path.name in ("Annotations", "labels") and \
+            detect_ground_truth_format_or_none(path.parent) is not None:
+        return path.parent
+    return path
+
+
+def detect_ground_truth_format_or_none(path: Path) -> str | None:
+    try:
+        return detect_ground_truth_format(path)
+    except ValidationError:
+        return None
+
+
+def ground_truth_fingerprint(path: Path | str) -> str:
+    """sha256 over the names, sizes and mtimes of a YOLO / VOC dataset's files (a cache key that
+    changes when any label, annotation or yaml changes); a plain file's own sha256 is the caller's."""
+    import hashlib
+
+    root = dataset_folder(path)
+    digest = hashlib.sha256(str(Path(path).resolve()).encode())
+    base = root if root.is_dir() else root.parent
+    for sub in ("Annotations", "ImageSets", "JPEGImages", "images", "labels", ""):
+        folder = base / sub
+        if not folder.is_dir():
+            continue
+        files = folder.rglob("*") if sub else folder.glob("*.*")
+        for file in sorted(f for f in files if f.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(base)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def load_ground_truth(path: Path | str, *, split: str | None = None) -> Dataset:
     """Read a COCO json, YOLO dataset or VOC folder as a `Dataset` (format from detect_ground_truth_format).
 
-    split: YOLO 'train'/'val'/'test'/'all', VOC an ImageSets/Main name; not used for COCO.
+    split: YOLO 'train'/'val'/'test'/'all', VOC an ImageSets/Main name; not used for COCO. A VOC
+    `Annotations/` or YOLO `labels/` folder reads the dataset folder holding it.
     """
+    path = dataset_folder(path)
     kind = detect_ground_truth_format(path)
     if kind == GT_YOLO:
         from core.yolo import read_yolo_dataset

@@ -178,6 +178,16 @@ class TestBadInput:
         with pytest.raises(ValidationError, match="no ImageSets/Main/test.txt"):
             read_voc_dataset(root, split="test")
 
+    def test_annotations_folder_stands_for_the_dataset_and_the_fingerprint_follows_edits(self, tmp_path):
+        from core.formats import ground_truth_fingerprint
+
+        root = _voc(tmp_path, {"a": _xml("a", [_obj("cat", (1, 1, 5, 5))])})
+        assert load_ground_truth(root / "Annotations").images["file_name"].tolist() == ["a.jpg"]
+        before = ground_truth_fingerprint(root / "Annotations")
+        assert ground_truth_fingerprint(root / "Annotations") == before
+        (root / "Annotations" / "a.xml").write_text(_xml("a", [_obj("cat", (1, 1, 6, 5))]) + "\n")
+        assert ground_truth_fingerprint(root / "Annotations") != before
+
     def test_not_a_voc_folder(self, tmp_path):
         with pytest.raises(ValidationError, match="no Annotations/ folder"):
             read_voc_dataset(tmp_path)
