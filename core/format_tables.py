@@ -119,7 +119,7 @@ def predictions_from_rows(dataset: Dataset, image_index: np.ndarray, labels: np.
     return Predictions(
         image_keys=dataset.images["file_name"].to_numpy(dtype=object)[first_seen],
         image_pos=image_pos[order], labels=np.asarray(labels, np.int64)[order],
-        scores=np.asarray(scores, np.float64)[order], boxes_xyxy=snap(boxes_xyxy).reshape(-1, 4)[order],
+        scores=np.asarray(scores, np.float64)[order], boxes_xyxy=np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)[order],
         lines=np.zeros(len(first_seen), dtype=np.int64), problems=problems, source=source)
 
 

@@ -64,7 +64,7 @@ def detect_ground_truth_format(path: Path | str) -> str:
 
     path = Path(path)
     if not path.exists():
-        raise _fail("does not exist; check the path", path)
+        return GT_COCO  # the COCO loader says the file cannot be read, with the reason
     if path.is_file():
         if path.suffix.lower() in (".yaml", ".yml"):
             return GT_YOLO
@@ -201,11 +201,7 @@ def load_any_predictions(source, dataset: Dataset | None, *, name: str | None = 
         from core.ultralytics_json import read_ultralytics_json
         return read_ultralytics_json(data, dataset=dataset, name=name)
     from core.predictions import load_predictions
-    preds = load_predictions(data, dataset=dataset, name=name)
-    if kind == PRED_COCO:  # x + w carries float noise (434.1 -> 434.09999999999997): remove it
-        from core.format_tables import snap
-        preds.boxes_xyxy[:, 2:] = snap(preds.boxes_xyxy[:, 2:])
-    return preds
+    return load_predictions(data, dataset=dataset, name=name)
 
 
 def _need_dataset(kind: str, dataset: Dataset | None, name) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import box_array, float_array, int_array, parse_json, read_source
-from core.format_tables import capped, class_index_of, predictions_from_rows, snap, stem_index
+from core.format_tables import capped, class_index_of, predictions_from_rows, stem_index
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -91,7 +91,8 @@ def read_ultralytics_json(source, *, dataset: Dataset, name: str | None = None, 
         problems.append(Problem(Severity.WARNING, mapping_note, file=name))
     keep = np.flatnonzero(ok)
     xywh = boxes_xywh[keep]
-    boxes = np.concatenate([xywh[:, :2], snap(xywh[:, :2] + xywh[:, 2:])], axis=1)
+    # x + w as pycocotools computes it (no rounding: its figures on this file are the reference)
+    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     return predictions_from_rows(dataset, image_index[keep], class_ids[keep], scores[keep], boxes, problems, name)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.format_tables import (IMAGE_SUFFIXES, build_dataset, capped, class_index_of, format_number,
-                                image_size_upright, place_image, predictions_from_rows, stem_index)
+                                image_size_upright, place_image, predictions_from_rows, snap, stem_index)
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -389,8 +389,8 @@ def read_yolo_predictions(folder: Path | str, *, dataset: Dataset) -> Prediction
     image_index = table[:, 0].astype(np.int64)
     width, height = widths[image_index], heights[image_index]
     cx, cy, w, h = table[:, 2], table[:, 3], table[:, 4], table[:, 5]
-    boxes = np.stack([width * (cx - w / 2), height * (cy - h / 2), width * (cx + w / 2), height * (cy + h / 2)],
-                     axis=1)                                                            # [N,4]
+    boxes = snap(np.stack([width * (cx - w / 2), height * (cy - h / 2), width * (cx + w / 2),
+                           height * (cy + h / 2)], axis=1))                             # [N,4]
     cls = table[:, 1].astype(np.int64)
     known = (cls >= 0) & (cls < n_classes)
     labels = np.where(known, dataset.category_ids[np.where(known, cls, 0)], cls) if len(table) else cls

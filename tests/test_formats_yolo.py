@@ -114,6 +114,24 @@ class TestRoundTrip:
         assert evaluate(back, load_any_predictions(tmp_path / "u.json", back)).stats == expected
 
 
+def test_ultralytics_json_scores_as_pycocotools_scores_the_coco_original(tmp_path):
+    """cocoapi's fake100 (ids 1..90 with gaps, string stems) as Ultralytics json: class indices map back to
+    the ids, and the 12 stats equal pycocotools' on the original results file. Some of its IoUs sit exactly
+    on a threshold, so this also holds the reader to pycocotools' own x + w (rounding them shifts mAP)."""
+    fake = need(EXTERNAL / "cocoapi_fake100")
+    dataset = load_coco(fake / "instances_val2014_100.json")
+    results = json.loads((fake / "instances_val2014_fakebbox100_results.json").read_text())
+    preds = load_predictions(fake / "instances_val2014_fakebbox100_results.json", dataset=dataset)
+    write_predictions(preds, "ultralytics", tmp_path / "u.json", dataset=dataset)
+    entries = json.loads((tmp_path / "u.json").read_text())
+    assert isinstance(entries[0]["image_id"], str) and max(e["category_id"] for e in entries) < 80
+    loaded = load_any_predictions(tmp_path / "u.json", dataset)
+    assert [p.severity for p in loaded.problems] == [Severity.WARNING]       # says how category_id was read
+    reference = pycocotools_eval(json.loads((fake / "instances_val2014_100.json").read_text()), results).stats
+    ours = evaluate(dataset, loaded).stats
+    np.testing.assert_allclose([ours[k] for k in STAT_NAMES], reference, atol=1e-12, rtol=0)
+
+
 def _yolo_folder(tmp_path, labels: dict[str, str], names=("cat", "dog"), sizes=None):
     """A data.yaml dataset with one 100x50 image per label file."""
     root = tmp_path / "ds"
