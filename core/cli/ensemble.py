@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.output_files import OutputError, atomic_output, check_writable
+from core.output_files import OutputError, atomic_output, check_writable, write_text_atomic
 from core.problems import Problem, ValidationError, errors_of, warnings_of
 
 MAX_PRINTED = 20  # problems printed per file before a "... and N more"
@@ -52,6 +52,11 @@ def add_parser(subparsers) -> None:
                    help="sweep: Soft-NMS sigmas (default 0.5)")
     p.add_argument("--sweep-table", type=Path, help="also write the full sweep table as CSV here")
     p.add_argument("--workers", type=int, help="worker processes (default: by input size and CPU count)")
+    p.add_argument("--apply", type=Path, nargs="+", metavar="TEST",
+                   help="fit on the inputs (validation, with --gt), then ensemble these test files (same "
+                        "models, same order) with the chosen settings and write them to --out")
+    p.add_argument("--recipe", type=Path, help="ensemble the inputs with the settings of this recipe JSON")
+    p.add_argument("--recipe-out", type=Path, help="write the settings used as a recipe JSON here")
     p.set_defaults(run=run)
 
 
@@ -77,6 +82,8 @@ def _run(args) -> int:
     from core.ensemble import EnsembleConfig, ensemble_predictions
 
     _check_args(args)
+    if args.recipe is not None:
+        return _run_recipe(args)
     config = EnsembleConfig(args.method, iou_thr=args.iou_thr, skip_box_thr=args.skip_box_thr,
                             conf_type=args.conf_type, sigma=args.sigma,
                             weights=tuple(args.weights) if args.weights else None)
@@ -98,7 +105,14 @@ def _run(args) -> int:
               f"images in {result.seconds:.1f} s")
         if gt is not None:
             _print_scores(gt, inputs, names, result.predictions, args.out.name)
+    recipe = _recipe_of(args, result, names, gt)
+    if args.apply:
+        result = _apply(args, recipe)
+    _write_outputs(args, result, recipe)
+    return 0
 
+
+def _write_outputs(args, result, recipe) -> None:
     from core.submission import write_submission
 
     try:
@@ -107,6 +121,61 @@ def _run(args) -> int:
     except OSError as exc:
         raise _UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}; give a writable file path") from None
     print(f"wrote {args.out}")
+    if args.recipe_out is not None:
+        try:
+            write_text_atomic(args.recipe_out, recipe.to_json())
+        except OSError as exc:
+            raise _UsageError(f"--recipe-out {args.recipe_out}: cannot write: {exc.strerror or exc}") from None
+        print(f"wrote the recipe to {args.recipe_out}")
+
+
+def _recipe_of(args, result, names, gt):
+    from core.evaluation import evaluate
+    from core.recipe import Recipe
+
+    map50 = None
+    if gt is not None and (args.apply or args.recipe_out):
+        map50 = float(evaluate(gt, result.predictions).stats["map50"])
+    return Recipe.of(result.config, names, fitted_on=args.gt.name if args.gt else "", map50=map50)
+
+
+def _size_options_for_test(args) -> dict:
+    dataset = _load_json(args.dataset) if args.dataset else None
+    return dict(dataset=dataset, image_root=args.images,
+                default_size=tuple(args.image_size) if args.image_size else None)
+
+
+def _apply(args, recipe):
+    """Ensemble the --apply (test) files with the recipe, inputs matched by position."""
+    from core.recipe import apply_recipe
+
+    options = _size_options_for_test(args)
+    tests = [_load_input(path, options["dataset"]) for path in args.apply]
+    test_names = _display_names(args.apply)
+    for fitted, given, weight in recipe.pairing(test_names):
+        print(f"  {given} plays {fitted} (weight {weight:g})")
+    with _progress_bar(f"apply {recipe.config.label}") as progress:
+        result = apply_recipe(recipe, tests, names=test_names, progress=progress, workers=args.workers,
+                              name=args.out.name, **options)
+    _print_problems(result.problems)
+    print(f"applied {recipe.describe()}: {len(result.predictions)} boxes on "
+          f"{len(result.predictions.image_keys)} test images in {result.seconds:.1f} s")
+    return result
+
+
+def _run_recipe(args) -> int:
+    """`ensemble TEST_A TEST_B --recipe R.json --out FINAL.csv`."""
+    from core.recipe import Recipe
+
+    try:
+        recipe = Recipe.from_json(args.recipe.read_bytes(), name=str(args.recipe))
+    except OSError as exc:
+        raise _UsageError(f"--recipe {args.recipe}: cannot read: {exc.strerror or exc}") from None
+    args.apply = args.inputs
+    if args.dataset is None:  # `--gt test.json` names the images too
+        args.dataset = args.gt
+    result = _apply(args, recipe)
+    _write_outputs(args, result, recipe)
     return 0
 
 
@@ -118,7 +187,8 @@ def _check_args(args) -> None:
     missing = [str(p) for p in args.inputs if not p.is_file()]
     if missing:
         raise _UsageError(f"input file(s) not found: {', '.join(missing)}")
-    for option, path in (("--out", args.out), ("--sweep-table", args.sweep_table)):
+    _check_recipe_args(args)
+    for option, path in (("--out", args.out), ("--sweep-table", args.sweep_table), ("--recipe-out", args.recipe_out)):
         if path is not None:
             try:  # now, not after the ensemble has run
                 check_writable(path, option)
@@ -138,6 +208,28 @@ def _check_args(args) -> None:
         raise _UsageError(f"--out {args.out} is one of the inputs; write the ensemble to a new file")
     if args.workers is not None and args.workers < 1:
         raise _UsageError("--workers must be at least 1")
+
+
+def _check_recipe_args(args) -> None:
+    if args.recipe is not None:
+        if not args.recipe.is_file():
+            raise _UsageError(f"--recipe {args.recipe}: not found")
+        if args.sweep or args.apply:
+            raise _UsageError("--recipe gives the settings: use it without --sweep or --apply "
+                              "(python -m core ensemble TEST_A TEST_B --recipe R.json --out FINAL.csv)")
+        if args.weights:
+            raise _UsageError("--weights: the recipe has its own weights; edit the recipe instead")
+    if args.apply:
+        missing = [str(p) for p in args.apply if not p.is_file()]
+        if missing:
+            raise _UsageError(f"--apply file(s) not found: {', '.join(missing)}")
+        if len(args.apply) != len(args.inputs):
+            raise _UsageError(f"--apply gives {len(args.apply)} test file(s) for {len(args.inputs)} validation "
+                              "input(s); give one test file per input, same models in the same order")
+        if args.gt is None:
+            raise _UsageError("--apply needs --gt (the validation ground truth the settings are fitted on)")
+        if args.out.resolve() in {p.resolve() for p in args.apply}:
+            raise _UsageError(f"--out {args.out} is one of the --apply files; write the ensemble to a new file")
 
 
 def _load_json(path: Path):
