@@ -1,0 +1,390 @@
+"""Slices: which subsets of the boxes or images a model does worst on, exactly as COCO scores them.
+
+    index = build_slices(ev)          # matching per slice (compiled), TIDE per slice: once
+    table = index.table(score_thr)    # AP, mAP, recall, counts per slice: cheap, any threshold
+
+A *box* slice (size, aspect ratio, position in the image) scores as pycocotools does with an
+`areaRng`: ground truth outside it is ignored, and so are predictions that match it or that
+lie outside it unmatched, each prediction judged by its own box. An *image* slice (objects
+per image, classes per image, class pairs) scores as pycocotools with `imgIds` restricted.
+Both re-run COCO's matching inside the slice (core.slice_kernels), so AP equals pycocotools'
+on the same restriction (tested to 1e-9). AP columns: `ap50` at the evaluation's IoU
+threshold, `ap` over IoU .50:.95, both over the classes with ground truth in the slice.
+TIDE dAP per slice keeps the whole set's matching: a prediction belongs to the slice of the
+ground truth that decided its outcome, or, with none, to that of its own box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.errors import ERROR_TYPES, ErrorType
+from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
+from core.tide import TideInput, tide_errors
+
+BOX, IMAGE = "box", "image"
+MIN_BOXES = 30          # slices with fewer ground-truth boxes are marked tiny (greyed, ranked last)
+TOP_PAIRS = 5           # class pairs that share the most images, each an image slice
+BORDER_FRACTION = 0.01  # a box within 1% of the image side (at least 1 px) touches the border
+_COCO_SIZE_NAMES = ["small (< 32²)", "medium (32²–96²)", "large (> 96²)"]
+_ASPECT_BINS = [(0.0, 0.5, "tall (w/h < 1/2)"), (0.5, 0.8, "portrait (1/2–0.8)"),
+                (0.8, 1.25, "square (0.8–1.25)"), (1.25, 2.0, "landscape (1.25–2)"),
+                (2.0, np.inf, "wide (w/h ≥ 2)")]
+_COUNT_BINS = [(0, 0, "no objects"), (1, 1, "1 object"), (2, 4, "2–4 objects"),
+               (5, 9, "5–9 objects"), (10, 19, "10–19 objects"), (20, np.inf, "20+ objects")]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One way of cutting the data into named slices (they may overlap, e.g. class pairs).
+
+    gt_in [G, S], det_in [N, S] bool: membership of each annotation and prediction (ev.dets
+    rows); image_in [I, S] bool for image slices, None for box slices.
+    """
+
+    name: str
+    kind: str
+    slices: list[str]
+    gt_in: np.ndarray
+    det_in: np.ndarray
+    image_in: np.ndarray | None = None
+    ranges: list | None = None   # (lo, hi) per slice of a closed-range box dimension (sizes)
+
+
+@dataclass
+class _Scored:
+    """A dimension after matching: TPs per (IoU threshold, slice, class) and TIDE per slice."""
+
+    dimension: Dimension
+    group_start: np.ndarray      # [T*S*K+1]
+    tp_pos: np.ndarray
+    tp_score: np.ndarray
+    n_gt: np.ndarray             # [S, K] regular ground truth in the slice
+    counted_scores: list         # per slice: sorted scores of the predictions counted at iou_thr
+    tide: np.ndarray             # [S, len(ERROR_TYPES)] dAP
+    images: list                 # per slice: image indices with a box in it (click-through)
+
+
+@dataclass
+class SliceIndex:
+    """Every slice of one evaluation, matched once; `table(score_thr)` is cheap."""
+
+    iou_thr: float
+    thrs: np.ndarray             # IoU thresholds matched: COCO's ten, then iou_thr if not one of them
+    eval_t: int                  # index of iou_thr in thrs
+    n_classes: int
+    scored: list = field(default_factory=list)
+
+    @property
+    def dimensions(self) -> list[str]:
+        return [s.dimension.name for s in self.scored]
+
+    def table(self, score_thr: float = -np.inf, min_boxes: int = MIN_BOXES) -> pd.DataFrame:
+        """One row per slice: dimension, kind, slice, n_gt, n_pred, ap50, ap, recall, delta_ap50
+        (slice minus the whole set), tiny, dap_<error> per TIDE type; worst first, tiny last."""
+        rows = []
+        k = self.n_classes
+        n_coco = len(COCO_IOU_THRS)
+        for sc in self.scored:
+            n_sl = len(sc.dimension.slices)
+            n_gt_g = np.tile(sc.n_gt.reshape(-1), len(self.thrs)).astype(np.float64)
+            ap, n_tp = _kernels().group_ap(sc.group_start, sc.tp_pos, sc.tp_score, n_gt_g,
+                                           float(score_thr), COCO_RECALL_THRS)
+            ap = ap.reshape(len(self.thrs), n_sl, k)
+            n_tp = n_tp.reshape(len(self.thrs), n_sl, k)
+            for s, name in enumerate(sc.dimension.slices):
+                has_gt = sc.n_gt[s] > 0
+                n_gt = int(sc.n_gt[s].sum())
+                row = {
+                    "dimension": sc.dimension.name, "kind": sc.dimension.kind, "slice": name,
+                    "n_gt": n_gt,
+                    "n_pred": int(len(sc.counted_scores[s]) - np.searchsorted(sc.counted_scores[s], score_thr)),
+                    "n_images": int(len(sc.images[s])),
+                    "ap50": float(ap[self.eval_t, s, has_gt].mean()) if has_gt.any() else np.nan,
+                    "ap": float(ap[:n_coco, s][:, has_gt].mean()) if has_gt.any() else np.nan,
+                    "recall": n_tp[self.eval_t, s].sum() / n_gt if n_gt else np.nan,
+                }
+                for error, dap in zip(ERROR_TYPES, sc.tide[s]):
+                    row[f"dap_{error.value}"] = dap
+                rows.append(row)
+        table = pd.DataFrame(rows)
+        if table.empty:
+            return table
+        whole = self.whole(score_thr)
+        table["delta_ap50"] = table["ap50"] - whole["ap50"]
+        table["tiny"] = table["n_gt"] < min_boxes
+        order = np.lexsort((table["delta_ap50"].fillna(np.inf).to_numpy(), table["tiny"].to_numpy()))
+        return table.iloc[order].reset_index(drop=True)
+
+    def whole(self, score_thr: float = -np.inf) -> dict:
+        """ap50, ap of the whole set at score_thr (the reference the slices are ranked against)."""
+        return self._whole(float(score_thr))
+
+    def _whole(self, score_thr: float) -> dict:
+        sc = self._everything
+        n_gt_g = np.tile(sc.n_gt.reshape(-1), len(self.thrs)).astype(np.float64)
+        ap, _ = _kernels().group_ap(sc.group_start, sc.tp_pos, sc.tp_score, n_gt_g, score_thr, COCO_RECALL_THRS)
+        ap = ap.reshape(len(self.thrs), self.n_classes)
+        has_gt = sc.n_gt[0] > 0
+        if not has_gt.any():
+            return {"ap50": np.nan, "ap": np.nan}
+        return {"ap50": float(ap[self.eval_t, has_gt].mean()),
+                "ap": float(ap[:len(COCO_IOU_THRS)][:, has_gt].mean())}
+
+    _everything: _Scored = None
+
+    def images_of(self, dimension: str, slice_name: str) -> np.ndarray:
+        """Image indices with a box (ground truth or prediction) in the slice, or in it (image slices)."""
+        for sc in self.scored:
+            if sc.dimension.name == dimension and slice_name in sc.dimension.slices:
+                return sc.images[sc.dimension.slices.index(slice_name)]
+        raise ValueError(f"Invalid slice {dimension!r} / {slice_name!r}. Only {self.dimensions} are supported.")
+
+
+def _kernels():
+    from core import slice_kernels  # compiled on first use (cache=True: once per checkout)
+
+    return slice_kernels
+
+
+# ------------------------------------------------------------------------------ dimensions
+def automatic_dimensions(ev) -> list[Dimension]:
+    """Size (COCO and GT-area quartiles), aspect ratio, position, objects per image, classes
+    per image and the most frequent class pairs, for the evaluation's boxes."""
+    ctx = _Context.of(ev)
+    dims = [
+        _box_ranges("size (COCO areas)", ctx.gt_area, ctx.det_area,
+                    [(lo, hi, n) for (lo, hi), n in zip(COCO_AREA_RANGES[1:], _COCO_SIZE_NAMES)], ctx),
+        _size_quartiles(ctx),
+        _box_bins("aspect ratio", ctx.gt_aspect, ctx.det_aspect, _ASPECT_BINS, ctx),
+        _position(ctx),
+        _image_bins("objects per image", ctx.objects_per_image, _COUNT_BINS, ctx),
+        _classes_per_image(ctx),
+        _class_pairs(ctx),
+    ]
+    return [d for d in dims if d is not None and len(d.slices)]
+
+
+@dataclass
+class _Context:
+    """The boxes of an evaluation as plain arrays (ground truth in annotation order)."""
+
+    det_image: np.ndarray
+    det_cls: np.ndarray
+    det_xyxy: np.ndarray
+    gt_image: np.ndarray
+    gt_cls: np.ndarray
+    gt_xywh: np.ndarray
+    gt_area: np.ndarray
+    gt_crowd: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    names: list
+
+    @classmethod
+    def of(cls, ev) -> "_Context":
+        from core.evaluation import _gt_arrays
+
+        det = ev._arrays[0]
+        gt = _gt_arrays(ev.dataset)
+        images = ev.dataset.images
+        return cls(det_image=det.image, det_cls=det.cls, det_xyxy=det.xyxy, gt_image=gt.image,
+                   gt_cls=gt.cls, gt_xywh=gt.xywh, gt_area=gt.area, gt_crowd=gt.crowd,
+                   width=images["width"].to_numpy(np.float64), height=images["height"].to_numpy(np.float64),
+                   names=ev.dataset.categories["name"].astype(str).tolist())
+
+    @property
+    def n_images(self) -> int:
+        return len(self.width)
+
+    @property
+    def det_area(self) -> np.ndarray:
+        w, h = self.det_xyxy[:, 2] - self.det_xyxy[:, 0], self.det_xyxy[:, 3] - self.det_xyxy[:, 1]
+        return w * h  # as pycocotools' loadRes: bb[2] * bb[3]
+
+    @property
+    def gt_aspect(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.gt_xywh[:, 2] / self.gt_xywh[:, 3]
+
+    @property
+    def det_aspect(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (self.det_xyxy[:, 2] - self.det_xyxy[:, 0]) / (self.det_xyxy[:, 3] - self.det_xyxy[:, 1])
+
+    @property
+    def objects_per_image(self) -> np.ndarray:
+        return np.bincount(self.gt_image[~self.gt_crowd], minlength=self.n_images)
+
+
+def _box_ranges(name, gt_value, det_value, ranges, ctx) -> Dimension:
+    """Closed ranges [lo, hi] on a box value, as pycocotools' areaRng (a value on an edge is in both)."""
+    lo = np.array([r[0] for r in ranges], float)
+    hi = np.array([r[1] for r in ranges], float)
+    gt_in = (gt_value[:, None] >= lo) & (gt_value[:, None] <= hi)
+    det_in = (det_value[:, None] >= lo) & (det_value[:, None] <= hi)
+    return Dimension(name, BOX, [r[2] for r in ranges], gt_in, det_in,
+                     ranges=[(float(a), float(b)) for a, b in zip(lo, hi)])
+
+
+def _box_bins(name, gt_value, det_value, bins, ctx) -> Dimension:
+    """Half-open bins [lo, hi) on a box value: every box in exactly one (NaN: in none)."""
+    lo = np.array([b[0] for b in bins], float)
+    hi = np.array([b[1] for b in bins], float)
+    gt_in = (gt_value[:, None] >= lo) & (gt_value[:, None] < hi)
+    det_in = (det_value[:, None] >= lo) & (det_value[:, None] < hi)
+    return Dimension(name, BOX, [b[2] for b in bins], gt_in, det_in)
+
+
+def _size_quartiles(ctx) -> Dimension | None:
+    area = ctx.gt_area[~ctx.gt_crowd]
+    if len(area) < 4:
+        return None
+    q = np.unique(np.quantile(area, [0.25, 0.5, 0.75]))
+    edges = np.r_[0.0, q, 1e5 ** 2]
+    ranges = [(edges[i], edges[i + 1], f"area {_px(edges[i])}–{_px(edges[i + 1])}" if i < len(edges) - 2
+               else f"area > {_px(edges[i])}") for i in range(len(edges) - 1)]
+    return _box_ranges("size (GT area quartiles)", ctx.gt_area, ctx.det_area, ranges, ctx)
+
+
+def _px(area: float) -> str:
+    return f"{np.sqrt(area):.0f}²"
+
+
+def _position(ctx) -> Dimension:
+    """touching the border (a truncated object?), centre (centre in the middle third both
+    ways), off-centre (the rest)."""
+    def where(xyxy, image):
+        w, h = ctx.width[image], ctx.height[image]
+        margin_x, margin_y = np.maximum(1.0, BORDER_FRACTION * w), np.maximum(1.0, BORDER_FRACTION * h)
+        touch = ((xyxy[:, 0] <= margin_x) | (xyxy[:, 1] <= margin_y)
+                 | (xyxy[:, 2] >= w - margin_x) | (xyxy[:, 3] >= h - margin_y))
+        cx, cy = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w, (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
+        centre = ~touch & (np.abs(cx - 0.5) <= 1 / 6) & (np.abs(cy - 0.5) <= 1 / 6)
+        return np.stack([touch, centre, ~touch & ~centre], axis=1)
+
+    gt_xyxy = ctx.gt_xywh.copy()
+    gt_xyxy[:, 2:] += gt_xyxy[:, :2]
+    return Dimension("position", BOX, ["touching the border", "centre", "off-centre"],
+                     where(gt_xyxy, ctx.gt_image), where(ctx.det_xyxy, ctx.det_image))
+
+
+def _image_dimension(name, image_in: np.ndarray, slices: list[str], ctx) -> Dimension:
+    """Every box of an image in the slice is in it: pycocotools with imgIds restricted."""
+    keep = image_in.any(axis=0)
+    image_in = image_in[:, keep]
+    return Dimension(name, IMAGE, [s for s, k in zip(slices, keep) if k],
+                     image_in[ctx.gt_image], image_in[ctx.det_image], image_in)
+
+
+def _image_bins(name, value, bins, ctx) -> Dimension:
+    image_in = np.stack([(value >= lo) & (value <= hi) for lo, hi, _ in bins], axis=1)
+    return _image_dimension(name, image_in, [b[2] for b in bins], ctx)
+
+
+def _image_classes(ctx) -> np.ndarray:
+    """[I, K] bool: the image has regular ground truth of the class."""
+    k = len(ctx.names)
+    has = np.zeros((ctx.n_images, k), bool)
+    regular = ~ctx.gt_crowd
+    has[ctx.gt_image[regular], ctx.gt_cls[regular]] = True
+    return has
+
+
+def _classes_per_image(ctx) -> Dimension:
+    n = _image_classes(ctx).sum(axis=1)
+    return _image_bins("classes per image", n, [(1, 1, "1 class"), (2, 2, "2 classes"),
+                                                (3, np.inf, "3+ classes")], ctx)
+
+
+def _class_pairs(ctx) -> Dimension | None:
+    """The TOP_PAIRS class pairs found together in the most images."""
+    has = _image_classes(ctx).astype(np.int64)
+    together = has.T @ has                                               # [K, K]
+    a, b = np.triu_indices(len(ctx.names), k=1)
+    counts = together[a, b]
+    best = np.argsort(-counts, kind="stable")[:TOP_PAIRS]
+    best = best[counts[best] > 0]
+    if not len(best):
+        return None
+    image_in = np.stack([(has[:, a[i]] > 0) & (has[:, b[i]] > 0) for i in best], axis=1)
+    return _image_dimension("class pairs", image_in,
+                            [f"{ctx.names[a[i]]} + {ctx.names[b[i]]}" for i in best], ctx)
+
+
+# ------------------------------------------------------------------------------- scoring
+def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
+    """Match every slice of `dimensions` (default: automatic_dimensions) once."""
+    from core.evaluation import MAX_DETS, _accumulate_order, _gt_arrays, _stable_argsort_small
+
+    if dimensions is None:
+        dimensions = automatic_dimensions(ev)
+    det, outcome, _ = ev._arrays
+    gt = _gt_arrays(ev.dataset)
+    n_images, k = len(ev.dataset.images), len(ev.dataset.categories)
+    thrs = COCO_IOU_THRS if np.any(COCO_IOU_THRS == ev.iou_thr) else np.r_[COCO_IOU_THRS, ev.iou_thr]
+    eval_t = int(np.flatnonzero(thrs == ev.iou_thr)[0])
+    det_order = _accumulate_order(det, ev.dataset)
+    class_order = det_order[_stable_argsort_small(det.cls[det_order])]
+    position = np.empty(len(det.score), np.int64)
+    position[det_order] = np.arange(len(det.score))
+    gt_order = np.argsort(gt.image, kind="stable")
+    det_start = np.searchsorted(det.image, np.arange(n_images + 1))
+    gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))
+    common = dict(det=det, outcome=outcome, gt=gt, k=k, thrs=thrs, eval_t=eval_t, class_order=class_order,
+                  position=position, gt_order=gt_order, det_start=det_start, gt_start=gt_start,
+                  max_dets=MAX_DETS, n_images=n_images)
+    index = SliceIndex(iou_thr=ev.iou_thr, thrs=thrs, eval_t=eval_t, n_classes=k)
+    everything = Dimension("all", IMAGE, ["all"], np.ones((len(gt.image), 1), bool),
+                           np.ones((len(det.score), 1), bool), np.ones((n_images, 1), bool))
+    index._everything = _score(everything, with_tide=False, **common)
+    index.scored = [_score(d, **common) for d in dimensions]
+    return index
+
+
+def _score(dim: Dimension, *, det, outcome, gt, k, thrs, eval_t, class_order, position, gt_order,
+           det_start, gt_start, max_dets, n_images, with_tide: bool = True) -> _Scored:
+    kern = _kernels()
+    gt_in = np.ascontiguousarray(dim.gt_in, dtype=np.bool_)
+    det_in = np.ascontiguousarray(dim.det_in, dtype=np.bool_)
+    status = kern.match_slices(det_start, det.cls, det.xywh, gt_start, gt.cls[gt_order], gt.xywh[gt_order],
+                               gt.crowd[gt_order], gt_in[gt_order], det_in, thrs, max_dets)
+    group_start, tp_pos, tp_score = kern.true_positives(status, class_order, det.cls, det.score, k)
+    n_sl = len(dim.slices)
+    regular = ~gt.crowd
+    n_gt = np.zeros((n_sl, k), np.int64)
+    for s in range(n_sl):
+        n_gt[s] = np.bincount(gt.cls[regular & gt_in[:, s]], minlength=k)
+    from core.coco_kernels import COCO_FP, COCO_TP
+    at_eval = status[:, eval_t, :]                                        # [N, S]
+    counted = (at_eval == COCO_TP) | (at_eval == COCO_FP)
+    counted_scores = [np.sort(det.score[counted[:, s]]) for s in range(n_sl)]
+    tide = np.full((n_sl, len(ERROR_TYPES)), np.nan)
+    if with_tide:
+        # TIDE keeps the whole set's matching: a prediction goes with the ground truth that decided it
+        decided = outcome.gt >= 0
+        det_tide_in = det_in.copy()
+        det_tide_in[decided] = gt_in[outcome.gt[decided]]
+        for s in range(n_sl):
+            tide[s] = _slice_tide(det, outcome, gt, class_order, position, det_tide_in[:, s], gt_in[:, s], k)
+    if dim.image_in is not None:
+        images = [np.flatnonzero(dim.image_in[:, s]) for s in range(n_sl)]
+    else:
+        images = [np.unique(np.r_[gt.image[gt_in[:, s] & regular], det.image[det_in[:, s]]])
+                  for s in range(n_sl)]
+    return _Scored(dimension=dim, group_start=group_start, tp_pos=tp_pos, tp_score=tp_score, n_gt=n_gt,
+                   counted_scores=counted_scores, tide=tide, images=images)
+
+
+def _slice_tide(det, outcome, gt, class_order, position, det_in, gt_in, k) -> np.ndarray:
+    """TIDE dAP per error type (ERROR_TYPES order) of the predictions and ground truth in a slice."""
+    rows = class_order[(outcome.code[class_order] != ErrorType.IGNORED.code) & det_in[class_order]]
+    if not (gt_in & ~gt.crowd).any():
+        return np.full(len(ERROR_TYPES), np.nan)
+    result = tide_errors(TideInput(
+        det_class=det.cls[rows], det_order=position[rows], det_code=outcome.code[rows],
+        det_gt=outcome.gt[rows], gt_class=np.where(gt.crowd | ~gt_in, -1, gt.cls),
+        gt_used=outcome.gt_det >= 0, n_classes=k))
+    return result.table["dap"].to_numpy(np.float64)
