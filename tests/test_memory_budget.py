@@ -257,3 +257,32 @@ def test_upload_store_is_bounded_and_content_addressed(monkeypatch):
     assert uploads.total_bytes <= 3 * MB
     assert "DETLENS_MEMORY_BUDGET_MB" in loaders.dropped_upload_message("a.csv")
     uploads.clear()
+
+
+def _released_upload_script():
+    import streamlit as st
+    from streamlit.proto.Common_pb2 import FileURLs
+    from streamlit.runtime.uploaded_file_manager import DeletedFile, UploadedFile, UploadedFileRec
+
+    from ui import loaders, sidebar
+    from ui import state as S
+
+    S.init_state()
+    if not st.session_state.get("_done"):
+        new = UploadedFile(UploadedFileRec("id-2", "b.csv", "text/csv", b"PredictionString,image_id\n"),
+                           FileURLs())
+        # the browser still lists a.csv, whose bytes _release_widget_file gave back to Streamlit
+        st.session_state["_upload_predictions"] = [DeletedFile("id-1"), new]
+        sidebar._on_predictions_upload()
+        st.session_state["_done"] = True
+    kept = st.session_state[S.UPLOADED_PREDICTIONS]
+    st.text(f"{sorted(kept)} {loaders.upload_bytes(kept['uploaded: b.csv'].sha256)!r}")
+
+
+def test_a_released_upload_in_the_widget_value_is_skipped():
+    """The multi-file uploader reports files released to the store as DeletedFile: skipped."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_released_upload_script).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text[0].value == "['uploaded: b.csv'] b'PredictionString,image_id\\n'"

@@ -141,9 +141,14 @@ def _release_widget_file(upload) -> None:
         pass
 
 
+def _is_file(upload) -> bool:
+    # a file released by _release_widget_file reads back as Streamlit's DeletedFile (no bytes)
+    return hasattr(upload, "getvalue")
+
+
 def _on_gt_upload() -> None:
     upload = st.session_state.get("_upload_gt")
-    if upload is None:
+    if not _is_file(upload):
         return
     label = UPLOAD_PREFIX + upload.name
     uploaded = dict(st.session_state[S.UPLOADED_GT])
@@ -155,7 +160,7 @@ def _on_gt_upload() -> None:
 def _on_predictions_upload() -> None:
     uploads = st.session_state.get("_upload_predictions") or []
     uploaded = dict(st.session_state[S.UPLOADED_PREDICTIONS])
-    for upload in uploads:
+    for upload in filter(_is_file, uploads):
         label = UPLOAD_PREFIX + upload.name
         uploaded[label] = _keep_upload(upload)
         st.session_state[S.ACTIVE_PREDICTIONS] = label
