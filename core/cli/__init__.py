@@ -8,7 +8,7 @@ import os
 import sys
 
 # name -> module under core.cli; each module defines add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = ("validate", "evaluate", "infer", "ensemble", "convert", "agree")
+SUBCOMMANDS = ("validate", "evaluate", "infer", "ensemble", "convert", "agree", "catalog", "report")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
