@@ -8,7 +8,7 @@ import os
 import sys
 
 # name -> module under core.cli; each module defines add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = ("validate", "evaluate", "infer", "ensemble", "convert", "agree", "catalog", "report")
+SUBCOMMANDS = ("validate", "evaluate", "infer", "ensemble", "convert", "agree", "catalog", "report", "label-issues", "apply-review")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -22,9 +22,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         try:
-            module = importlib.import_module(f"core.cli.{name}")
+            module = importlib.import_module(f"core.cli.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"core.cli.{name}":
+            if exc.name != f"core.cli.{name.replace('-', '_')}":
                 raise
             continue  # subcommand not built yet
         module.add_parser(subparsers)
