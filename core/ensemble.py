@@ -1,12 +1,13 @@
-"""Ensembling N prediction sets with `ensemble-boxes` (WBF, NMS, Soft-NMS, NMW), image by image.
+"""Ensembling N prediction sets as `ensemble-boxes` does (WBF, NMS, Soft-NMS, NMW), image by image.
 
 ensemble-boxes works on normalised [0, 1] coordinates, so every image's boxes are divided by
 that image's own width and height (from the dataset, else read from the image file, else a
 default size, else the boxes' own extent) and multiplied back afterwards. Inputs may list
 different images: the union is ensembled and each gap is reported as a Problem.
 
-The work is per-image Python inside ensemble-boxes; competition-size inputs (3 x 490,000 boxes)
-are split into image chunks run in worker processes (see bench/bench_ensemble.py).
+The work runs in compiled kernels (core.ensemble_kernels) that give ensemble-boxes' output;
+the library itself stays available as engine="ensemble-boxes", the reference the tests compare
+with, whose per-image Python is split into image chunks run in worker processes at scale.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ METHOD_NAMES = {
 }
 METHOD_SHORT_NAMES = {"wbf": "WBF", "nms": "NMS", "soft_nms": "Soft-NMS", "nmw": "NMW"}
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")  # WBF only
+# "numba": core.ensemble_kernels; "ensemble-boxes": the library itself (the reference)
+ENGINES = ("numba", "ensemble-boxes")
 
 # Progress callback: called with (images done, images total).
 ProgressFn = Callable[[int, int], None]
@@ -253,8 +256,19 @@ def _soft_nms(boxes_list, scores_list, labels_list, config: EnsembleConfig, weig
     return np.concatenate(out_boxes), np.concatenate(out_scores), np.concatenate(out_labels)
 
 
-def _run_chunk(chunk: _Chunk, config: EnsembleConfig, n_models: int):
+def _run_chunk(chunk: _Chunk, config: EnsembleConfig, n_models: int, engine: str = "numba"):
     """Ensemble every image of a chunk -> (image ids [K], boxes [K, 4] normalised, scores, labels)."""
+    if engine == "numba":
+        from core.ensemble_kernels import ensemble_grouped
+
+        local, boxes, scores, labels = ensemble_grouped(chunk.starts, chunk.boxes, chunk.scores, chunk.labels,
+                                                        config)
+        return chunk.image_ids[local], boxes, scores, labels
+    return _run_chunk_reference(chunk, config, n_models)
+
+
+def _run_chunk_reference(chunk: _Chunk, config: EnsembleConfig, n_models: int):
+    """`_run_chunk` with ensemble-boxes itself, image by image (the reference, and the peer in bench)."""
     out_ids, out_boxes, out_scores, out_labels = [], [], [], []
     # The inputs are pre-cleaned, so ensemble-boxes' per-box warnings and prints cannot fire;
     # silence them anyway so a library change cannot flood a terminal.
@@ -377,8 +391,9 @@ def _chunks(prepared: PreparedInputs, n_chunks: int) -> list[_Chunk]:
     return chunks
 
 
-def _default_workers(n_boxes: int) -> int:
-    if n_boxes < _PARALLEL_MIN_BOXES:
+def _default_workers(n_boxes: int, engine: str = "numba") -> int:
+    # The compiled kernels do 3 x 490,000 boxes in about a second: worker processes cost more.
+    if engine == "numba" or n_boxes < _PARALLEL_MIN_BOXES:
         return 1
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -390,15 +405,20 @@ def ensemble_prepared(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     name: str | None = None,
+    engine: str = "numba",
 ) -> EnsembleResult:
-    """Run one variant on already prepared inputs (see `prepare_inputs`)."""
+    """Run one variant on already prepared inputs (see `prepare_inputs`). engine: "numba" (the
+    compiled kernels of core.ensemble_kernels) or "ensemble-boxes" (the library itself, image by
+    image: the reference the kernels equal, ~20x slower)."""
+    if engine not in ENGINES:
+        raise ValueError(f"Invalid engine {engine!r}. Only {', '.join(ENGINES)} are supported.")
     if config.weights is not None and len(config.weights) != prepared.n_models:
         raise ValueError(
             f"Invalid weights {list(config.weights)}: give one weight per input ({prepared.n_models}).")
-    _warm_up(config)  # numba compiles NMS/NMW kernels on first use; keep that out of timings
+    _warm_up(config, engine)  # numba compiles (or loads) kernels on first use; keep that out of timings
     started = time.perf_counter()
     n_images = len(prepared.image_keys)
-    workers = _default_workers(len(prepared.scores)) if workers is None else max(1, int(workers))
+    workers = _default_workers(len(prepared.scores), engine) if workers is None else max(1, int(workers))
     # Enough chunks for a smooth progress bar and for balancing the workers.
     chunks = _chunks(prepared, 50 if workers == 1 else 25 * workers)
     results = []
@@ -406,7 +426,7 @@ def ensemble_prepared(
     if progress:
         progress(0, n_images)
     if workers == 1:
-        outputs = (_run_chunk(c, config, prepared.n_models) for c in chunks)
+        outputs = (_run_chunk(c, config, prepared.n_models, engine) for c in chunks)
         for chunk, out in zip(chunks, outputs):
             results.append(out)
             done += len(chunk.image_ids)
@@ -414,7 +434,7 @@ def ensemble_prepared(
                 progress(done, n_images)
     else:
         with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
-            futures = [pool.submit(_run_chunk, c, config, prepared.n_models) for c in chunks]
+            futures = [pool.submit(_run_chunk, c, config, prepared.n_models, engine) for c in chunks]
             for chunk, future in zip(chunks, futures):
                 results.append(future.result())
                 done += len(chunk.image_ids)
@@ -442,17 +462,16 @@ def ensemble_prepared(
 _WARM: set[str] = set()
 
 
-def _warm_up(config: EnsembleConfig) -> None:
+def _warm_up(config: EnsembleConfig, engine: str = "numba") -> None:
     """Run the method once on one box so its numba kernels compile in this process (and are
     inherited by forked workers) before any timing starts."""
-    if config.method in _WARM:
+    if (config.method, engine) in _WARM:
         return
     box = np.array([[0.1, 0.1, 0.5, 0.5]])
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        _ensemble_one_image([box, box], [np.array([0.9]), np.array([0.8])], [np.array([0]), np.array([0])],
-                            replace(config, weights=None))
-    _WARM.add(config.method)
+    chunk = _Chunk(image_ids=np.zeros(1, np.int64), starts=np.array([[0, 1, 2]]), boxes=np.vstack([box, box]),
+                   scores=np.array([0.9, 0.8]), labels=np.zeros(2, np.int64))
+    _run_chunk(chunk, replace(config, weights=None), 2, engine)
+    _WARM.add((config.method, engine))
 
 
 def _mp_context():
@@ -473,6 +492,7 @@ def ensemble_predictions(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     name: str | None = None,
+    engine: str = "numba",
 ) -> EnsembleResult:
     """Ensemble N prediction sets image by image with `config`; boxes come back in absolute pixels.
 
@@ -480,7 +500,8 @@ def ensemble_predictions(
         reported). dataset / image_root / default_size: where image sizes come from (files
         only inside `roots`, the app's data roots).
     progress: called with (images done, images total). workers: processes (default: by size).
+    engine: "numba" (compiled, the default) or "ensemble-boxes" (the library, the reference).
     """
     prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
                               roots=roots)
-    return ensemble_prepared(prepared, config, progress=progress, workers=workers, name=name)
+    return ensemble_prepared(prepared, config, progress=progress, workers=workers, name=name, engine=engine)

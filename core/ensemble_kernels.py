@@ -1,0 +1,462 @@
+"""Compiled (numba) WBF, NMS, Soft-NMS and NMW that give ensemble-boxes' output, many images per call.
+
+Each method is ensemble-boxes' per-image algorithm (ensemble_boxes 1.0.9: `weighted_boxes_fusion`,
+`nms`, `non_maximum_weighted`; Soft-NMS as core.ensemble documents it) written as loops over
+(image, class) groups, with the same float operations in the same order: WBF and NMW fuse boxes
+in float32 as the library does, and sums of model weights follow numpy's pairwise summation.
+Sorting by score is where implementations differ on ties, so groups are ordered by numpy's own
+`argsort()[::-1]` (as the library calls it) wherever a group holds equal scores, and NMS sorts
+with numba's argsort, as the library's compiled `nms_float_fast` does.
+One known difference: Soft-NMS's gaussian decay uses libm's exp where numpy may use a SIMD exp
+that differs in the last bit (relative 1e-16).
+
+Inputs are what `core.ensemble.prepare_inputs` makes: boxes normalised to [0, 1], clipped, of
+positive area, grouped by (image, model) with `starts` offsets. `cache=True` keeps the compiled
+code in __pycache__: only a fresh checkout compiles.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# conf_type codes for the WBF kernel (core.ensemble.CONF_TYPES order)
+_CONF_CODES = {"avg": 0, "max": 1, "box_and_model_avg": 2, "absent_model_aware_avg": 3}
+
+
+def _numpy_divides_in_float32() -> bool:
+    """Whether `float32_array /= np.float64(x)` divides in float32 (numpy 1.x value-based casting)
+    rather than in float64 (numpy >= 2, NEP 50); the library's fused boxes depend on it."""
+    probe = np.full(1, 3.0, np.float32)
+    probe /= np.float64(3.0000001)  # float32(3.0000001) == 3.0, so float32 division gives exactly 1
+    return bool(probe[0] == 1.0)
+
+
+F32_DIVISION = _numpy_divides_in_float32()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalar helpers (same operations, same order as the library)
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sum(a, lo, hi):
+    """numpy's pairwise summation of a[lo:hi] for hi - lo <= 128: 8 partial sums."""
+    n = hi - lo
+    if n < 8:
+        res = 0.0
+        for i in range(lo, hi):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def _pairwise_sum(a, lo, hi):
+    """numpy's `a[lo:hi].sum()` for float64 (pairwise: halves split at multiples of 8 down to
+    blocks of 128), with an explicit stack: numba's cache mishandles recursive functions."""
+    task_lo = np.empty(256, np.int64)
+    task_hi = np.empty(256, np.int64)
+    task_combine = np.empty(256, np.bool_)
+    values = np.empty(256)
+    task_lo[0], task_hi[0], task_combine[0] = lo, hi, False
+    n_tasks, n_values = 1, 0
+    while n_tasks > 0:
+        n_tasks -= 1
+        t_lo, t_hi = task_lo[n_tasks], task_hi[n_tasks]
+        if task_combine[n_tasks]:
+            values[n_values - 2] = values[n_values - 2] + values[n_values - 1]
+            n_values -= 1
+        elif t_hi - t_lo <= 128:
+            values[n_values] = _block_sum(a, t_lo, t_hi)
+            n_values += 1
+        else:
+            n2 = (t_hi - t_lo) // 2
+            n2 -= n2 % 8
+            # popped in reverse: left half, right half, then their sum
+            task_lo[n_tasks], task_hi[n_tasks], task_combine[n_tasks] = t_lo, t_hi, True
+            task_lo[n_tasks + 1], task_hi[n_tasks + 1], task_combine[n_tasks + 1] = t_lo + n2, t_hi, False
+            task_lo[n_tasks + 2], task_hi[n_tasks + 2], task_combine[n_tasks + 2] = t_lo, t_lo + n2, False
+            n_tasks += 3
+    return values[0]
+
+
+@njit(cache=True, error_model="numpy")
+def _fused_coord(acc, conf, f32_division):
+    """`box[4:] /= conf` on the library's float32 box, conf a float64 scalar."""
+    if f32_division:
+        return np.float64(np.float32(acc) / np.float32(conf))
+    return np.float64(np.float32(np.float64(acc) / conf))
+
+
+@njit(cache=True, error_model="numpy")
+def _iou_vectorised(c0, c1, c2, c3, b0, b1, b2, b3):
+    """IoU as ensemble-boxes' numpy `bb_iou_array` computes it (WBF matching, NMS, Soft-NMS)."""
+    x_a = max(c0, b0)
+    y_a = max(c1, b1)
+    x_b = min(c2, b2)
+    y_b = min(c3, b3)
+    inter = max(x_b - x_a, 0.0) * max(y_b - y_a, 0.0)
+    area_a = (c2 - c0) * (c3 - c1)
+    area_b = (b2 - b0) * (b3 - b1)
+    return inter / (area_a + area_b - inter)
+
+
+@njit(cache=True, error_model="numpy")
+def _iou_scalar(a0, a1, a2, a3, b0, b1, b2, b3):
+    """ensemble-boxes' compiled `bb_intersection_over_union` (NMW): exact 0 without overlap."""
+    x_a = max(a0, b0)
+    y_a = max(a1, b1)
+    x_b = min(a2, b2)
+    y_b = min(a3, b3)
+    inter = max(0.0, x_b - x_a) * max(0.0, y_b - y_a)
+    if inter == 0:
+        return 0.0
+    area_a = (a2 - a0) * (a3 - a1)
+    area_b = (b2 - b0) * (b3 - b1)
+    return inter / (area_a + area_b - inter)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-group kernels. Every group is one (image, class), its boxes contiguous in `boxes`,
+# bounded by `group_starts` [G+1]; outputs go to the same positions (a group yields at most
+# as many boxes as it has), with the count per group in `out_n`.
+
+
+@njit(cache=True, error_model="numpy")
+def wbf_groups(group_starts, boxes, scores, box_weight, model, weights, weights_sum, weights_max,
+               iou_thr, conf_code, f32_division, out_boxes, out_scores, out_n):
+    """weighted_boxes_fusion per group. boxes [K, 4] sorted by descending weighted score within
+    each group (the library's order); scores [K] weighted (score * weight); box_weight [K]."""
+    n_models = weights.shape[0]
+    for g in range(group_starts.shape[0] - 1):
+        lo, hi = group_starts[g], group_starts[g + 1]
+        n = hi - lo
+        rows = np.empty((n, 6))            # the library's weighted_boxes row: score, weight, x1..y2
+        acc = np.zeros((n, 4), np.float32)  # sum of score * coordinate, float32 as the library's box
+        conf = np.zeros(n)
+        wsum = np.zeros(n)
+        cmax = np.zeros(n)
+        count = np.zeros(n, np.int64)
+        present = np.zeros((n, n_models), np.bool_)
+        nc = 0
+        for j in range(lo, hi):
+            b0, b1, b2, b3 = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]
+            # np.argmax over all clusters (the first NaN wins, as in numpy), then `<= iou_thr`
+            best = -1
+            best_iou = -np.inf
+            for k in range(nc):
+                v = _iou_vectorised(rows[k, 2], rows[k, 3], rows[k, 4], rows[k, 5], b0, b1, b2, b3)
+                if v != v:
+                    best, best_iou = k, v
+                    break
+                if v > best_iou:
+                    best, best_iou = k, v
+            s = scores[j]
+            if best == -1 or best_iou <= iou_thr:
+                k = nc
+                nc += 1
+                rows[k, 0], rows[k, 1] = s, box_weight[j]
+                rows[k, 2], rows[k, 3], rows[k, 4], rows[k, 5] = b0, b1, b2, b3
+                acc[k, 0] = np.float32(s * b0)
+                acc[k, 1] = np.float32(s * b1)
+                acc[k, 2] = np.float32(s * b2)
+                acc[k, 3] = np.float32(s * b3)
+                conf[k], wsum[k], cmax[k], count[k] = s, box_weight[j], s, 1
+                present[k, model[j]] = True
+                continue
+            k = best
+            acc[k, 0] = np.float32(np.float64(acc[k, 0]) + s * b0)
+            acc[k, 1] = np.float32(np.float64(acc[k, 1]) + s * b1)
+            acc[k, 2] = np.float32(np.float64(acc[k, 2]) + s * b2)
+            acc[k, 3] = np.float32(np.float64(acc[k, 3]) + s * b3)
+            conf[k] += s
+            wsum[k] += box_weight[j]
+            cmax[k] = max(cmax[k], s)
+            count[k] += 1
+            present[k, model[j]] = True
+            # get_weighted_box: a float32 box
+            if conf_code == 1:
+                rows[k, 0] = np.float64(np.float32(cmax[k]))
+            else:
+                rows[k, 0] = np.float64(np.float32(conf[k] / count[k]))
+            rows[k, 1] = np.float64(np.float32(wsum[k]))
+            for c in range(4):
+                rows[k, 2 + c] = _fused_coord(acc[k, c], conf[k], f32_division)
+        # rescale each cluster's confidence by the number of models and boxes
+        subset = np.empty(n_models)
+        for k in range(nc):
+            s = rows[k, 0]
+            if conf_code == 2:      # box_and_model_avg
+                s = s * count[k] / rows[k, 1]
+                m = 0
+                for t in range(n_models):
+                    if present[k, t]:
+                        subset[m] = weights[t]
+                        m += 1
+                s = s * _pairwise_sum(subset, 0, m) / weights_sum
+            elif conf_code == 3:    # absent_model_aware_avg
+                m = 0
+                for t in range(n_models):
+                    if not present[k, t]:
+                        subset[m] = weights[t]
+                        m += 1
+                s = s * count[k] / (rows[k, 1] + _pairwise_sum(subset, 0, m))
+            elif conf_code == 1:    # max
+                s = s / weights_max
+            else:                   # avg, allows_overflow=False
+                s = s * min(n_models, count[k]) / weights_sum
+            out_scores[lo + k] = s
+            for c in range(4):
+                out_boxes[lo + k, c] = rows[k, 2 + c]
+        out_n[g] = nc
+
+
+@njit(cache=True, error_model="numpy")
+def nmw_groups(group_starts, boxes, scores, iou_thr, f32_division, out_boxes, out_scores, out_n):
+    """non_maximum_weighted per group; boxes sorted by descending weighted score as for WBF."""
+    for g in range(group_starts.shape[0] - 1):
+        lo, hi = group_starts[g], group_starts[g + 1]
+        n = hi - lo
+        main = np.empty(n, np.int64)        # each cluster's first (best) box
+        cluster = np.empty(n, np.int64)
+        nc = 0
+        for j in range(lo, hi):
+            best = -1
+            best_iou = iou_thr
+            for k in range(nc):
+                m = main[k]
+                v = _iou_scalar(boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3],
+                                boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3])
+                if v > best_iou:
+                    best, best_iou = k, v
+            if best == -1:
+                main[nc] = j
+                cluster[j - lo] = nc
+                nc += 1
+            else:
+                cluster[j - lo] = best
+        # get_weighted_box: members weighted by score * IoU with the best box, float32 box
+        acc = np.zeros((nc, 4), np.float32)
+        conf = np.zeros(nc)
+        for j in range(lo, hi):
+            k = cluster[j - lo]
+            m = main[k]
+            iou = _iou_scalar(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3],
+                              boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3])
+            weight = scores[j] * iou
+            for c in range(4):
+                acc[k, c] = np.float32(np.float64(acc[k, c]) + weight * boxes[j, c])
+            conf[k] += weight
+        for k in range(nc):
+            out_scores[lo + k] = np.float64(np.float32(scores[main[k]]))
+            for c in range(4):
+                out_boxes[lo + k, c] = _fused_coord(acc[k, c], conf[k], f32_division)
+        out_n[g] = nc
+
+
+@njit(cache=True, error_model="numpy")
+def nms_groups(group_starts, boxes, scores, iou_thr, out_boxes, out_scores, out_n):
+    """ensemble-boxes' `nms_float_fast` per group; boxes in input order (model, then file)."""
+    for g in range(group_starts.shape[0] - 1):
+        lo, hi = group_starts[g], group_starts[g + 1]
+        n = hi - lo
+        group_scores = scores[lo:hi].copy()
+        order = group_scores.argsort()[::-1]  # numba's argsort, as the library's kernel sorts
+        areas = np.empty(n)
+        for i in range(n):
+            areas[i] = (boxes[lo + i, 2] - boxes[lo + i, 0]) * (boxes[lo + i, 3] - boxes[lo + i, 1])
+        alive = np.ones(n, np.bool_)
+        kept = 0
+        for p in range(n):
+            i = order[p]
+            if not alive[i]:
+                continue
+            out_scores[lo + kept] = group_scores[i]
+            for c in range(4):
+                out_boxes[lo + kept, c] = boxes[lo + i, c]
+            kept += 1
+            a0, a1, a2, a3 = boxes[lo + i, 0], boxes[lo + i, 1], boxes[lo + i, 2], boxes[lo + i, 3]
+            for q in range(p + 1, n):
+                j = order[q]
+                if not alive[j]:
+                    continue
+                xx1 = max(a0, boxes[lo + j, 0])
+                yy1 = max(a1, boxes[lo + j, 1])
+                xx2 = min(a2, boxes[lo + j, 2])
+                yy2 = min(a3, boxes[lo + j, 3])
+                inter = max(0.0, xx2 - xx1) * max(0.0, yy2 - yy1)
+                ovr = inter / (areas[i] + areas[j] - inter)
+                if not ovr <= iou_thr:
+                    alive[j] = False
+        out_n[g] = kept
+
+
+@njit(cache=True, error_model="numpy")
+def soft_nms_groups(group_starts, boxes, scores, sigma, min_score, out_boxes, out_scores, out_n):
+    """ensemble-boxes' gaussian `cpu_soft_nms_float` per group, keeping the decayed scores."""
+    for g in range(group_starts.shape[0] - 1):
+        lo, hi = group_starts[g], group_starts[g + 1]
+        n = hi - lo
+        idx = np.arange(n)                  # the library's index column, swapped with the rows
+        x1 = boxes[lo:hi, 0].copy()
+        y1 = boxes[lo:hi, 1].copy()
+        x2 = boxes[lo:hi, 2].copy()
+        y2 = boxes[lo:hi, 3].copy()
+        sc = scores[lo:hi].copy()
+        areas = (x2 - x1) * (y2 - y1)
+        for i in range(n):
+            # bring the highest remaining score (first of equals) to position i
+            if i != n - 1:
+                maxpos = i + 1
+                for q in range(i + 2, n):
+                    if sc[q] > sc[maxpos]:
+                        maxpos = q
+                if sc[i] < sc[maxpos]:
+                    x1[i], x1[maxpos] = x1[maxpos], x1[i]
+                    y1[i], y1[maxpos] = y1[maxpos], y1[i]
+                    x2[i], x2[maxpos] = x2[maxpos], x2[i]
+                    y2[i], y2[maxpos] = y2[maxpos], y2[i]
+                    idx[i], idx[maxpos] = idx[maxpos], idx[i]
+                    sc[i], sc[maxpos] = sc[maxpos], sc[i]
+                    areas[i], areas[maxpos] = areas[maxpos], areas[i]
+            for q in range(i + 1, n):
+                w = max(0.0, min(y2[i], y2[q]) - max(y1[i], y1[q]))
+                h = max(0.0, min(x2[i], x2[q]) - max(x1[i], x1[q]))
+                inter = w * h
+                ovr = inter / (areas[i] + areas[q] - inter)
+                sc[q] = math.exp(-(ovr * ovr) / sigma) * sc[q]
+        kept = 0
+        for i in range(n):
+            if sc[i] > min_score:
+                out_scores[lo + kept] = sc[i]
+                for c in range(4):
+                    out_boxes[lo + kept, c] = boxes[lo + idx[i], c]
+                kept += 1
+        out_n[g] = kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping and numpy's tie order
+
+
+def numpy_descending_order(values: np.ndarray, segment_starts: np.ndarray) -> np.ndarray:
+    """[K] positions ordering each segment [starts[s], starts[s+1]) by descending value exactly
+    as `np.argsort(values[segment])[::-1]` does, ties included (numpy's sort is not stable, and
+    ensemble-boxes sorts that way). Vectorised; numpy is called only on segments with ties."""
+    n = len(values)
+    segment = np.repeat(np.arange(len(segment_starts) - 1), np.diff(segment_starts))  # [K]
+    order = np.lexsort((-values, segment))
+    if n < 2:
+        return order
+    sorted_values = values[order]
+    tied = (sorted_values[1:] == sorted_values[:-1]) & (segment[1:] == segment[:-1])
+    for s in np.unique(segment[1:][tied]).tolist():
+        lo, hi = segment_starts[s], segment_starts[s + 1]
+        order[lo:hi] = lo + np.argsort(values[lo:hi])[::-1]
+    return order
+
+
+def _segment_starts(keys_sorted: np.ndarray) -> np.ndarray:
+    """[G+1] offsets of the runs of equal values in a sorted key array."""
+    if len(keys_sorted) == 0:
+        return np.zeros(1, np.int64)
+    change = np.flatnonzero(keys_sorted[1:] != keys_sorted[:-1]) + 1
+    return np.concatenate([[0], change, [len(keys_sorted)]]).astype(np.int64)
+
+
+def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                     config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ensemble every image of a chunk with `config` (a core.ensemble.EnsembleConfig).
+
+    starts [C, M+1]: offsets of each image's models' boxes in boxes [K, 4] (normalised, clean),
+    scores [K], labels [K] int64. Returns (image [k] local index, boxes [k, 4], scores [k],
+    labels [k] int64), each image's boxes in ensemble-boxes' output order.
+    """
+    n_images, n_models = starts.shape[0], starts.shape[1] - 1
+    counts = np.diff(starts, axis=1).reshape(-1)                                  # [C*M]
+    model = np.repeat(np.tile(np.arange(n_models), n_images), counts)             # [K]
+    image = np.repeat(np.arange(n_images), np.diff(starts[:, [0, -1]], axis=1).reshape(-1))
+    weights = (np.ones(n_models) if config.weights is None
+               else np.asarray(config.weights, dtype=np.float64))
+    method = config.method
+
+    if method in ("wbf", "nmw"):
+        keep = scores >= config.skip_box_thr           # prefilter: `if score < thr: continue`
+        if method == "nmw":
+            weights = weights / max(weights)
+    else:
+        keep = scores >= config.skip_box_thr if config.skip_box_thr > 0 else np.ones(len(scores), bool)
+    image, model, boxes, scores, labels = image[keep], model[keep], boxes[keep], scores[keep], labels[keep]
+    box_weight = weights[model]
+    if method in ("wbf", "nmw"):
+        weighted = scores * box_weight
+    elif config.weights is not None:  # nms_method: scores * weight / weights.sum()
+        weighted = scores * box_weight / weights.sum()
+    else:
+        weighted = scores
+
+    # Groups: (image, class). WBF/NMW list classes in first-seen order (the library's dict),
+    # NMS/Soft-NMS in ascending order (np.unique); images in chunk order either way.
+    _, label_code = np.unique(labels, return_inverse=True)
+    n_labels = int(label_code.max()) + 1 if len(label_code) else 1
+    key = image * n_labels + label_code
+    if method in ("wbf", "nmw"):
+        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        rank = np.empty(len(uniq), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
+        key = rank[inverse]
+    order = np.argsort(key, kind="stable")                                        # input order kept
+    group_starts = _segment_starts(key[order])
+    if method in ("wbf", "nmw"):
+        # within each group: descending weighted score, numpy's tie order
+        order = order[numpy_descending_order(weighted[order], group_starts)]
+    g_boxes = np.ascontiguousarray(boxes[order])
+    g_scores = np.ascontiguousarray(weighted[order])
+    out_boxes = np.empty_like(g_boxes)
+    out_scores = np.empty_like(g_scores)
+    out_n = np.zeros(len(group_starts) - 1, np.int64)
+    if method == "wbf":
+        wbf_groups(group_starts, g_boxes, g_scores, np.ascontiguousarray(box_weight[order]),
+                   np.ascontiguousarray(model[order]), weights, weights.sum(), weights.max(),
+                   float(config.iou_thr), _CONF_CODES[config.conf_type], F32_DIVISION,
+                   out_boxes, out_scores, out_n)
+    elif method == "nmw":
+        nmw_groups(group_starts, g_boxes, g_scores, float(config.iou_thr), F32_DIVISION,
+                   out_boxes, out_scores, out_n)
+    elif method == "nms":
+        nms_groups(group_starts, g_boxes, g_scores, float(config.iou_thr), out_boxes, out_scores, out_n)
+    else:
+        soft_nms_groups(group_starts, g_boxes, g_scores, float(config.sigma),
+                        float(config.soft_nms_min_score), out_boxes, out_scores, out_n)
+
+    # Compact: the first out_n[g] rows of each group.
+    offset = np.arange(len(g_scores)) - np.repeat(group_starts[:-1], np.diff(group_starts))
+    taken = offset < np.repeat(out_n, np.diff(group_starts))
+    out_image = image[order][taken]
+    out_label = labels[order][taken]
+    out_boxes, out_scores = out_boxes[taken], out_scores[taken]
+    if method in ("wbf", "nmw") and len(out_scores):
+        # the library sorts each image's fused boxes by score: `argsort()[::-1]`
+        final = numpy_descending_order(out_scores, _segment_starts(out_image))
+        out_image, out_label = out_image[final], out_label[final]
+        out_boxes, out_scores = out_boxes[final], out_scores[final]
+    return out_image, out_boxes, out_scores, out_label.astype(np.int64)
