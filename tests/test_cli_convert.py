@@ -126,3 +126,26 @@ def test_help_lists_convert():
     result = subprocess.run([sys.executable, "-m", "core", "convert", "--help"], capture_output=True, text=True,
                             cwd=REPO, timeout=120)
     assert result.returncode == 0 and "--to {coco,csv,yolo,voc,ultralytics}" in result.stdout
+
+
+def test_evaluate_and_validate_take_yolo_and_voc_and_their_predictions(tmp_path, capsys):
+    """The 12 stats printed for COCO + CSV are printed again for YOLO + YOLO txt and VOC + Ultralytics json."""
+    assert convert(GT, "--to", "yolo", "--out", tmp_path / "yolo") == 0
+    assert convert(GT, "--to", "voc", "--out", tmp_path / "voc") == 0
+    assert convert(PRED_CSV, "--to", "yolo", "--out", tmp_path / "txt", "--gt", GT) == 0
+    assert convert(PRED_CSV, "--to", "ultralytics", "--out", tmp_path / "u.json", "--gt", GT) == 0
+    capsys.readouterr()
+
+    def stats_lines(*args) -> list[str]:
+        assert main(["evaluate", *map(str, args)]) == 0
+        return [line for line in capsys.readouterr().out.splitlines() if line.startswith(" Average")]
+
+    expected = stats_lines(GT, PRED_CSV)
+    assert len(expected) == 12
+    assert stats_lines(tmp_path / "yolo" / "data.yaml", tmp_path / "txt") == expected
+    assert stats_lines(tmp_path / "voc", tmp_path / "u.json") == expected
+    assert main(["validate", str(tmp_path / "txt"), "--gt", str(tmp_path / "voc")]) == 0
+    assert "txt: YOLO txt folder: 995 boxes loaded" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "u.json"), "--gt", str(tmp_path / "yolo")]) == 0
+    assert "u.json: Ultralytics predictions.json: 995 entries loaded, 99 images, 99 of 100 GT images" \
+        in capsys.readouterr().out

@@ -40,8 +40,9 @@ def add_parser(subparsers) -> None:
         "evaluate", help="COCO metrics, per-class errors and TIDE dAP of a submission",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
-    p.add_argument("gt", type=Path, help="COCO ground-truth json")
-    p.add_argument("pred", type=Path, help="submission CSV (PredictionString,image_id) or COCO results json")
+    p.add_argument("gt", type=Path, help="ground truth: COCO json, YOLO data.yaml or folder, Pascal VOC folder")
+    p.add_argument("pred", type=Path, help="submission CSV (PredictionString,image_id), COCO results json, "
+                   "Ultralytics predictions.json or YOLO txt folder")
     p.add_argument("--iou", type=float, default=0.5, help="IoU threshold of the per-box outcomes (default 0.5)")
     p.add_argument("--score-threshold", type=float, default=None, metavar="T",
                    help="delete every box scoring below T first")
@@ -50,9 +51,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.dataset import load_coco
     from core.evaluation import evaluate
-    from core.predictions import load_predictions
+    from core.formats import load_any_predictions, load_ground_truth
 
     if not 0.0 < args.iou <= 1.0:
         print(f"error: --iou {args.iou} is not in (0, 1]; give e.g. --iou 0.5")
@@ -67,17 +67,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}")
             return 1
     try:
-        dataset = load_coco(args.gt)
+        dataset = load_ground_truth(args.gt)  # COCO, YOLO or VOC, from content and layout
     except ValidationError as exc:
         _print_problems(exc.problems)
-        print(f"{args.gt}: not a usable COCO ground truth; fix the errors above.")
+        print(f"{args.gt}: not a usable ground truth; fix the errors above.")
         return 1
     if not len(dataset.annotations):
         print(f"{args.gt}: error: the ground truth has no annotations (a test split?), so every metric is "
               "undefined; give a json with boxes, e.g. train.json or a validation fold")
         return 1
     try:
-        preds = load_predictions(args.pred, dataset=dataset)
+        preds = load_any_predictions(args.pred, dataset)
     except ValidationError as exc:
         _print_problems(exc.problems)
         print(f"{args.pred}: not usable as predictions; fix the errors above.")

@@ -20,8 +20,9 @@ def add_parser(subparsers) -> None:
         "validate", help="check a submission CSV or COCO results json (and a COCO ground truth)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("pred", type=Path, help="submission CSV (PredictionString,image_id) or COCO results json")
-    p.add_argument("--gt", type=Path, help="COCO ground-truth json: checks labels and image_ids against it "
+    p.add_argument("pred", type=Path, help="submission CSV (PredictionString,image_id), COCO results json, "
+                   "Ultralytics predictions.json or YOLO txt folder")
+    p.add_argument("--gt", type=Path, help="ground truth (COCO json, YOLO, VOC): checks labels, image_ids against it "
                    "(required for a results json, which names images by id)")
     p.set_defaults(run=run)
 
@@ -32,13 +33,13 @@ def _print_problems(problems: list[Problem]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.dataset import load_coco
-    from core.predictions import FORMAT_JSON, detect_format, load_predictions
+    from core.formats import (PRED_COCO, PRED_ULTRALYTICS, PRED_YOLO, detect_predictions_format,
+                              load_any_predictions, load_ground_truth)
 
     dataset = None
     if args.gt is not None:
         try:
-            dataset = load_coco(args.gt)
+            dataset = load_ground_truth(args.gt)
         except ValidationError as exc:
             _print_problems(exc.problems)
             print(f"ground truth {args.gt}: {len(errors_of(exc.problems))} error(s); fix it or give "
@@ -47,13 +48,14 @@ def run(args: argparse.Namespace) -> int:
         _print_problems(dataset.problems)
 
     try:
-        data = args.pred.read_bytes()
+        data = args.pred if args.pred.is_dir() else args.pred.read_bytes()  # a YOLO txt folder, or a file
     except OSError as exc:
         print(f"{args.pred}: error: cannot read the file: {exc.strerror or exc}; check the path")
         return 1
-    is_json = detect_format(data) == FORMAT_JSON
     try:
-        preds = load_predictions(data, dataset=dataset, name=args.pred.name)
+        kind = detect_predictions_format(args.pred)
+        preds = load_any_predictions(data, dataset, name=args.pred.name)
+        is_json = kind in (PRED_COCO, PRED_ULTRALYTICS)
     except ValidationError as exc:
         _print_problems(exc.problems)
         print(f"{args.pred}: not usable as predictions. INVALID")
@@ -66,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         known = int((dataset.image_index_of_file(preds.image_keys) >= 0).sum())
         gt_part = f", {known} of {len(dataset.images)} GT images covered"
     verdict = "VALID" if not errors else "INVALID: the competition server may reject it"
-    print(f"{args.pred.name}: {'COCO results json' if is_json else 'submission CSV'}: "
+    what = {PRED_COCO: "COCO results json", PRED_ULTRALYTICS: "Ultralytics predictions.json",
+            PRED_YOLO: "YOLO txt folder"}.get(kind, "submission CSV")
+    print(f"{args.pred.name}: {what}: "
           f"{len(preds)} {'entries' if is_json else 'boxes'} loaded, {len(preds.image_keys)} images{gt_part}; "
           f"{len(errors)} error(s), {len(warnings)} warning(s). {verdict}")
     return 0 if not errors else 1
