@@ -10,6 +10,7 @@ import streamlit as st
 from core.compare import per_class_figure
 from core.drawing import Panel, gt_layers, prediction_layers
 from ui import state as S
+from ui.catalog import bootstrap_section
 from ui.prediction_sets import choose_prediction_sets, comparison_tables, data_for, pair_tables
 from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import draw_image_panels, gt_rows, image_ref_for, outcome_legend, prediction_rows
@@ -123,6 +124,8 @@ def _at_threshold(data, sets) -> None:
                f"images better with A, {int((difference < 0).sum())} better with B, "
                f"{int((difference == 0).sum())} equal. An image without ground truth counts AP 1 when "
                "a model puts no box on it.")
+    evaluations = tables.comparison.evaluations  # is B − A real? (issue 14; every box, no threshold)
+    bootstrap_section(evaluations[name_a], evaluations[name_b], name_a, name_b)
 
     candidates = pd.concat([a_wins, b_wins], ignore_index=True)
     if not len(candidates):

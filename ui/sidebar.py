@@ -394,6 +394,9 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
         except Exception as exc:  # noqa: BLE001 - the page must keep working, with the reason shown
             st.error(f"Evaluating {pred_label} failed: {type(exc).__name__}: {exc}")
             evaluation = view = None
+    if isinstance(pred_source, Source) and predictions is not None:  # the submission catalog (issue 14)
+        from ui.catalog import note_loaded  # a store failure is a sidebar message, never an exception
+        note_loaded(pred_source, loaded, dataset_key, gt_label, evaluation, iou_thr)
     data = ActiveData(image_root, gt_label, dataset, dataset_key, pred_label, predictions, pred_key,
                       evaluation, view, score_thr, iou_thr, score_slot, folder=root)
     _summary(data)
