@@ -334,19 +334,19 @@ def pil_image(root: Path | None, file_name: str):
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _crop_png(path: str | None, mtime_ns: int, size: tuple[float, float],
-              focus_xyxy: tuple[float, ...], outlines: tuple) -> bytes:
+              focus_xyxy: tuple[float, ...], outlines: tuple, out_side: int = 180) -> bytes:
     from core.drawing import render_crop
 
     image = _pil_image(path, mtime_ns) if path is not None else None
     crop = render_crop(image, size, np.array(focus_xyxy),
-                       [(np.array(box), color) for box, color in outlines])
+                       [(np.array(box), color) for box, color in outlines], out_side=out_side)
     buffer = io.BytesIO()
     crop.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def crop_png(root: Path | None, file_name: str, size: tuple[float, float], focus_xyxy,
-             outlines: list[tuple[object, str]]) -> bytes:
+             outlines: list[tuple[object, str]], *, out_side: int = 180) -> bytes:
     """A thumbnail around focus_xyxy with the (box_xyxy, colour) outlines, PNG bytes, cached per
     (image file, boxes): a threshold change re-renders no crop, and the same bytes give the
     browser the same media URL. A missing image gives a blank-canvas crop."""
@@ -354,4 +354,4 @@ def crop_png(root: Path | None, file_name: str, size: tuple[float, float], focus
     path, mtime_ns = (str(lookup.path), _mtime_ns(lookup.path)) if lookup.found else (None, 0)
     as_tuple = lambda box: tuple(float(v) for v in np.asarray(box, dtype=np.float64).ravel())  # noqa: E731
     return _crop_png(path, mtime_ns, (float(size[0]), float(size[1])), as_tuple(focus_xyxy),
-                     tuple((as_tuple(box), str(color)) for box, color in outlines))
+                     tuple((as_tuple(box), str(color)) for box, color in outlines), int(out_side))
