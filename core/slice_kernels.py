@@ -14,7 +14,7 @@ from numba import njit
 from core.coco_kernels import COCO_DROPPED, COCO_FP, COCO_IGNORED, COCO_TP, _greedy, _image_ious
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def match_slices(det_start, det_cls, det_xywh, gt_start, gt_cls, gt_xywh, gt_crowd,
                  gt_in, det_in, thrs, max_det):
     """COCO status [N, T, S] of every prediction at each IoU threshold in each slice.
@@ -77,29 +77,30 @@ def match_slices(det_start, det_cls, det_xywh, gt_start, gt_cls, gt_xywh, gt_cro
                 _greedy(in_order, rank, max_det, same, ious, reach, thrs[t], gt_in_order, gt_ignore,
                         crowd, det_match, det_ign, gt_match)
                 for j in range(nd):
+                    row = d0 + j
                     if rank[j] >= max_det:
-                        status[d0 + j, t, s] = COCO_DROPPED
+                        status[row, t, s] = COCO_DROPPED
                     elif det_match[j] > -1:
-                        status[d0 + j, t, s] = COCO_IGNORED if det_ign[j] else COCO_TP
+                        status[row, t, s] = COCO_IGNORED if det_ign[j] else COCO_TP
                     else:
-                        status[d0 + j, t, s] = COCO_FP if det_in[d0 + j, s] else COCO_IGNORED
+                        status[row, t, s] = COCO_FP if det_in[d0 + j, s] else COCO_IGNORED
     return status
 
 
-@njit(cache=True)
-def true_positives(status, class_order, det_cls, det_score, n_classes):
+@njit(cache=True, nogil=True)
+def true_positives(status, cls, score, n_classes):
     """The TPs of every (threshold, slice, class) group, with their position among the counted
-    predictions of the group in accumulate order (class_order: rows by class, then that order).
+    predictions of the group in accumulate order.
 
-    Returns group_start [T*S*K+1] (group = (t*S + s)*K + k), tp_pos, tp_score (by group, then
-    position) and counted [T, S, K] per group, with scores of counted rows for thresholds.
+    status [N, T, S], cls [N], score [N]: rows sorted by class, then in pycocotools'
+    accumulate order. Returns group_start [T*S*K+1] (group = (t*S + s)*K + k), tp_pos and
+    tp_score, both by group, then position.
     """
-    n_thr, n_sl = status.shape[1], status.shape[2]
+    n, n_thr, n_sl = status.shape
     n_groups = n_thr * n_sl * n_classes
     counts = np.zeros(n_groups, np.int64)
-    for i in range(class_order.shape[0]):
-        d = class_order[i]
-        c = det_cls[d]
+    for d in range(n):
+        c = cls[d]
         for t in range(n_thr):
             for s in range(n_sl):
                 if status[d, t, s] == COCO_TP:
@@ -112,9 +113,8 @@ def true_positives(status, class_order, det_cls, det_score, n_classes):
     tp_score = np.empty(group_start[-1])
     counted = np.zeros((n_thr, n_sl), np.int64)
     previous = -1
-    for i in range(class_order.shape[0]):
-        d = class_order[i]
-        c = det_cls[d]
+    for d in range(n):
+        c = cls[d]
         if c != previous:
             counted[:, :] = 0
             previous = c
@@ -124,7 +124,7 @@ def true_positives(status, class_order, det_cls, det_score, n_classes):
                 if st == COCO_TP:
                     g = (t * n_sl + s) * n_classes + c
                     tp_pos[fill[g]] = counted[t, s]
-                    tp_score[fill[g]] = det_score[d]
+                    tp_score[fill[g]] = score[d]
                     fill[g] += 1
                     counted[t, s] += 1
                 elif st == COCO_FP:
@@ -132,7 +132,7 @@ def true_positives(status, class_order, det_cls, det_score, n_classes):
     return group_start, tp_pos, tp_score
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def group_ap(group_start, tp_pos, tp_score, n_gt, score_thr, rec_thrs):
     """101-point COCO AP per group ([G], NaN without ground truth) and TP count per group,
     keeping the predictions scoring >= score_thr (a prefix of each group's list).

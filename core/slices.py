@@ -15,19 +15,25 @@ ground truth that decided its outcome, or, with none, to that of its own box.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from core.errors import ERROR_TYPES, ErrorType
+from core.coco_kernels import COCO_FP, COCO_IGNORED, COCO_TP
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
-from core.tide import TideInput, tide_errors
+from core.tide import TideInput, tide_dap_by_group
+from core.tide_per_class import tide_input_of
 
 BOX, IMAGE = "box", "image"
 MIN_BOXES = 30          # slices with fewer ground-truth boxes are marked tiny (greyed, ranked last)
 TOP_PAIRS = 5           # class pairs that share the most images, each an image slice
 BORDER_FRACTION = 0.01  # a box within 1% of the image side (at least 1 px) touches the border
+# dimensions scored at once (the compiled kernels and numpy's sorts release the GIL)
+_THREADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 _COCO_SIZE_NAMES = ["small (< 32²)", "medium (32²–96²)", "large (> 96²)"]
 _ASPECT_BINS = [(0.0, 0.5, "tall (w/h < 1/2)"), (0.5, 0.8, "portrait (1/2–0.8)"),
                 (0.8, 1.25, "square (0.8–1.25)"), (1.25, 2.0, "landscape (1.25–2)"),
@@ -51,6 +57,7 @@ class Dimension:
     det_in: np.ndarray
     image_in: np.ndarray | None = None
     ranges: list | None = None   # (lo, hi) per slice of a closed-range box dimension (sizes)
+    coco_area: list | None = None  # indices into COCO_AREA_RANGES when the slices are COCO's areas
 
 
 @dataclass
@@ -154,9 +161,10 @@ def automatic_dimensions(ev) -> list[Dimension]:
     """Size (COCO and GT-area quartiles), aspect ratio, position, objects per image, classes
     per image and the most frequent class pairs, for the evaluation's boxes."""
     ctx = _Context.of(ev)
+    coco_sizes = _box_ranges("size (COCO areas)", ctx.gt_area, ctx.det_area,
+                             [(lo, hi, n) for (lo, hi), n in zip(COCO_AREA_RANGES[1:], _COCO_SIZE_NAMES)], ctx)
     dims = [
-        _box_ranges("size (COCO areas)", ctx.gt_area, ctx.det_area,
-                    [(lo, hi, n) for (lo, hi), n in zip(COCO_AREA_RANGES[1:], _COCO_SIZE_NAMES)], ctx),
+        replace(coco_sizes, coco_area=[1, 2, 3]),
         _size_quartiles(ctx),
         _box_bins("aspect ratio", ctx.gt_aspect, ctx.det_aspect, _ASPECT_BINS, ctx),
         _position(ctx),
@@ -333,42 +341,55 @@ def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     gt_order = np.argsort(gt.image, kind="stable")
     det_start = np.searchsorted(det.image, np.arange(n_images + 1))
     gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))
-    common = dict(det=det, outcome=outcome, gt=gt, k=k, thrs=thrs, eval_t=eval_t, class_order=class_order,
-                  position=position, gt_order=gt_order, det_start=det_start, gt_start=gt_start,
-                  max_dets=MAX_DETS, n_images=n_images)
+    tide_data, tide_rows, _ = tide_input_of(ev)  # TIDE's view of the predictions, for every slice
+    common = dict(det=det, det_xywh=det.xywh, outcome=outcome, gt=gt, k=k, thrs=thrs, eval_t=eval_t,
+                  class_order=class_order, whole_status=_whole_status(outcome, thrs)[class_order],
+                  ascending=np.argsort(det.score[class_order], kind="stable"),
+                  tide_data=tide_data, tide_rows=tide_rows, gt_order=gt_order,
+                  det_start=det_start, gt_start=gt_start, max_dets=MAX_DETS)
     index = SliceIndex(iou_thr=ev.iou_thr, thrs=thrs, eval_t=eval_t, n_classes=k)
     everything = Dimension("all", IMAGE, ["all"], np.ones((len(gt.image), 1), bool),
                            np.ones((len(det.score), 1), bool), np.ones((n_images, 1), bool))
-    index._everything = _score(everything, with_tide=False, **common)
-    index.scored = [_score(d, **common) for d in dimensions]
+    # dimensions in parallel: the compiled kernels release the GIL, as do numpy's sorts
+    def score(d):
+        return _score(d, with_tide=d is not everything, **common)
+
+    if _THREADS > 1:
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            index._everything, *index.scored = list(pool.map(score, [everything, *dimensions]))
+    else:
+        index._everything, *index.scored = [score(d) for d in [everything, *dimensions]]
     return index
 
 
-def _score(dim: Dimension, *, det, outcome, gt, k, thrs, eval_t, class_order, position, gt_order,
-           det_start, gt_start, max_dets, n_images, with_tide: bool = True) -> _Scored:
+def _score(dim: Dimension, *, det, det_xywh, outcome, gt, k, thrs, eval_t, class_order, whole_status, ascending,
+           tide_data, tide_rows, gt_order, det_start, gt_start, max_dets, with_tide: bool = True) -> _Scored:
     kern = _kernels()
     gt_in = np.ascontiguousarray(dim.gt_in, dtype=np.bool_)
     det_in = np.ascontiguousarray(dim.det_in, dtype=np.bool_)
-    status = kern.match_slices(det_start, det.cls, det.xywh, gt_start, gt.cls[gt_order], gt.xywh[gt_order],
-                               gt.crowd[gt_order], gt_in[gt_order], det_in, thrs, max_dets)
-    group_start, tp_pos, tp_score = kern.true_positives(status, class_order, det.cls, det.score, k)
+    if dim.kind == IMAGE or (dim.coco_area is not None and len(thrs) == len(COCO_IOU_THRS)):
+        # the whole set's matching holds: an image slice keeps whole images, a COCO area was matched
+        if dim.kind == IMAGE:
+            status = np.where(det_in[class_order][:, None, :], whole_status[:, :, None],
+                              np.uint8(COCO_IGNORED))                        # [N, T, S]
+        else:
+            status = outcome.coco[:, :, dim.coco_area][class_order]
+    else:
+        status = kern.match_slices(det_start, det.cls, det_xywh, gt_start, gt.cls[gt_order], gt.xywh[gt_order],
+                                   gt.crowd[gt_order], gt_in[gt_order], det_in, thrs, max_dets)[class_order]
+    group_start, tp_pos, tp_score = kern.true_positives(status, det.cls[class_order], det.score[class_order], k)
     n_sl = len(dim.slices)
     regular = ~gt.crowd
     n_gt = np.zeros((n_sl, k), np.int64)
     for s in range(n_sl):
         n_gt[s] = np.bincount(gt.cls[regular & gt_in[:, s]], minlength=k)
-    from core.coco_kernels import COCO_FP, COCO_TP
-    at_eval = status[:, eval_t, :]                                        # [N, S]
+    at_eval = status[:, eval_t, :]                                        # [N, S] class order
     counted = (at_eval == COCO_TP) | (at_eval == COCO_FP)
-    counted_scores = [np.sort(det.score[counted[:, s]]) for s in range(n_sl)]
+    scores = det.score[class_order][ascending]                           # ascending, once per dimension
+    counted_scores = [scores[counted[ascending, s]] for s in range(n_sl)]
     tide = np.full((n_sl, len(ERROR_TYPES)), np.nan)
     if with_tide:
-        # TIDE keeps the whole set's matching: a prediction goes with the ground truth that decided it
-        decided = outcome.gt >= 0
-        det_tide_in = det_in.copy()
-        det_tide_in[decided] = gt_in[outcome.gt[decided]]
-        for s in range(n_sl):
-            tide[s] = _slice_tide(det, outcome, gt, class_order, position, det_tide_in[:, s], gt_in[:, s], k)
+        tide = _dimension_tide(tide_data, tide_rows, outcome, det_in, gt_in, k)
     if dim.image_in is not None:
         images = [np.flatnonzero(dim.image_in[:, s]) for s in range(n_sl)]
     else:
@@ -378,13 +399,32 @@ def _score(dim: Dimension, *, det, outcome, gt, k, thrs, eval_t, class_order, po
                    counted_scores=counted_scores, tide=tide, images=images)
 
 
-def _slice_tide(det, outcome, gt, class_order, position, det_in, gt_in, k) -> np.ndarray:
-    """TIDE dAP per error type (ERROR_TYPES order) of the predictions and ground truth in a slice."""
-    rows = class_order[(outcome.code[class_order] != ErrorType.IGNORED.code) & det_in[class_order]]
-    if not (gt_in & ~gt.crowd).any():
-        return np.full(len(ERROR_TYPES), np.nan)
-    result = tide_errors(TideInput(
-        det_class=det.cls[rows], det_order=position[rows], det_code=outcome.code[rows],
-        det_gt=outcome.gt[rows], gt_class=np.where(gt.crowd | ~gt_in, -1, gt.cls),
-        gt_used=outcome.gt_det >= 0, n_classes=k))
-    return result.table["dap"].to_numpy(np.float64)
+def _whole_status(outcome, thrs: np.ndarray) -> np.ndarray:
+    """[N, T] COCO status of every prediction in the whole set (area all) at each of thrs."""
+    status = outcome.coco[:, :, 0]
+    if len(thrs) > status.shape[1]:  # iou_thr is not one of COCO's: its outcomes say the same
+        at_iou = np.where(outcome.code == ErrorType.TP.code, COCO_TP,
+                          np.where(outcome.code == ErrorType.IGNORED.code, COCO_IGNORED, COCO_FP))
+        status = np.concatenate([status, at_iou[:, None].astype(np.uint8)], axis=1)
+    return status
+
+
+def _dimension_tide(data: TideInput, rows: np.ndarray, outcome, det_in, gt_in, k: int) -> np.ndarray:
+    """TIDE dAP [S, len(ERROR_TYPES)] of every slice in one run: class c of slice s becomes class
+    s*K + c, ground truth and predictions repeated once per slice they are in. A prediction is
+    in the slice of the ground truth that decided its outcome, else in that of its own box."""
+    n_sl, n_gt = gt_in.shape[1], len(data.gt_class)
+    decided = data.det_gt >= 0
+    member = det_in[rows]                                                # [E, S]
+    member[decided] = gt_in[data.det_gt[decided]]
+    sl, row = np.nonzero(member.T)                                       # by slice, then class order
+    gt_class = np.where(gt_in.T & (data.gt_class >= 0)[None, :],
+                        np.arange(n_sl)[:, None] * k + data.gt_class[None, :], -1).reshape(-1)
+    composite = TideInput(
+        det_class=sl * k + data.det_class[row], det_order=data.det_order[row], det_code=data.det_code[row],
+        det_gt=np.where(data.det_gt[row] >= 0, sl * n_gt + data.det_gt[row], -1),
+        gt_class=gt_class, gt_used=np.tile(data.gt_used, n_sl), n_classes=n_sl * k)
+    dap, _ = tide_dap_by_group(composite, np.arange(n_sl * k) // k, n_sl)
+    has_gt = np.bincount(gt_class[gt_class >= 0] // k, minlength=n_sl) > 0
+    dap[~has_gt] = np.nan
+    return dap

@@ -50,6 +50,43 @@ class TideResult:
 
 def tide_errors(data: TideInput) -> TideResult:
     """Counts and dAP of TIDE's six main error types plus its two special ones."""
+    run = _tide_run(data, _whole_map, special=True)
+    table = pd.DataFrame({
+        "error": [e.value for e in ERROR_TYPES],
+        "count": [run.counts[e] for e in ERROR_TYPES],
+        "dap": [run.fixed[e] for e in ERROR_TYPES],
+    })
+    return TideResult(table=table, ap_base=run.base, special=run.special, missed_gt=run.missed_gt)
+
+
+def tide_dap_by_group(data: TideInput, class_group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """TIDE per group of classes: (dAP [n_groups, len(ERROR_TYPES)], base mAP [n_groups]).
+
+    class_group [K]: the group of each class position. Each group's mAP is the mean over its
+    own classes, exactly as `tide_errors` takes it over all of them (a group of every class
+    gives tide_errors' numbers); each fix is the whole set's, so a classification fix may
+    move a prediction into another group's class. A negative gain is 0, as in tide_errors.
+    """
+    class_group = np.asarray(class_group, np.int64)
+
+    def by_group(ap, n_kept, classes, n_gt):
+        return _group_map(ap, n_kept, classes, n_gt, class_group, n_groups)
+
+    run = _tide_run(data, by_group, special=False)
+    return np.stack([run.fixed[e] for e in ERROR_TYPES], axis=1), run.base
+
+
+@dataclass(frozen=True)
+class _Run:
+    base: object
+    fixed: dict
+    special: dict
+    counts: dict
+    missed_gt: np.ndarray
+
+
+def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
+    """The fixes of tide_errors; reduce(ap [K], n_kept [K], classes [K], n_gt [K]) -> mAP(s)."""
     k = data.n_classes
     big = int(data.det_order.max()) + 1 if len(data.det_order) else 1
     # one list sorted by (class, score order); every fix below masks or merges into it
@@ -72,8 +109,12 @@ def tide_errors(data: TideInput) -> TideResult:
 
     classes = n_gt > 0  # the classes COCO's mAP averages, before any fix
 
-    def mean_ap(keep: np.ndarray, tp: np.ndarray, gt_count: np.ndarray = n_gt) -> float:
-        return _tide_map(key[keep], key[keep & tp], gt_count, k, big, classes)
+    def tide_map(kept_keys, tp_keys, gt_count, step):
+        ap, n_kept = _tide_class_ap(kept_keys, tp_keys, gt_count, k, step)
+        return reduce(ap, n_kept, classes, gt_count)
+
+    def mean_ap(keep: np.ndarray, tp: np.ndarray, gt_count: np.ndarray = n_gt):
+        return tide_map(key[keep], key[keep & tp], gt_count, big)
 
     everything = np.ones(len(key), bool)
     base = mean_ap(everything, is_tp)
@@ -89,27 +130,26 @@ def tide_errors(data: TideInput) -> TideResult:
             stay = key[~this]
             kept = np.insert(stay, np.searchsorted(stay, np.sort(target)), np.sort(target))
             tps = np.sort(np.r_[key[is_tp], target])
-            ap = _tide_map(kept, tps, n_gt, k, big, classes)
+            ap = tide_map(kept, tps, n_gt, big)
         elif error is ErrorType.LOCALIZATION:
             ap = mean_ap(~this | fixable, is_tp | (this & fixable))
         else:
             ap = mean_ap(~this, is_tp)
-        fixed[error] = max(ap - base, 0.0)  # tidecv: a negative gain is binning noise
+        fixed[error] = np.maximum(ap - base, 0.0)  # tidecv: a negative gain is binning noise
+        if np.ndim(fixed[error]) == 0:
+            fixed[error] = float(fixed[error])
 
-    # FalsePositiveError: every TP scored above every FP; FalseNegativeError: no unmatched GT
-    tp_first = det_class * (2 * big) + np.where(is_tp, 0, big) + det_order
-    special = {
-        "false_positives": _tide_map(np.sort(tp_first), np.sort(tp_first[is_tp]), n_gt, k, 2 * big, classes) - base,
-        "false_negatives": mean_ap(everything, is_tp, n_gt - n_unmatched) - base,
-    }
+    specials = {}
+    if special:
+        # FalsePositiveError: every TP scored above every FP; FalseNegativeError: no unmatched GT
+        tp_first = det_class * (2 * big) + np.where(is_tp, 0, big) + det_order
+        specials = {
+            "false_positives": tide_map(np.sort(tp_first), np.sort(tp_first[is_tp]), n_gt, 2 * big) - base,
+            "false_negatives": mean_ap(everything, is_tp, n_gt - n_unmatched) - base,
+        }
     counts = {e: int(np.sum(det_code == e.code)) for e in ERROR_TYPES if e is not ErrorType.MISSED}
     counts[ErrorType.MISSED] = int(missed_gt.sum())
-    table = pd.DataFrame({
-        "error": [e.value for e in ERROR_TYPES],
-        "count": [counts[e] for e in ERROR_TYPES],
-        "dap": [fixed[e] for e in ERROR_TYPES],
-    })
-    return TideResult(table=table, ap_base=base, special=special, missed_gt=missed_gt)
+    return _Run(base=base, fixed=fixed, special=specials, counts=counts, missed_gt=missed_gt)
 
 
 def _best_fixable_errors(data: TideInput) -> np.ndarray:
@@ -135,20 +175,35 @@ def _fix_candidates(data: TideInput) -> np.ndarray:
     return candidate[~data.gt_used[data.det_gt[candidate]]]
 
 
-def _tide_map(kept_keys: np.ndarray, tp_keys: np.ndarray, n_gt: np.ndarray, k: int, big: int,
-              classes: np.ndarray) -> float:
-    """mAP over `classes` ([K] bool) of a list given by sorted composite keys class*big + rank;
+def _tide_class_ap(kept_keys: np.ndarray, tp_keys: np.ndarray, n_gt: np.ndarray, k: int,
+                   big: int) -> tuple[np.ndarray, np.ndarray]:
+    """([K] AP, [K] predictions kept) of a list given by sorted composite keys class*big + rank;
     tp_keys: the sorted keys of its true positives; n_gt [K]: ground truth left per class."""
     tp_class = tp_keys // big
     class_start = np.searchsorted(kept_keys, np.arange(k + 1) * big)
     tp_position = np.searchsorted(kept_keys, tp_keys) - class_start[tp_class]
-    ap = interpolated_ap(tp_class, tp_position, n_gt)
+    return interpolated_ap(tp_class, tp_position, n_gt), np.diff(class_start)
+
+
+def _whole_map(ap: np.ndarray, n_kept: np.ndarray, classes: np.ndarray, n_gt: np.ndarray) -> float:
+    """mAP over `classes` ([K] bool) as tidecv takes it after a fix."""
     # a class whose ground truth a fix removed: AP 0 while it still has predictions, left
     # out when it has none (tidecv's `is_empty`)
-    classes = classes & ((n_gt > 0) | (np.diff(class_start) > 0))
+    classes = classes & ((n_gt > 0) | (n_kept > 0))
     ap = np.where(n_gt > 0, ap, 0.0)
     if classes.any():
         return float(ap[classes].mean())
     # no class left: perfect if nothing was predicted either (hotcoco's published answer for
     # a fixed miss without predictions, where tidecv divides by zero), else 0 (as tidecv)
-    return 0.0 if len(kept_keys) else 1.0
+    return 0.0 if n_kept.sum() else 1.0
+
+
+def _group_map(ap, n_kept, classes, n_gt, class_group, n_groups) -> np.ndarray:
+    """_whole_map within each group of classes: [n_groups]."""
+    classes = classes & ((n_gt > 0) | (n_kept > 0))
+    ap = np.where(n_gt > 0, ap, 0.0)
+    total = np.bincount(class_group[classes], weights=ap[classes], minlength=n_groups)
+    count = np.bincount(class_group[classes], minlength=n_groups)
+    kept = np.bincount(class_group, weights=n_kept, minlength=n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, total / count, np.where(kept > 0, 0.0, 1.0))
