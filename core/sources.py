@@ -1,4 +1,4 @@
-"""Finding the input files in a dataset folder: COCO ground truths and prediction files.
+"""Finding the input files in a dataset folder: ground truths (COCO json, YOLO, VOC) and prediction files.
 
 The kind of a json is read from its content (a COCO ground truth is an object with "images";
 a COCO results file is a list, or an object with "annotations" but no "images"), not its name.
@@ -154,7 +154,32 @@ def scan_folder(root: Path | str, *, depth: int = 1, roots: DataRoots | None = N
                 scan.predictions.append(relative)
         except (OSError, ValueError):
             scan.unreadable.append(relative)
+    scan.ground_truths[:0] = _folder_ground_truths(folders, root, roots)
     return scan
+
+
+def _folder_ground_truths(folders: list[Path], root: Path, roots: DataRoots) -> list[str]:
+    """YOLO (its data.yaml, or labels/ beside images/) and Pascal VOC (Annotations/) datasets among
+    the scanned folders, as the paths core.formats.load_ground_truth reads."""
+    from core.voc import is_voc_dataset
+    from core.yolo import find_data_yaml, is_yolo_dataset
+
+    found = []
+    for folder in folders:
+        try:
+            if is_voc_dataset(folder):
+                entry = folder / "Annotations"
+            elif (yaml := find_data_yaml(folder)) is not None:
+                entry = yaml
+            elif is_yolo_dataset(folder):
+                entry = folder / "labels"
+            else:
+                continue
+        except OSError:
+            continue  # an unreadable folder was recorded by the scan
+        if roots.allows(entry):
+            found.append(entry.relative_to(root).as_posix())
+    return found
 
 
 def default_ground_truth(candidates: list[str]) -> str | None:

@@ -131,6 +131,9 @@ def content_key(source: Source) -> str:
         return source.sha256
     if source.data is not None:
         return hashlib.sha256(source.data).hexdigest()
+    if is_dataset_folder(source.path):
+        from core.formats import ground_truth_fingerprint
+        return ground_truth_fingerprint(source.path)  # every label file's name, size and mtime
     stat = source.path.stat()
     return _file_sha256(str(source.path), stat.st_mtime_ns, stat.st_size)
 
@@ -139,11 +142,20 @@ def _problem(name: str, exc: Exception) -> Problem:
     return Problem(Severity.ERROR, f"cannot be read: {exc}", file=name)
 
 
+def is_dataset_folder(path: Path | None) -> bool:
+    """A YOLO / VOC ground truth (a folder or a data.yaml), read by core.formats, not as one json."""
+    return path is not None and (path.is_dir() or path.suffix.lower() in (".yaml", ".yml"))
+
+
 def _load_dataset(key: str, root: str | None, name: str, _source) -> Loaded:
     from core.dataset import load_coco
+    from core.formats import load_ground_truth
 
     try:
-        dataset = load_coco(_source, name=name, root=Path(root) if root else None)
+        if isinstance(_source, Path) and is_dataset_folder(_source):
+            dataset = load_ground_truth(_source)  # its root: where the format puts the images
+        else:
+            dataset = load_coco(_source, name=name, root=Path(root) if root else None)
     except ValidationError as exc:
         return Loaded(None, key, exc.problems)
     except (ValueError, OSError, KeyError, TypeError) as exc:  # e.g. invalid json, unreadable file
@@ -171,10 +183,10 @@ def load_dataset(source: Source, root: Path | None) -> Loaded:
 
 
 def _load_predictions(key: str, dataset_key: str, name: str, _source, _dataset) -> Loaded:
-    from core.predictions import load_predictions as core_load_predictions
+    from core.formats import load_any_predictions
 
-    try:
-        predictions = core_load_predictions(_source, dataset=_dataset, name=name)
+    try:  # CSV, COCO results json or Ultralytics json, told apart by content
+        predictions = load_any_predictions(_source, _dataset, name=name)
     except ValidationError as exc:
         return Loaded(None, key, exc.problems)
     except (ValueError, OSError, KeyError, TypeError) as exc:

@@ -189,7 +189,8 @@ def _drop_uploads() -> None:
 def _dataset_section(messages: list) -> tuple[Path | None, str | None, Source | None]:
     st.sidebar.text_input(
         "Dataset folder", help="A folder with a COCO json (e.g. train.json), the image folders "
-        "(train/, test/) and prediction files. Also: `streamlit run app.py -- --data DIR`.",
+        "(train/, test/) and prediction files; or a YOLO dataset (data.yaml, or images/ and labels/) "
+        "or a Pascal VOC one (Annotations/, JPEGImages/). Also: `streamlit run app.py -- --data DIR`.",
         **{**S.bind(S.DATA_DIR), "on_change": _on_folder_change, "args": ()})
     st.sidebar.button("Use the sample data", key="_use_sample", on_click=_use_sample_data)
     scan = scan_folder(st.session_state[S.DATA_DIR] or ".", roots=S.data_roots())
@@ -355,6 +356,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
     if gt_source is not None:
         gt_loaded = loaders.load_dataset(gt_source, image_root)
         dataset, dataset_key = gt_loaded.value, gt_loaded.key
+        if dataset is not None and image_root is not None and loaders.is_dataset_folder(gt_source.path):
+            image_root = dataset.root  # YOLO images/, VOC JPEGImages/: where the format puts them
     pred_source = _predictions_section(root, gt_label, dataset) if dataset is not None else None
     st.sidebar.header("Thresholds")
     score_slot = st.sidebar.container()
