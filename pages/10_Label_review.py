@@ -50,9 +50,9 @@ if not len(todo):
 else:
     LR.move(0, len(todo))  # keep the position inside the queue
     row = todo.iloc[st.session_state[LR.POSITION]].to_dict()
-    left, right = st.columns([3, 2])
-    left.image(LR.crop(data, row), width="stretch",
-               caption=f"{st.session_state[LR.POSITION] + 1} of {len(todo)} in the queue · ground truth in "
+    left, right = st.columns(2)
+    left.image(LR.crop(data, row), width=480,
+               caption=f"{st.session_state[LR.POSITION] + 1} of {len(todo)} in the queue · ground truths in "
                        "cyan, the model's box in magenta")
     with right:
         st.markdown(LR.describe(data, row))
@@ -65,7 +65,7 @@ else:
                   on_click=LR.record, args=(*args, ACCEPT), width="stretch")
         options = list(names)
         default = row["suggested_category_id"] if row["suggested_category_id"] in names else options[0]
-        new_class = st.selectbox("Class", options, index=options.index(default), key="_lr_class",
+        new_class = st.selectbox("Class", options, index=options.index(default), key=f"_lr_class:{row['suspect_id']}",
                                  format_func=data.class_name)
         st.button("Fix the class", key="_lr_fix", shortcut="F", on_click=LR.record,
                   args=(*args, FIX_CLASS, new_class), width="stretch")

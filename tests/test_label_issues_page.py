@@ -73,7 +73,7 @@ def test_fix_class_and_filters(folder, suspects):
     at.multiselect(key="label_review_kinds").set_value(["bad_box"]).run()
     row = suspects[suspects["kind"] == "bad_box"].iloc[0]
     assert f"annotation {row['ann_id']}" in at.markdown[0].value
-    at.selectbox(key="_lr_class").set_value(9).run()
+    at.selectbox(key=f"_lr_class:{row['suspect_id']}").set_value(9).run()
     at.button(key="_lr_fix").click().run()
     decision = json.loads(review_path(folder / "train.json").read_text())["decisions"][0]
     assert (decision["suspect_id"], decision["edit"], decision["category_id"]) == (row["suspect_id"], "relabel", 9)

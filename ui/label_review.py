@@ -16,6 +16,7 @@ import streamlit as st
 
 from core.colors import OUTCOME_COLORS
 from core.data_roots import PathRefused
+from core.drawing import crop_region
 from core.label_issues import LabelIssuesError, SuspectKind, find_label_issues
 from core.output_files import OutputError, check_writable
 from core.review import ReviewError, decide, file_sha256, load_review, review_path, save_review
@@ -155,25 +156,23 @@ def move(step: int, n: int) -> None:
 
 
 def crop(data, row: dict) -> bytes:
-    """The suspect in its context: ground truth(s) in GT_COLOR, the model's box in MODEL_COLOR."""
-    images = data.dataset.images
+    """The suspect in its context: ground truths in GT_COLOR (the image's others that reach into
+    the crop too), the model's box in MODEL_COLOR."""
+    images, ann = data.dataset.images, data.dataset.annotations
     i = int(row["image_index"])
     size = (float(images["width"].iloc[i]), float(images["height"].iloc[i]))
-    boxes, outlines = [], []
     gt = np.array([row["gt_x1"], row["gt_y1"], row["gt_x2"], row["gt_y2"]], dtype=np.float64)
     model = np.array([row["model_x1"], row["model_y1"], row["model_x2"], row["model_y2"]], dtype=np.float64)
+    boxes = np.array([b for b in (gt, model) if not np.isnan(b).any()]).reshape(-1, 4)
     if row["other_ann_id"] >= 0:
-        ann = data.dataset.annotations
-        other = ann.loc[ann["id"] == row["other_ann_id"], ["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
-        for box in other[:1]:
-            boxes.append(box)
-            outlines.append((box, GT_COLOR))
-    for box, color in ((gt, GT_COLOR), (model, MODEL_COLOR)):
-        if not np.isnan(box).any():
-            boxes.append(box)
-            outlines.append((box, color))
-    stacked = np.array(boxes).reshape(-1, 4)
-    focus = np.concatenate([stacked[:, :2].min(axis=0), stacked[:, 2:].max(axis=0)])
+        boxes = np.vstack([boxes, ann.loc[ann["id"] == row["other_ann_id"], ["x1", "y1", "x2", "y2"]].to_numpy(np.float64)])
+    focus = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
+    left, top, right, bottom = crop_region(focus, *size)
+    near = ann[(ann["image_index"] == i) & (ann["x2"] > left) & (ann["x1"] < right) & (ann["y2"] > top)
+               & (ann["y1"] < bottom)][["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+    outlines = [(box, GT_COLOR) for box in near]
+    if not np.isnan(model).any():
+        outlines.append((model, MODEL_COLOR))
     return loaders.crop_png(data.root, str(images["file_name"].iloc[i]), size, focus, outlines, out_side=480)
 
 
