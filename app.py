@@ -1,10 +1,10 @@
 """DetLens: error analysis for object detection. Start with `streamlit run app.py`."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.browse import busiest_image
 from ui.sidebar import active_data, page_setup
 from ui.widgets import draw_image_panels, gt_rows, image_panels, image_ref_for, prediction_rows
 
@@ -47,14 +47,12 @@ with left:
         hide_index=True, width="stretch", height=min(38 * len(table) + 40, 560))
 with right:
     st.subheader("An image with its boxes")
-    busiest = int(np.argmax(np.bincount(ds.annotations["image_index"].to_numpy(np.int64),
-                                        minlength=len(ds.images)))) if len(ds.annotations) else 0
+    busiest, what = busiest_image(ds, data.predictions, data.score_thr)
     if len(ds.images):
         key = str(ds.images["file_name"].iloc[busiest])
         dets = prediction_rows(data, key, busiest)
         gts = gt_rows(data, busiest, dets)
-        st.caption(f"`{key}`: the image with the most ground-truth boxes. Open the **Image "
-                   "explorer** to browse them all.")
+        st.caption(f"`{key}`: {what}. Open the **Image explorer** to browse them all.")
         draw_image_panels(image_ref_for(data, key, busiest),
                           image_panels(data, gts, dets, color_by="class", show_labels=True),
                           key="home_image", height=460)

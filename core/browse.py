@@ -11,8 +11,12 @@ import pandas as pd
 from core.tables import Dataset, Predictions
 
 SORT_ORDERS = ["most errors", "lowest AP@0.5", "file name"]
+# Without ground-truth boxes (a test set): orders that mean something there. "most
+# disagreement" needs a `disagreement` column (core.agreement per image, added by the caller).
+NO_GT_SORT_ORDERS = ["most boxes", "fewest boxes", "highest top score", "lowest top score",
+                     "most disagreement", "file name"]
 TABLE_COLUMNS = ["key", "image_index", "image_id", "width", "height", "n_gt", "n_pred", "n_tp",
-                 "n_fp", "n_missed", "n_errors", "ap50"]
+                 "n_fp", "n_missed", "n_errors", "ap50", "top_score"]
 
 
 def image_table(dataset: Dataset | None, predictions: Predictions | None, score_thr: float,
@@ -50,7 +54,20 @@ def image_table(dataset: Dataset | None, predictions: Predictions | None, score_
         return pd.DataFrame({c: [] for c in TABLE_COLUMNS})
     table = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     table["n_errors"] = table["n_fp"].fillna(0) + table["n_missed"].fillna(0)
+    table["top_score"] = _top_scores(predictions, table["key"].to_numpy(dtype=object), score_thr)
     return table[TABLE_COLUMNS]
+
+
+def _top_scores(predictions: Predictions | None, keys: np.ndarray, score_thr: float) -> np.ndarray:
+    """[len(keys)] highest score >= score_thr on each image; NaN where it has none."""
+    if predictions is None or not len(predictions):
+        return np.full(len(keys), np.nan)
+    keep = predictions.scores >= score_thr
+    top = np.full(len(predictions.image_keys), -np.inf)
+    np.maximum.at(top, predictions.image_pos[keep], predictions.scores[keep])
+    position = pd.Index(np.asarray(predictions.image_keys, dtype=object)).get_indexer(pd.Index(keys, dtype=object))
+    found = np.where(position >= 0, top[np.maximum(position, 0)], -np.inf)
+    return np.where(np.isfinite(found), found, np.nan)
 
 
 def _predictions_per_image(dataset: Dataset, predictions: Predictions | None, score_thr: float,
@@ -113,7 +130,30 @@ def sort_images(table: pd.DataFrame, order: str) -> pd.DataFrame:
                                  kind="stable")
     if order == "file name":
         return table.sort_values("key", kind="stable")
-    raise ValueError(f"Invalid sort order {order!r}. Only {', '.join(SORT_ORDERS)} are supported.")
+    by = {"most boxes": ("n_pred", False), "fewest boxes": ("n_pred", True),
+          "highest top score": ("top_score", False), "lowest top score": ("top_score", True),
+          "most disagreement": ("disagreement", False)}
+    if order in by and by[order][0] in table:
+        column, ascending = by[order]
+        return table.sort_values([column, "key"], ascending=[ascending, True], na_position="last",
+                                 kind="stable")
+    if order in by:
+        raise ValueError(f"Sort order {order!r} needs a {by[order][0]!r} column (choose a second submission).")
+    raise ValueError(f"Invalid sort order {order!r}. Only {', '.join(SORT_ORDERS + NO_GT_SORT_ORDERS[:-1])} "
+                     "are supported.")
+
+
+def busiest_image(dataset: Dataset, predictions: Predictions | None, score_thr: float) -> tuple[int, str]:
+    """(image index, what it is) of the image to show first: the most ground-truth boxes, or
+    without any (a test set) the most predicted boxes at score_thr, else the first image."""
+    if len(dataset.annotations):
+        counts = np.bincount(dataset.annotations["image_index"].to_numpy(np.int64), minlength=len(dataset.images))
+        return int(np.argmax(counts)), "the image with the most ground-truth boxes"
+    if predictions is not None and len(dataset.images):
+        counts = _predictions_per_image(dataset, predictions, score_thr, len(dataset.images))
+        if counts.max(initial=0) > 0:
+            return int(np.argmax(counts)), f"the image with the most predicted boxes at score ≥ {score_thr:.2f} (no ground truth)"
+    return 0, "the first image (no ground-truth boxes)"
 
 
 def find_image(table: pd.DataFrame, query: str) -> int | None:

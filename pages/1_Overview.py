@@ -9,10 +9,14 @@ from core.colors import OUTCOME_LABELS
 from ui import state as S
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
+from ui.no_gt import is_test_set, overview_without_gt
 
 page_setup("Overview")
 data = active_data()
 st.title("Overview")
+if is_test_set(data):  # no boxes to measure against: what the predictions alone say
+    overview_without_gt(data)
+    st.stop()
 if not need_evaluation(data):
     st.stop()
 

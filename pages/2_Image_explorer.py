@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.browse import SORT_ORDERS, find_image
+from core.browse import NO_GT_SORT_ORDERS, SORT_ORDERS, find_image
 from core.colors import OUTCOME_LABELS
 from core.drawing import PREDICTION_OUTCOMES
 from ui import state as S
-from ui.explorer import ImageList, image_list
+from ui.explorer import ImageList, disagreement_source, image_list
 from ui.sidebar import ActiveData, active_data, page_setup, score_slider
 from ui.widgets import (box_table, draw_image_panels, gt_rows, image_panels, image_ref_for,
                         outcome_legend, prediction_rows)
@@ -42,7 +42,8 @@ def _filters(data: ActiveData):
     names = data.class_names
     name_to_id = {v: k for k, v in names.items()}
     controls = st.columns([1.2, 2, 2, 1, 0.8])
-    order = controls[0].selectbox("Sort images by", SORT_ORDERS, **S.bind(S.EXPLORER_SORT, SORT_ORDERS))
+    orders = SORT_ORDERS if data.has_gt_boxes else NO_GT_SORT_ORDERS  # no errors to count on a test set
+    order = controls[0].selectbox("Sort images by", orders, **S.bind(S.EXPLORER_SORT, orders))
     class_filter = controls[1].multiselect("Classes", list(names.values()), placeholder="all classes",
                                            **S.bind(S.EXPLORER_CLASSES, list(names.values())))
     outcome_options = OUTCOME_CHOICES if data.view is not None else []
@@ -50,8 +51,9 @@ def _filters(data: ActiveData):
         "Outcomes", outcome_options, format_func=lambda o: OUTCOME_LABELS[o],
         placeholder="all outcomes", disabled=data.view is None,
         **S.bind(S.EXPLORER_OUTCOMES, outcome_options))
-    color_by = controls[3].radio("Colour by", ["outcome", "class"], horizontal=False,
-                                 **S.bind(S.EXPLORER_COLOR_BY, ["outcome", "class"]))
+    colourings = ["outcome", "class"] if data.view is not None else ["class"]
+    color_by = controls[3].radio("Colour by", colourings, horizontal=False,
+                                 **S.bind(S.EXPLORER_COLOR_BY, colourings))
     show_labels = controls[4].toggle("Labels", **S.bind(S.EXPLORER_LABELS))
     class_ids = [name_to_id[n] for n in class_filter] or None
     return order, class_ids, list(outcome_filter) or None, color_by, show_labels
@@ -83,10 +85,14 @@ def _facts(data: ActiveData, row, position: int, n_images: int) -> str:
     facts = [f"`{row['key']}`", f"{position + 1} / {n_images:,}"]
     if row["image_index"] < 0:
         facts.append("not in the ground truth: predictions only")
-    else:
+    elif data.has_gt_boxes:
         facts.append(f"{int(row['n_gt'])} GT boxes")
     if np.isfinite(row["n_pred"]):
         facts.append(f"{int(row['n_pred'])} predictions ≥ {data.score_thr:.2f}")
+    if not data.has_gt_boxes and np.isfinite(row["top_score"]):
+        facts.append(f"top score {row['top_score']:.2f}")
+    if "disagreement" in row and np.isfinite(row["disagreement"]):
+        facts.append(f"{int(row['disagreement'])} boxes disagree")
     if data.view is not None and row["image_index"] >= 0:
         facts.append(f"{int(row['n_tp'])} TP · {int(row['n_fp'])} FP · {int(row['n_missed'])} missed")
         if np.isfinite(row["ap50"]):
@@ -103,7 +109,11 @@ def explorer(data: ActiveData) -> None:
         st.info("Load a ground truth or predictions in the sidebar.")
         return
     order, class_ids, outcomes, color_by, show_labels = _filters(data)
-    listing = image_list(data, order, class_ids, outcomes)
+    second = disagreement = None
+    if order == "most disagreement":
+        second, disagreement = disagreement_source(data)
+        order = order if disagreement is not None else "most boxes"
+    listing = image_list(data, order, class_ids, outcomes, second, disagreement)
     if not len(listing.table):
         st.warning("No image matches the class and outcome filters; clear them above.")
         return

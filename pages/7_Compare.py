@@ -10,6 +10,7 @@ import streamlit as st
 from core.compare import per_class_figure
 from core.drawing import Panel, gt_layers, prediction_layers
 from ui import state as S
+from ui.agreement import agreement_section, compare_without_gt
 from ui.catalog import bootstrap_section
 from ui.prediction_sets import choose_prediction_sets, comparison_tables, data_for, pair_tables
 from ui.sidebar import active_data, page_setup, score_slider
@@ -142,8 +143,7 @@ if data.dataset is None or not data.has_gt_boxes:
     if data.dataset is None:
         st.info("Load a ground truth in the sidebar.")
     else:
-        st.info(f"{data.gt_label} has no annotations (a test set?): models can only be compared "
-                "against a ground truth with boxes. Choose one in the sidebar.")
+        compare_without_gt(data)  # agreement between submissions, no ground truth needed
     st.stop()
 
 sets = choose_prediction_sets(
@@ -163,3 +163,6 @@ if len(sets) < 2:
     st.info("Choose at least two prediction sets on this dataset above.")
     st.stop()
 _at_threshold(data, sets)
+st.subheader("Agreement between the sets")
+if st.toggle("Hold each set to the first one's confident boxes (as on a test set)", key="_compare_agree"):
+    agreement_section(data, sets)

@@ -15,6 +15,7 @@ from core.submission import write_submission
 from ui import loaders
 from ui import state as S
 from ui.prediction_sets import choose_prediction_sets
+from ui.recipe import apply_recipe_section
 from ui.sidebar import active_data, page_setup, register_predictions, show_problems
 
 IOU_CHOICES = [0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8]
@@ -150,7 +151,8 @@ if last is not None:
 st.subheader("Sweep: find the best settings")
 if not data.has_gt_boxes:
     st.info("A sweep scores every variant against the ground truth: choose a ground truth with boxes "
-            "(a validation fold) in the sidebar.")
+            "(a validation fold) in the sidebar, sweep there, then apply the best to the test set below.")
+    apply_recipe_section(data)  # a recipe fitted on validation (this session or a file) on test sets
     st.stop()
 cols = st.columns(4)
 sweep_methods = cols[0].multiselect("Methods", METHODS, default=list(METHODS), format_func=METHOD_SHORT_NAMES.get,
@@ -196,3 +198,5 @@ if last_sweep is not None:
         "iou_thr": st.column_config.NumberColumn(format="%.2f")})
     st.download_button("Download the sweep table", table.to_csv(index=False).encode(), file_name="sweep.csv",
                        mime="text/csv", key="_sweep_table_download")
+
+apply_recipe_section(data)  # fit on validation (above), apply to the test submissions

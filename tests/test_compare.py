@@ -234,9 +234,11 @@ class TestComparePage:
         assert at.slider(key=S.widget_key(S.SCORE_THR)).value == 0.05  # the sidebar keeps its slider
 
     def test_test_set_without_boxes(self):
+        """No mAP on a test set, but agreement between submissions (issue 12, tests/test_app_no_gt.py)."""
         at = open_compare(**{S.GT_CHOICE: "test.json"})
         assert not at.exception
-        assert any("no annotations" in i.value for i in at.info)
+        assert any("no annotations" in c.value for c in at.caption)
+        assert any("at least two non-empty submissions" in i.value for i in at.info)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is not installed")

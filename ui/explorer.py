@@ -36,9 +36,13 @@ def _filter_sources(data: ActiveData):
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _image_list(dataset_key: str, pred_key: str, iou_thr: float, score_thr: float, order: str,
-                class_ids: tuple | None, outcomes: tuple | None, _data: ActiveData) -> ImageList:
+                class_ids: tuple | None, outcomes: tuple | None, second: tuple | None, _data: ActiveData,
+                _disagreement: pd.DataFrame | None) -> ImageList:
     per_image = _data.view.per_image if _data.view is not None else None
     table = image_table(_data.dataset, _data.predictions, score_thr, per_image)
+    if _disagreement is not None:  # per image of the agreement's dataset (the active one)
+        by_name = _disagreement.set_index("file_name")["disagreements"]
+        table["disagreement"] = by_name.reindex(table["key"]).to_numpy(dtype="float64")
     if class_ids is not None or outcomes is not None:
         dets, gts = _filter_sources(_data)
         wanted = images_with(dets, gts, list(class_ids) if class_ids else None,
@@ -49,8 +53,39 @@ def _image_list(dataset_key: str, pred_key: str, iou_thr: float, score_thr: floa
     return ImageList(table, keys, {k: i for i, k in enumerate(keys)})
 
 
-def image_list(data: ActiveData, order: str, class_ids: list | None, outcomes: list | None) -> ImageList:
-    """The images the explorer browses, filtered and sorted (treat as read-only)."""
+def image_list(data: ActiveData, order: str, class_ids: list | None, outcomes: list | None,
+               second: tuple | None = None, disagreement: pd.DataFrame | None = None) -> ImageList:
+    """The images the explorer browses, filtered and sorted (treat as read-only). second: the
+    cache key (label, content key, ref threshold) of the set `disagreement` (Agreement.per_image)
+    comes from, for the "most disagreement" order."""
     return _image_list(data.dataset_key, data.predictions_key, round(data.iou_thr, 4),
                        round(data.score_thr, 4), order, tuple(class_ids) if class_ids else None,
-                       tuple(outcomes) if outcomes else None, data)
+                       tuple(outcomes) if outcomes else None, second, data, disagreement)
+
+
+def disagreement_source(data: ActiveData) -> tuple[tuple | None, pd.DataFrame | None]:
+    """A selectbox of the second submission; (its cache key, per-image disagreement with the
+    active one at the Compare page's reference threshold) or (None, None) when there is none."""
+    from ui import state as S
+    from ui.agreement import active_set, agreement_of, load_named_set, other_sets
+
+    if data.predictions is None:
+        st.info("Choose the active predictions in the sidebar to sort by disagreement with a second one.")
+        return None, None
+    names = other_sets(data)
+    if not names:
+        st.info("No second submission in the dataset folder or uploads: add one to sort by disagreement.")
+        return None, None
+    label = st.selectbox("Second submission", names, help="Its boxes are evaluated against the active "
+                         "submission's boxes scoring ≥ the reference threshold (as on the Compare page); "
+                         "images with the most unmatched boxes on either side come first.",
+                         **S.bind(S.EXPLORER_SECOND, names))
+    other = load_named_set(data, label)
+    if other is None:
+        st.warning(f"{label} could not be loaded; choose another.")
+        return None, None
+    ref_thr = float(st.session_state[S.AGREE_REF_THR])
+    ag = agreement_of(data, active_set(data), other, ref_thr)
+    st.caption(f"Agreement of {label} with the active submission's boxes ≥ {ref_thr:.2f}: mAP@0.5 "
+               f"{ag.map50:.3f}; disagreements counted at score ≥ {ag.other_thr:.2f}.")
+    return (label, other.key, ref_thr), ag.per_image

@@ -47,6 +47,11 @@ COMPARE_IMAGE = "compare_image"        # str: file name shown in the three-panel
 ENSEMBLE_SETS = "ensemble_sets"        # list[str]: prediction-set labels to ensemble
 ENSEMBLE_RESULT = "ensemble_result"    # core.ensemble.EnsembleResult of the last run, or None
 ENSEMBLE_SWEEP = "ensemble_sweep"      # core.ensemble_sweep.SweepResult of the last sweep, or None
+NO_GT_PRIOR = "no_gt_prior"            # str: the training json whose class mix a test set is held to
+EXPLORER_SECOND = "explorer_second"    # str: second submission for the "most disagreement" sort
+AGREE_REF_THR = "agree_ref_thr"        # float: reference boxes >= it are the pseudo ground truth
+ENSEMBLE_TEST_SETS = "ensemble_test_sets"  # list[str]: test sets a fitted recipe is applied to
+ENSEMBLE_APPLIED = "ensemble_applied"  # dict: the last recipe applied to test sets, or None
 
 SCORE_THR_DEFAULT = 0.05  # the baselines' hard-coded threshold
 IOU_THR_DEFAULT = 0.5     # the competition's metric is mAP@0.5
@@ -74,6 +79,11 @@ DEFAULTS = {
     ENSEMBLE_SETS: [],
     ENSEMBLE_RESULT: None,
     ENSEMBLE_SWEEP: None,
+    NO_GT_PRIOR: None,
+    EXPLORER_SECOND: None,
+    AGREE_REF_THR: 0.5,
+    ENSEMBLE_TEST_SETS: [],
+    ENSEMBLE_APPLIED: None,
 }
 
 

@@ -14,6 +14,13 @@ from ui.sidebar import ActiveData
 PLOTLY_CONFIG = {"scrollZoom": True, "displaylogo": False,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 _DET_COLUMNS = ["pred_index", "category_id", "score", "x1", "y1", "x2", "y2"]
+# What a test set (no ground-truth boxes) can still show, linked from pages that cannot.
+NO_GT_PAGES = [
+    ("pages/1_Overview.py", "Overview: class mix against train.json, threshold suggestion, score distributions"),
+    ("pages/2_Image_explorer.py", "Image explorer: the boxes of every image, sorted by count, score or disagreement"),
+    ("pages/7_Compare.py", "Compare: agreement between two or more test submissions"),
+    ("pages/8_Ensemble.py", "Ensemble: fit on validation, apply to the test submissions"),
+]
 
 
 def draw_image_panels(image: ImageRef, panels: list[Panel], *, key: str, show_labels: bool = True,
@@ -159,9 +166,11 @@ def need_evaluation(data: ActiveData) -> bool:
         st.info("Load a ground truth (sidebar) to see this page.")
         return False
     if not data.has_gt_boxes:
-        st.info(f"{data.gt_label} has no annotations (a test set?): there is nothing to measure "
-                "against. Browse its predictions in the **Image explorer**, or choose a ground "
-                "truth with boxes in the sidebar.")
+        st.info(f"{data.gt_label} has no annotations (a test set?): errors need ground-truth boxes to "
+                "be told from correct boxes. Choose a ground truth with boxes (a validation fold) in the "
+                "sidebar, or open what works without one:")
+        for page, text in NO_GT_PAGES:
+            st.page_link(page, label=text)
         return False
     if data.predictions is None:
         st.info("Choose or upload predictions in the sidebar (a submission CSV or a COCO results "
