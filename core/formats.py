@@ -24,7 +24,6 @@ GT_COCO, GT_YOLO, GT_VOC = "coco", "yolo", "voc"
 PRED_CSV, PRED_COCO, PRED_ULTRALYTICS, PRED_YOLO = "csv", "coco", "ultralytics", "yolo"
 GT_WRITERS = (GT_COCO, GT_YOLO, GT_VOC)
 PRED_WRITERS = (PRED_CSV, PRED_COCO, PRED_YOLO, PRED_ULTRALYTICS)
-FOLDER_FORMATS = {GT_YOLO, GT_VOC, PRED_YOLO}  # written as a folder, not one file
 
 PICKLE_HELP = (
     "this is a Python pickle (MMDetection / Detectron2 `--out` file?). DetLens never unpickles a file: "
@@ -101,18 +100,14 @@ def is_ground_truth(path: Path | str) -> bool:
 
 def dataset_folder(path: Path | str) -> Path:
     """A VOC `Annotations/` or YOLO `labels/` folder stands for the dataset folder holding it."""
+    from core.voc import is_voc_dataset
+    from core.yolo import is_yolo_dataset
+
     path = Path(path)
     if path.is_dir() and path.name in ("Annotations", "labels") and \
-            detect_ground_truth_format_or_none(path.parent) is not None:
+            (is_voc_dataset(path.parent) or is_yolo_dataset(path.parent)):
         return path.parent
     return path
-
-
-def detect_ground_truth_format_or_none(path: Path) -> str | None:
-    try:
-        return detect_ground_truth_format(path)
-    except ValidationError:
-        return None
 
 
 def ground_truth_fingerprint(path: Path | str) -> str:
