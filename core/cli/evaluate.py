@@ -47,6 +47,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--score-threshold", type=float, default=None, metavar="T",
                    help="delete every box scoring below T first")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write the results as json")
+    p.add_argument("--calibration-bins", type=int, default=10, metavar="N",
+                   help="--json calibration: N equal-width score bins (default 10)")
+    p.add_argument("--calibration-iou", type=float, default=None, metavar="IOU",
+                   help="--json calibration: IoU that makes a box correct (default: --iou)")
     p.set_defaults(run=run)
 
 
@@ -59,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
         print(f"error: --score-threshold {args.score_threshold} is not in [0, 1]; give e.g. --score-threshold 0.05")
+        return 1
+    cal_iou = getattr(args, "calibration_iou", None)
+    if getattr(args, "calibration_bins", 10) < 1 or (cal_iou is not None and not 0.0 < cal_iou <= 1.0):
+        print("error: --calibration-bins must be a positive integer and --calibration-iou in (0, 1]; "
+              "give e.g. --calibration-bins 10 --calibration-iou 0.5")
         return 1
     if args.json is not None:
         try:  # before the evaluation, not after it
@@ -95,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if args.json is not None:
         try:
-            write_text_atomic(args.json, json.dumps(_as_json(ev, args), indent=1, allow_nan=False))
+            from core.analysis_json import analysis_json
+            analysis = analysis_json(ev, preds, n_bins=getattr(args, "calibration_bins", 10),
+                                     calibration_iou=getattr(args, "calibration_iou", None))
+            write_text_atomic(args.json, json.dumps({**_as_json(ev, args), **analysis}, indent=1, allow_nan=False))
         except OSError as exc:
             print(f"{args.json}: error: cannot write: {exc.strerror or exc}; check the folder")
             status = 1
