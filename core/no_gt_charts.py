@@ -20,7 +20,7 @@ def class_mix_figure(mix: pd.DataFrame, score_thr: float, prior_name: str) -> go
                 marker_color=_PREDICTED, customdata=ratio,
                 hovertemplate="%{x}: %{y:,} predicted, %{customdata}<extra></extra>")
     fig.update_layout(title="Boxes per class: predicted vs the training mix", barmode="group", height=380,
-                      xaxis_tickangle=-45, margin=dict(l=10, r=10, t=50, b=10),
+                      xaxis_tickangle=-45, margin=dict(l=10, r=10, t=80, b=10),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom"))
     return fig
 
@@ -58,5 +58,5 @@ def boxes_per_image_figure(test_counts: np.ndarray, train_counts: np.ndarray, sc
                     width=np.diff(edges) * 0.9, hovertemplate="%{x:.0f} boxes: %{y:.1%} of images<extra></extra>")
     fig.update_layout(title="Boxes per image", barmode="overlay", xaxis_title="boxes in the image",
                       yaxis_title="share of images", yaxis_tickformat=".0%", height=380,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=1.02, yanchor="bottom"))
+                      margin=dict(l=10, r=10, t=80, b=10), legend=dict(orientation="h", y=1.02, yanchor="bottom"))
     return fig
