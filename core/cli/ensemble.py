@@ -2,7 +2,10 @@
 
 With --gt the mAP@0.5 of each input and of the ensemble is printed; with --sweep a grid of
 methods and parameters is evaluated against --gt, the sorted table printed and the best
-variant written to --out.
+variant written to --out. With --apply TEST ... the chosen settings (the sweep's best, or the
+options given) are fitted on the inputs and applied to the test files, matched by position, and
+the test ensemble is written to --out; --recipe-out saves the settings as a recipe JSON, which
+`--recipe R.json` applies again (byte for byte the same CSV).
 """
 from __future__ import annotations
 
@@ -312,8 +315,9 @@ def _sweep(args, inputs, names, gt, size_options):
     table = sweep.table
     columns = ["variant", "map50", "map", "delta_map50", "n_boxes", "seconds"]
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    target = "applied to the --apply files" if args.apply else f"written to {args.out}"
     print(f"best: {sweep.best.label} (mAP@0.5 {table.loc[table['method'] != 'input', 'map50'].max():.4f}); "
-          f"written to {args.out}")
+          f"{target}")
     if args.sweep_table:
         try:
             with atomic_output(args.sweep_table) as handle:
