@@ -6,21 +6,24 @@ import pandas as pd
 import streamlit as st
 
 from core.agreement import Agreement, agreement
+from ui import loaders
 from ui.prediction_sets import PredictionSet, load_prediction_set
 from ui.sidebar import ActiveData, prediction_options
 
 
-@st.cache_resource(max_entries=8, show_spinner="Matching the two submissions ...")
-def _agreement(dataset_key: str, ref_key: str, other_key: str, ref_thr: float, iou_thr: float,
-               ref_name: str, other_name: str, _dataset, _ref, _other) -> Agreement:
-    return agreement(_ref, _other, ref_thr=ref_thr, dataset=_dataset, iou_thr=iou_thr,
-                     ref_name=ref_name, other_name=other_name)
-
-
 def agreement_of(data: ActiveData, ref: PredictionSet, other: PredictionSet, ref_thr: float) -> Agreement:
-    """`other` against `ref`'s boxes >= ref_thr on the active dataset (cached; read-only)."""
-    return _agreement(data.dataset_key, ref.key, other.key, round(float(ref_thr), 4), round(float(data.iou_thr), 4),
-                      ref.label, other.label, data.dataset, ref.predictions, other.predictions)
+    """`other` against `ref`'s boxes >= ref_thr on the active dataset; kept in the evaluations'
+    cache (an Agreement holds one Evaluation), within the memory budget. Read-only."""
+    ref_thr, iou_thr = round(float(ref_thr), 4), round(float(data.iou_thr), 4)
+    key = ("agreement", data.dataset_key, ref.key, other.key, ref_thr, iou_thr, ref.label, other.label)
+    cache = loaders.caches()["evaluations"]
+    found = cache.get(key)
+    if found is not None:
+        return found
+    with st.spinner("Matching the two submissions ..."):
+        return cache.get_or_create(key, lambda: agreement(
+            ref.predictions, other.predictions, ref_thr=ref_thr, dataset=data.dataset, iou_thr=iou_thr,
+            ref_name=ref.label, other_name=other.label), depends_on=(data.dataset,))
 
 
 def active_set(data: ActiveData) -> PredictionSet:
