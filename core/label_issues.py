@@ -41,7 +41,7 @@ LOOSE_IOU = 0.1        # below this a prediction is not about that ground truth 
 DUPLICATE_IOU = 0.5    # two ground truths of one class this close: one object boxed twice?
 CROSS_DUPLICATE_IOU = 0.7  # across classes (one box inside another is often legitimate)
 MIN_SUSPICION = 0.05   # suspects below this are not listed
-CLEANLAB_WEIGHT = 0.3  # share of cleanlab's box score in the blended suspicion (bench/bench_label_issues.py)
+CLEANLAB_WEIGHT = 0.1  # share of cleanlab's box score in the blended suspicion (chosen in bench/bench_label_issues.py)
 CALIBRATION_BINS = 20
 CONFIDENT = 0.5        # calibrated confidence from which cleanlab counts a box as confident ...
 HIGH_CONFIDENCE_CAP = 0.95  # ... never above cleanlab's own threshold
@@ -313,7 +313,7 @@ def _duplicates(g, d, xyxy, cls, iou_gd, same_gd, p, matched_p) -> list[dict]:
         closeness = np.clip((pair[a, b] - lo) / (0.9 - lo), 0.0, 1.0)
         s_drop = sa if drop == a else sb
         rows.append(dict(kind=SuspectKind.DUPLICATE, gt=g[drop], other=g[keep], det=-1, iou=pair[a, b],
-                         rule=closeness * (1.0 - s_drop)))
+                         rule=closeness * (1.0 - s_drop), cross=not same_class))
     return rows
 
 
@@ -321,7 +321,7 @@ def _table(rows: list[dict], dataset: Dataset, dets: pd.DataFrame, gt_xyxy, gt_c
     ann, images = dataset.annotations, dataset.images
     n = len(rows)
     if not n:
-        return pd.DataFrame({c: [] for c in SUSPECT_COLUMNS + ["_det", "_gt"]})
+        return pd.DataFrame({c: [] for c in SUSPECT_COLUMNS + ["_det", "_gt", "_cross"]})
     kind = np.array([r["kind"].value for r in rows], dtype=object)
     gt = np.array([r["gt"] for r in rows], np.int64)
     det = np.array([r["det"] for r in rows], np.int64)
@@ -354,7 +354,7 @@ def _table(rows: list[dict], dataset: Dataset, dets: pd.DataFrame, gt_xyxy, gt_c
         "suggested_category_id": suggested.astype(np.int64),
         **{f"fix_{c}": fix_box[:, k] for k, c in enumerate(("x1", "y1", "x2", "y2"))},
         "detlens_score": np.array([r["rule"] for r in rows], np.float64),
-        "_det": det, "_gt": gt,
+        "_det": det, "_gt": gt, "_cross": np.array([r.get("cross", False) for r in rows], bool),
     })
     table["suspect_id"] = [_suspect_id(r) for r in table.itertuples(index=False)]
     table["rank"] = 0
@@ -498,9 +498,11 @@ def _blend(rows: pd.DataFrame, scores: CleanlabScores, weight: float) -> pd.Data
                       (SuspectKind.DUPLICATE, scores.swap)):
         pick = (kind == k.value) & (gt_row >= 0)
         cl[pick] = 1.0 - source[gt_row[pick]]
-    # a box score of exactly 1 is cleanlab's "no confident box to compare with" (and for a
-    # duplicate of one class: its overlap check is across classes only): no opinion
+    # a box score of exactly 1 is cleanlab's "no confident box to compare with": no opinion; its
+    # overlap check (a box labelled twice) is across classes only, so for a duplicate of one
+    # class its swap score is about something else
     cl[cl == 0] = np.nan
+    cl[(kind == SuspectKind.DUPLICATE.value) & ~rows["_cross"].to_numpy(bool)] = np.nan
     rows["cleanlab_score"] = cl
     rule = rows["detlens_score"].to_numpy()
     rows["score"] = np.where(np.isnan(cl), rule, (1 - weight) * rule + weight * np.nan_to_num(cl))
