@@ -150,3 +150,31 @@ def test_ensemble_fit_on_validation_apply_to_test(two_test_submissions):
     expected = apply_recipe(recipe, tests, names=["a", "b"], dataset=test)
     assert _csv(applied["result"].predictions) == _csv(expected.predictions)
     assert json.loads(at.code[0].value)["method"] == recipe.config.method
+
+
+def test_ensemble_on_test_set_applies_an_uploaded_recipe(two_test_submissions):
+    """A recipe saved on validation (CLI or download), uploaded on the test set, gives the same CSV."""
+    from core.ensemble import EnsembleConfig
+    from core.recipe import Recipe
+
+    folder = two_test_submissions
+    recipe = Recipe.of(EnsembleConfig("wbf", iou_thr=0.6, conf_type="max", weights=(2, 1)),
+                       ["a_val.csv", "b_val.csv"], fitted_on="val.json", map50=0.5)
+    at = open_app("pages/8_Ensemble.py", data_dir=folder,
+                  **{S.GT_CHOICE: "test.json", S.ACTIVE_PREDICTIONS: "predictions_test.csv",
+                     S.ENSEMBLE_SETS: ["predictions_test.csv", "predictions_test_tta.csv"],
+                     S.ENSEMBLE_TEST_SETS: ["predictions_test.csv", "predictions_test_tta.csv"]})
+    assert_clean(at)
+    at.file_uploader(key="_recipe_upload").set_value(("r.json", recipe.to_json().encode(), "application/json")).run()
+    assert_clean(at)
+    pairing = at.table[0].value
+    assert pairing["fitted on"].tolist() == ["a_val.csv", "b_val.csv"]
+    assert pairing["applied to"].tolist() == ["predictions_test.csv", "predictions_test_tta.csv"]
+    at.button(key="_recipe_apply").click().run()
+    assert_clean(at)
+    test = load_coco(folder / "test.json")
+    tests = [load_predictions(folder / n, dataset=test) for n in ("predictions_test.csv", "predictions_test_tta.csv")]
+    expected = apply_recipe(recipe, tests, names=["a", "b"], dataset=test)
+    assert _csv(at.session_state[S.ENSEMBLE_APPLIED]["result"].predictions) == _csv(expected.predictions)
+    bad = at.file_uploader(key="_recipe_upload").set_value(("r.json", b'{"format": "x"}', "application/json")).run()
+    assert any("not a DetLens ensemble recipe" in e.value for e in bad.error)
