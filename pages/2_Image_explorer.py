@@ -46,11 +46,13 @@ def _filters(data: ActiveData):
     order = controls[0].selectbox("Sort images by", orders, **S.bind(S.EXPLORER_SORT, orders))
     class_filter = controls[1].multiselect("Classes", list(names.values()), placeholder="all classes",
                                            **S.bind(S.EXPLORER_CLASSES, list(names.values())))
-    outcome_options = OUTCOME_CHOICES if data.view is not None else []
-    outcome_filter = controls[2].multiselect(
-        "Outcomes", outcome_options, format_func=lambda o: OUTCOME_LABELS[o],
-        placeholder="all outcomes", disabled=data.view is None,
-        **S.bind(S.EXPLORER_OUTCOMES, outcome_options))
+    outcome_filter = []
+    if data.view is not None:
+        outcome_filter = controls[2].multiselect(
+            "Outcomes", OUTCOME_CHOICES, format_func=lambda o: OUTCOME_LABELS[o],
+            placeholder="all outcomes", **S.bind(S.EXPLORER_OUTCOMES, OUTCOME_CHOICES))
+    else:  # outcomes (TP, FP kinds, missed) exist only against ground-truth boxes
+        controls[2].caption("Outcomes need ground-truth boxes and predictions on them.")
     colourings = ["outcome", "class"] if data.view is not None else ["class"]
     color_by = controls[3].radio("Colour by", colourings, horizontal=False,
                                  **S.bind(S.EXPLORER_COLOR_BY, colourings))
@@ -113,6 +115,12 @@ def explorer(data: ActiveData) -> None:
     if order == "most disagreement":
         second, disagreement = disagreement_source(data)
         order = order if disagreement is not None else "most boxes"
+    subset = st.session_state.get(S.EXPLORER_SUBSET)
+    if subset:
+        note = st.columns([5, 1])
+        note[0].info(f"Showing the {len(subset[1]):,} images of {subset[0]} only.")
+        note[1].button("Show all images", key="_explorer_clear_subset", on_click=S.set_value,
+                       args=(S.EXPLORER_SUBSET, None))
     listing = image_list(data, order, class_ids, outcomes, second, disagreement)
     if not len(listing.table):
         st.warning("No image matches the class and outcome filters; clear them above.")

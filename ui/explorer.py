@@ -37,9 +37,12 @@ def _filter_sources(data: ActiveData):
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _image_list(dataset_key: str, pred_key: str, iou_thr: float, score_thr: float, order: str,
                 class_ids: tuple | None, outcomes: tuple | None, second: tuple | None, _data: ActiveData,
-                _disagreement: pd.DataFrame | None) -> ImageList:
+                _disagreement: pd.DataFrame | None, subset: str | None = None,
+                _subset_keys: tuple | None = None) -> ImageList:
     per_image = _data.view.per_image if _data.view is not None else None
     table = image_table(_data.dataset, _data.predictions, score_thr, per_image)
+    if _subset_keys is not None:  # a slice or chart opened here (ui.analysis)
+        table = table[table["key"].isin(_subset_keys)]
     if _disagreement is not None:  # per image of the agreement's dataset (the active one)
         by_name = _disagreement.set_index("file_name")["disagreements"]
         table["disagreement"] = by_name.reindex(table["key"]).to_numpy(dtype="float64")
@@ -58,9 +61,13 @@ def image_list(data: ActiveData, order: str, class_ids: list | None, outcomes: l
     """The images the explorer browses, filtered and sorted (treat as read-only). second: the
     cache key (label, content key, ref threshold) of the set `disagreement` (Agreement.per_image)
     comes from, for the "most disagreement" order."""
+    from ui import state as S
+
+    subset = st.session_state.get(S.EXPLORER_SUBSET)
     return _image_list(data.dataset_key, data.predictions_key, round(data.iou_thr, 4),
                        round(data.score_thr, 4), order, tuple(class_ids) if class_ids else None,
-                       tuple(outcomes) if outcomes else None, second, data, disagreement)
+                       tuple(outcomes) if outcomes else None, second, data, disagreement,
+                       f"{subset[0]}:{hash(subset[1])}" if subset else None, subset[1] if subset else None)
 
 
 def disagreement_source(data: ActiveData) -> tuple[tuple | None, pd.DataFrame | None]:

@@ -40,6 +40,7 @@ EXPLORER_CLASSES = "explorer_classes"  # list[str]: class names shown (empty = a
 EXPLORER_OUTCOMES = "explorer_outcomes"  # list[str]: outcomes shown (empty = all)
 EXPLORER_COLOR_BY = "explorer_color_by"  # "outcome" | "class"
 EXPLORER_LABELS = "explorer_labels"    # bool: write class and score on the boxes
+EXPLORER_SUBSET = "explorer_subset"    # (label, tuple of image keys) the explorer is limited to, or None
 ERRORS_CLASS = "errors_class"          # str: class name on the Class errors page
 COMPARE_SETS = "compare_sets"          # list[str]: prediction-set labels on the Compare page
 COMPARE_PAIR = "compare_pair"          # list[str]: the two sets whose images are compared
@@ -72,6 +73,7 @@ DEFAULTS = {
     EXPLORER_OUTCOMES: [],
     EXPLORER_COLOR_BY: "outcome",
     EXPLORER_LABELS: True,
+    EXPLORER_SUBSET: None,
     ERRORS_CLASS: None,
     COMPARE_SETS: [],
     COMPARE_PAIR: [],

@@ -1,0 +1,77 @@
+"""Slices and Calibration pages under AppTest: numbers from core at the sidebar's thresholds,
+click-through to the explorer (limited to a slice's images) and to Class errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.calibration import best_thresholds, calibration
+from core.slices import build_slices
+from tests.test_app import assert_clean, open_app, sample_eval, texts  # noqa: F401 (fixture)
+from ui import state as S
+
+SLICES, CALIBRATION = "pages/11_Slices.py", "pages/12_Calibration.py"
+
+
+def test_slices_page_shows_core_numbers_at_the_threshold(sample_eval):
+    dataset, _, ev = sample_eval
+    at = open_app(SLICES, **{S.SCORE_THR: 0.3})
+    assert_clean(at)
+    expected = build_slices(ev).table(0.3)
+    shown = at.dataframe(key="slice_table").value
+    worst = expected[~expected["tiny"]].iloc[0]
+    first = shown.iloc[0]
+    assert first["slice"] == worst["slice"]
+    assert first["AP@0.50"] == pytest.approx(worst["ap50"], abs=1e-12)
+    assert first["GT boxes"] == worst["n_gt"] and first["predictions"] == worst["n_pred"]
+    assert "AP@0.50, all boxes" in texts(at)
+
+
+def test_slice_opens_its_images_in_the_explorer(sample_eval):
+    dataset, _, ev = sample_eval
+    at = open_app(SLICES)
+    index = build_slices(ev)
+    label = "size (COCO areas) · small (< 32²)"
+    at.selectbox(key="_slices_open").set_value(label).run()
+    at.button(key="_slices_to_explorer").click().run()
+    assert_clean(at)
+    wanted = set(dataset.images["file_name"].to_numpy()[index.images_of("size (COCO areas)", "small (< 32²)")])
+    subset = at.session_state[S.EXPLORER_SUBSET]
+    assert set(subset[1]) == wanted
+    at.switch_page("pages/2_Image_explorer.py").run()  # where st.switch_page went (AppTest stays)
+    assert f"Showing the {len(wanted):,} images of slice {label} only." in texts(at)
+    # the explorer's position box counts only the slice's images
+    assert at.number_input(key="_explorer_position").label == f"Image (of {len(wanted):,})"
+    at.button(key="_explorer_clear_subset").click().run()
+    assert at.number_input(key="_explorer_position").label == f"Image (of {len(dataset.images):,})"
+
+
+def test_slices_page_follows_the_iou_threshold(sample_eval):
+    at = open_app(SLICES, **{S.IOU_THR: 0.75})
+    assert_clean(at)
+    assert "AP@0.75" in at.dataframe(key="slice_table").value.columns
+
+
+def test_calibration_page_numbers_and_exports(sample_eval):
+    dataset, _, ev = sample_eval
+    at = open_app(CALIBRATION, **{S.SCORE_THR: 0.2})
+    assert_clean(at)
+    cal = calibration(ev, score_thr=0.2)
+    assert f"ECE {cal.ece:.4f}" in texts(at)
+    table = best_thresholds(ev, min_precision=0.9, min_recall=0.5)
+    shown = next(d.value for d in at.dataframe if "best-F1 threshold" in d.value.columns)
+    for row in table[table["category_id"] >= 0].itertuples():
+        mine = shown[shown["class"] == row.name].iloc[0]
+        assert mine["best-F1 threshold"] == pytest.approx(row.best_f1_thr)
+    assert "mAP rewards keeping low-score boxes" in texts(at)
+
+
+def test_calibration_class_chart_and_bins(sample_eval):
+    at = open_app(CALIBRATION)
+    at.number_input(key="_cal_bins").set_value(5).run()
+    assert_clean(at)
+    names = list(at.selectbox(key="_cal_class").options)
+    at.selectbox(key="_cal_class").set_value(names[1]).run()
+    assert_clean(at)

@@ -1,0 +1,103 @@
+"""Glue of the deeper-analysis pages: cached slices / TIDE per class / calibration of the active
+evaluation (held as long as the evaluation is), search and top-N for long class lists, and the
+click-through to the explorer and Class errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui import loaders
+from ui import state as S
+from ui.sidebar import ActiveData
+
+EXPLORER_PAGE = "pages/2_Image_explorer.py"
+CLASS_ERRORS_PAGE = "pages/3_Class_errors.py"
+
+
+def _key(data: ActiveData, *parts) -> tuple:
+    return (*parts, data.dataset_key, data.predictions_key, round(float(data.iou_thr), 4))
+
+
+def slice_index(data: ActiveData):
+    """core.slices.SliceIndex of the active evaluation (matched once, then any threshold is cheap)."""
+    from core.slices import build_slices
+
+    ev = data.evaluation
+    with st.spinner("Scoring every slice (once per evaluation) ..."):
+        return loaders.derived(_key(data, "slices"), lambda: build_slices(ev), [ev])
+
+
+def tide_per_class(data: ActiveData) -> pd.DataFrame:
+    from core.tide_per_class import tide_per_class as compute
+
+    ev = data.evaluation
+    return loaders.derived(_key(data, "tide_per_class"), lambda: compute(ev), [ev])
+
+
+def calibration(data: ActiveData, n_bins: int):
+    from core.calibration import calibration as compute
+
+    ev, thr = data.evaluation, round(float(data.score_thr), 4)
+    return loaders.derived(_key(data, "calibration", n_bins, thr), lambda: compute(ev, n_bins=n_bins, score_thr=thr),
+                           [ev])
+
+
+def best_thresholds(data: ActiveData, min_precision: float, min_recall: float) -> pd.DataFrame:
+    from core.calibration import best_thresholds as compute
+
+    ev = data.evaluation
+    return loaders.derived(_key(data, "best_thresholds", min_precision, min_recall),
+                           lambda: compute(ev, min_precision=min_precision, min_recall=min_recall), [ev])
+
+
+def search_and_top(table: pd.DataFrame, *, key: str, column: str = "name", sort_by: str | None = None,
+                   default_top: int = 30, what: str = "classes") -> pd.DataFrame:
+    """A search box (substring of `column`, any case) and, over 30 rows, a top-N box; the rows
+    shown, sorted by `sort_by` descending when given."""
+    cells = st.columns([3, 1])
+    query = cells[0].text_input(f"Search {what}", key=f"{key}_search", placeholder=f"part of a {column}")
+    if query:
+        table = table[table[column].astype(str).str.contains(query, case=False, regex=False)]
+    if sort_by is not None:
+        table = table.sort_values(sort_by, ascending=False, kind="stable", na_position="last")
+    if len(table) > default_top:
+        n = cells[1].number_input(f"Top N of {len(table):,}", min_value=5, max_value=len(table),
+                                  value=default_top, step=5, key=f"{key}_top")
+        table = table.head(int(n))
+    return table
+
+
+def open_images_in_explorer(data: ActiveData, image_indices: np.ndarray, label: str) -> None:
+    """Make the explorer browse only these dataset images (worst AP first) and go there."""
+    names = data.dataset.images["file_name"].to_numpy()
+    keys = [str(k) for k in names[np.asarray(image_indices, np.int64)]]
+    st.session_state[S.EXPLORER_SUBSET] = (label, tuple(keys))
+    st.session_state[S.EXPLORER_SORT] = "lowest AP@0.5"
+    st.session_state[S.EXPLORER_CLASSES] = []
+    st.session_state[S.EXPLORER_OUTCOMES] = []
+    st.session_state[S.EXPLORER_IMAGE] = None  # the list's first: the slice's worst image
+    st.switch_page(EXPLORER_PAGE)
+
+
+def open_class_errors(class_name: str, error: str | None) -> None:
+    """Open Class errors on a class (and error type: its radio's own key)."""
+    st.session_state[S.ERRORS_CLASS] = class_name
+    if error is not None:
+        st.session_state["_errors_kind"] = error
+    st.switch_page(CLASS_ERRORS_PAGE)
+
+
+def selected_points(event) -> list[dict]:
+    """The points of a plotly_chart / dataframe selection event (empty when none)."""
+    if not event:
+        return []
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
+    return list(selection.get("points", []) or [])
+
+
+def selected_rows(event) -> list[int]:
+    if not event:
+        return []
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
+    return list(selection.get("rows", []) or [])
