@@ -81,6 +81,10 @@ if data.predictions is None:
     st.info("Choose or upload predictions in the sidebar to see their score distributions.")
     st.stop()
 preds = data.predictions
+if not len(preds):
+    st.info(f"No predicted boxes in {data.predictions_label} at score ≥ {data.score_thr:.2f} (an "
+            "empty submission): no score distribution to show.")
+    st.stop()
 scores = pd.DataFrame({"category_id": preds.labels, "score": preds.scores})
 left, right = st.columns(2)
 with left:

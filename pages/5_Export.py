@@ -21,6 +21,9 @@ stem = (data.predictions_label or "predictions").rsplit("/", 1)[-1].rsplit(".", 
 stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
 kept = int((preds.scores >= data.score_thr).sum())
 st.subheader("Submission filtered at the score threshold")
+if not kept:
+    st.info(f"No predicted boxes in {data.predictions_label} at score ≥ {data.score_thr:.2f}: the "
+            "filtered submission lists every image with an empty PredictionString.")
 st.markdown(f"**{kept:,}** of **{len(preds):,}** boxes have score ≥ {data.score_thr:.2f}, on "
             f"{len(preds.image_keys):,} images (every image keeps its row, as the competition "
             "requires). Columns `PredictionString,image_id`, boxes Pascal VOC xyxy in pixels.")

@@ -83,6 +83,10 @@ if not sets:
     st.stop()
 if len(sets) == 1:
     st.caption("One set: the method only merges its own overlapping boxes.")
+empty = [s.label for s in sets if not len(s.predictions)]
+if empty:
+    st.info(f"No predicted boxes in {', '.join(empty)} (an empty submission): it adds no box to the "
+            "ensemble; a weighted method still counts it in the averages.")
 
 # --- settings ---------------------------------------------------------------------------------------
 for widget_key, default in ((METHOD_KEY, "wbf"), (IOU_KEY, 0.55), (SKIP_KEY, 0.0), (CONF_KEY, "avg"),

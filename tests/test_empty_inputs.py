@@ -16,6 +16,8 @@ from ui import state as S
 PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
          "pages/4_Dataset.py", "pages/5_Export.py", "pages/7_Compare.py", "pages/8_Ensemble.py"]
 METRIC_PAGES = ["pages/1_Overview.py", "pages/3_Class_errors.py"]
+NOTICE_PAGES = METRIC_PAGES + ["pages/4_Dataset.py", "pages/5_Export.py", "pages/7_Compare.py",
+                               "pages/8_Ensemble.py"]  # say "No predicted boxes in X"
 OTHER = "predictions_strong.csv"  # a set with boxes, beside the empty one on Compare / Ensemble
 
 
@@ -59,7 +61,7 @@ def test_empty_prediction_upload_gives_a_notice_on_every_page(case, page):
     at = _with_upload(page, name, content)
     _assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    if page in METRIC_PAGES + ["pages/7_Compare.py"]:
+    if page in NOTICE_PAGES:
         assert f"No predicted boxes in uploaded: {name}" in texts(at)
 
 
@@ -87,7 +89,7 @@ def test_empty_in_app_set_gives_a_notice_on_every_page(page):
         S.ACTIVE_PREDICTIONS: label, S.PREDICTIONS_FOR_GT: "train.json",
         S.COMPARE_SETS: [label, OTHER], S.ENSEMBLE_SETS: [label, OTHER]})
     _assert_no_exception(at)
-    if page in METRIC_PAGES:
+    if page in NOTICE_PAGES:
         assert f"No predicted boxes in {label}" in texts(at)
 
 
