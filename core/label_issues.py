@@ -210,6 +210,7 @@ def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, conf
     det_cls = dets["category_id"].to_numpy()
     det_tp = dets["outcome"].astype(str).to_numpy() == "tp"
     det_cls_err = dets["outcome"].astype(str).to_numpy() == "classification"
+    det_ignored = dets["outcome"].astype(str).to_numpy() == "ignored"   # on a crowd region: COCO leaves it out
 
     gt_image = ann["image_index"].to_numpy()
     gt_order = np.argsort(gt_image, kind="stable")
@@ -229,7 +230,7 @@ def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, conf
         out += _wrong_class(g, d, iou, same, p, det_cls_err[d])
         bad, loose_for_unfound = _bad_box(g, d, iou, same, p, matched_p[g])
         out += bad
-        out += _missing(d, iou, p, det_xyxy[d], det_tp[d], loose_for_unfound)
+        out += _missing(d, iou, p, det_xyxy[d], det_ignored[d], loose_for_unfound)
         out += _duplicates(g, d, gt_xyxy[g], gt_cls[g], iou, same, p, matched_p[g])
     return _table(out, dataset, dets, gt_xyxy, gt_cls)
 
@@ -274,7 +275,7 @@ def _bad_box(g, d, iou, same, p, matched_p) -> tuple[list[dict], np.ndarray]:
     return rows, loose_for_unfound
 
 
-def _missing(d, iou, p, xyxy, tp, loose_for_unfound) -> list[dict]:
+def _missing(d, iou, p, xyxy, ignored, loose_for_unfound) -> list[dict]:
     rows = []
     if not len(d):
         return rows
@@ -283,7 +284,7 @@ def _missing(d, iou, p, xyxy, tp, loose_for_unfound) -> list[dict]:
     on_object = best >= MATCH_IOU
     taken = np.zeros(len(d), bool)  # covered by a higher-scoring suspect (d is by descending score)
     for j in range(len(d)):
-        if on_object[j] or loose_for_unfound[j] or taken[j]:
+        if on_object[j] or ignored[j] or loose_for_unfound[j] or taken[j]:
             continue
         earlier = np.arange(len(d)) < j
         if (earlier & on_object & (pair[j] >= MATCH_IOU)).any():
@@ -321,7 +322,9 @@ def _table(rows: list[dict], dataset: Dataset, dets: pd.DataFrame, gt_xyxy, gt_c
     ann, images = dataset.annotations, dataset.images
     n = len(rows)
     if not n:
-        return pd.DataFrame({c: [] for c in SUSPECT_COLUMNS + ["_det", "_gt", "_cross"]})
+        empty = pd.DataFrame({c: pd.Series(dtype=object if c in ("suspect_id", "kind", "file_name", "fix")
+                                           else np.float64) for c in SUSPECT_COLUMNS})
+        return empty.assign(_det=np.zeros(0, np.int64), _gt=np.zeros(0, np.int64), _cross=np.zeros(0, bool))
     kind = np.array([r["kind"].value for r in rows], dtype=object)
     gt = np.array([r["gt"] for r in rows], np.int64)
     det = np.array([r["det"] for r in rows], np.int64)

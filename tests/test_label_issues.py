@@ -96,6 +96,14 @@ class TestRules:
         pair = set(dataset.annotations.loc[dataset.annotations["image_id"] == 4, "id"])
         assert {dup["ann_id"].iloc[0], dup["other_ann_id"].iloc[0]} == pair
 
+    def test_a_box_on_a_crowd_region_is_not_a_missing_annotation(self):
+        gt, preds = well_found()
+        doc = coco({**gt, 1: [(0, [100, 100, 400, 400])]})
+        doc["annotations"][-1]["iscrowd"] = 1
+        dataset = load_coco(json.dumps(doc).encode(), name="crowd.json")
+        table = find_label_issues(dataset, predictions(preds + [(1, 0, 0.9, [150, 150, 250, 250])])).suspects
+        assert only(table, 1).empty
+
     def test_agreeing_labels_are_not_suspected(self, scene):
         dataset, preds = scene
         table = find_label_issues(dataset, preds).suspects

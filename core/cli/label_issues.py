@@ -6,7 +6,7 @@ blended with cleanlab's ObjectLab box scores (core.label_issues). Prints the cou
 the top of the table; --out writes the ranked suspects as CSV (rank, kind, image_id, ann_id,
 category_id, suggested_category_id, x1, y1, x2, y2, score, then the evidence), --json the same
 as a json list. x1..y2 is the box after the suggested fix (the GT box for a relabel or a
-delete). Use out-of-fold predictions: a model that saw the labels repeats their errors. Exit 1
+delete); a missing box has ann_id and category_id -1. Use out-of-fold predictions: a model that saw the labels repeats their errors. Exit 1
 when nothing could be checked (an unusable file, a ground truth without annotations,
 predictions for other images) or an output cannot be written.
 """
