@@ -42,6 +42,12 @@ with left:
         "id": ds.categories["id"].to_numpy(), "class": ds.categories["name"].to_numpy(),
         "boxes": per_class.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy(),
         "colour": [colors[int(c)] for c in ds.categories["id"]]})
+    if not len(ds.annotations) and data.predictions is not None:  # a test set: what was predicted
+        keep = data.predictions.scores >= data.score_thr
+        predicted = pd.Series(data.predictions.labels[keep]).value_counts()
+        table = table.rename(columns={"boxes": "GT boxes"})
+        table.insert(3, f"predicted ≥ {data.score_thr:.2f}",
+                     predicted.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy())
     st.dataframe(
         table.style.map(lambda c: f"background-color: {c}; color: {c}", subset=["colour"]),
         hide_index=True, width="stretch", height=min(38 * len(table) + 40, 560))

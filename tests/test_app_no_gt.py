@@ -55,6 +55,9 @@ def test_landing_shows_the_busiest_predicted_image():
     shown = texts(at)
     assert "most ground-truth boxes" not in shown
     assert "most predicted boxes" in shown
+    classes = at.dataframe[0].value
+    preds = load_predictions(REAL_TRASH / "test_submission_cascade.csv")
+    assert classes["predicted ≥ 0.05"].sum() == int((preds.scores >= 0.05).sum())
 
 
 @pytest.mark.parametrize("page", ALL_PAGES)
