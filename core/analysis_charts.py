@@ -86,3 +86,23 @@ def operating_points_figure(points: pd.DataFrame, title: str, current_thr: float
     fig.update_layout(title=title, xaxis_title="score threshold (keep ≥)", yaxis_range=[0, 1.02], height=380,
                       margin=dict(l=10, r=10, t=50, b=10), clickmode="event+select")
     return fig
+
+
+_ANALYZE_COLORS = ["#ffffff", "#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd", "#8c8c8c"]
+
+
+def analyze_figure(curves: pd.DataFrame, ap: pd.Series, title: str) -> go.Figure:
+    """COCO analyze()'s PR curves, filled between neighbours as MMDetection's makeplot draws
+    them; each legend entry gives the curve's area ([.xxx] C75 ...)."""
+    fig = go.Figure()
+    recall = curves["recall"]
+    fig.add_trace(go.Scatter(x=recall, y=np.zeros(len(recall)), mode="lines", line=dict(width=0),
+                             showlegend=False, hoverinfo="skip"))
+    for i, name in enumerate(ap.index):
+        fig.add_trace(go.Scatter(
+            x=recall, y=curves[name], mode="lines", fill="tonexty", name=f"[{ap[name]:.3f}] {name}",
+            line=dict(color="#333", width=0.8), fillcolor=_ANALYZE_COLORS[i + 1],
+            hovertemplate=f"{name}<br>recall %{{x:.2f}}<br>precision %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="recall", yaxis_title="precision", xaxis_range=[0, 1],
+                      yaxis_range=[0, 1.02], height=420, margin=dict(l=10, r=10, t=50, b=10))
+    return fig

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.analysis_charts import slice_bars_figure, tide_heatmap_figure
+from core.analysis_charts import analyze_figure, slice_bars_figure, tide_heatmap_figure
+from core.coco_analyze import AREAS
 from core.colors import OUTCOME_LABELS
 from core.errors import ERROR_TYPES
 from ui import analysis as A
@@ -94,3 +95,18 @@ if chosen_rows:
     hit = top.iloc[chosen_rows[0]]
     costliest = max((e.value for e in ERROR_TYPES), key=lambda e: hit[e])
     A.open_class_errors(str(hit["name"]), costliest)
+
+st.subheader("COCO analyze() breakdown")
+result = A.coco_analyze(data)
+cells = st.columns([3, 2])
+names = ["all classes"] + [str(n) for n in result.names]
+target = cells[0].selectbox("Class", names, key="_analyze_class")
+area = cells[1].radio("Area", AREAS, horizontal=True, key="_analyze_area")
+cid = None if target == "all classes" else int(result.category_ids[result.names.index(target)])
+st.plotly_chart(analyze_figure(result.curves(cid, area), result.ap(cid, area), f"{target} · area {area}"),
+                key="analyze", width="stretch")
+st.caption("As MMDetection's coco_error_analysis.py: C75, C50 = COCO AP at IoU .75/.5; Loc = IoU .1; "
+           "Sim = confusions within a supercategory forgiven" + ("" if result.has_sim else
+           " (no supercategories in this ground truth: Sim equals Oth)") + "; Oth = every class confusion "
+           "forgiven; BG = background false positives removed; FN = every object found. Classes without "
+           "ground truth count 0 in 'all classes', as in that script.")

@@ -75,3 +75,21 @@ def test_calibration_class_chart_and_bins(sample_eval):
     names = list(at.selectbox(key="_cal_class").options)
     at.selectbox(key="_cal_class").set_value(names[1]).run()
     assert_clean(at)
+
+
+def test_coco_analyze_section_follows_core(sample_eval):
+    from core.coco_analyze import coco_analyze
+
+    dataset, _, ev = sample_eval
+    at = open_app(SLICES)
+    at.selectbox(key="_analyze_class").set_value("Paper").run()
+    at.radio(key="_analyze_area").set_value("large").run()
+    assert_clean(at)
+    # sample_data's categories carry supercategories: Sim is computed
+    result = coco_analyze(ev, {int(c): n for c, n in zip(dataset.category_ids, dataset.categories["name"])})
+    assert result.has_sim
+    assert "Sim equals Oth" not in texts(at)
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    paper = int(dataset.category_ids[list(dataset.categories["name"]).index("Paper")])
+    expected = [f"[{v:.3f}] {k}" for k, v in result.ap(paper, "large").items()]
+    assert [t.get("name") for t in spec["data"]][1:] == expected

@@ -51,6 +51,34 @@ def best_thresholds(data: ActiveData, min_precision: float, min_recall: float) -
                            lambda: compute(ev, min_precision=min_precision, min_recall=min_recall), [ev])
 
 
+def supercategories(data: ActiveData) -> dict[int, str] | None:
+    """category id -> supercategory from the ground-truth json in the dataset folder, when it is
+    a COCO json inside the data roots and every category has one; else None."""
+    import json
+
+    from core.coco_analyze import supercategories_of
+
+    folder, label = data.folder, data.gt_label
+    if folder is None or not label or not str(label).lower().endswith(".json"):
+        return None
+    path = folder / str(label)
+    try:
+        if not path.is_file() or not S.data_roots().allows(path):
+            return None
+        return supercategories_of(json.loads(path.read_bytes()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def coco_analyze(data: ActiveData):
+    """core.coco_analyze.Analyze of the active evaluation (Sim only with supercategories)."""
+    from core.coco_analyze import coco_analyze as compute
+
+    ev, supers = data.evaluation, supercategories(data)
+    with st.spinner("COCO analyze: re-matching with modified ground truth (once per evaluation) ..."):
+        return loaders.derived(_key(data, "coco_analyze", supers is not None), lambda: compute(ev, supers), [ev])
+
+
 def search_and_top(table: pd.DataFrame, *, key: str, column: str = "name", sort_by: str | None = None,
                    default_top: int = 30, what: str = "classes") -> pd.DataFrame:
     """A search box (substring of `column`, any case) and, over 30 rows, a top-N box; the rows
