@@ -200,7 +200,7 @@ class _Entry:
     value: object
     size: int
     depends_on: tuple = ()
-    skip: tuple = field(default=(), repr=False)
+    signature: object = None
 
 
 class BoundedCache:
@@ -211,12 +211,15 @@ class BoundedCache:
     may depend on objects held elsewhere (an evaluation): `discard_dependents(obj)` drops them
     when that object leaves its own cache, and they are sized without it. `on_evict(key,
     value)` is called for every entry that is evicted or discarded, outside the lock.
+    `signature(value)`, when given, tells whether a value built lazy parts since it was sized:
+    remeasure() sizes it again only when the signature changed (sizing walks its arrays).
     """
 
     def __init__(self, capacity_bytes: int, name: str = "cache", *, max_entries: int | None = None,
                  sizeof: Callable[..., int] = estimate_bytes,
                  on_evict: Callable[[Hashable, object], None] | None = None,
-                 release: Callable[[], object] = release_freed_memory):
+                 release: Callable[[], object] = release_freed_memory,
+                 signature: Callable[[object], object] | None = None):
         if capacity_bytes < 0:
             raise ValueError(f"Invalid capacity_bytes {capacity_bytes!r}. Only values >= 0 are supported.")
         self.capacity_bytes = int(capacity_bytes)
@@ -225,6 +228,7 @@ class BoundedCache:
         self._sizeof = sizeof
         self._on_evict = on_evict
         self._release = release
+        self._signature = signature
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._total = 0
         self._lock = threading.RLock()
@@ -268,13 +272,14 @@ class BoundedCache:
     def put(self, key: Hashable, value, *, size: int | None = None, depends_on: Iterable = ()):
         """Store value (sized now unless `size` is given), evict down to capacity; returns value."""
         depends_on = tuple(depends_on)
+        signature = self._signature(value) if self._signature is not None else None
         if size is None:
             size = self._sizeof(value, skip=depends_on) if depends_on else self._sizeof(value)
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._total -= old.size
-            self._entries[key] = _Entry(value, int(size), depends_on)
+            self._entries[key] = _Entry(value, int(size), depends_on, signature)
             self._total += int(size)
             evicted = self._evict_locked()
         self._after_eviction(evicted)
@@ -305,13 +310,16 @@ class BoundedCache:
             if entry is None:
                 return
             value, depends_on = entry.value, entry.depends_on
+        signature = self._signature(value) if self._signature is not None else None
+        if signature is not None and signature == entry.signature:
+            return
         size = self._sizeof(value, skip=depends_on) if depends_on else self._sizeof(value)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry.value is not value:
                 return
             self._total += int(size) - entry.size
-            entry.size = int(size)
+            entry.size, entry.signature = int(size), signature
             evicted = self._evict_locked(keep=key)
         self._after_eviction(evicted)
 

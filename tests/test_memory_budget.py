@@ -144,6 +144,23 @@ class TestBoundedCache:
         cache.remeasure("b")
         assert cache.keys() == ["b"] and cache.total_bytes == 950
 
+    def test_remeasure_sizes_again_only_when_the_signature_changed(self):
+        calls = []
+
+        def sizeof(value, skip=()):
+            calls.append(value["built"])
+            return 100 * len(value["built"])
+
+        cache = BoundedCache(10 ** 6, sizeof=sizeof, release=lambda: None,
+                             signature=lambda value: tuple(value["built"]))
+        value = {"built": ["a"]}
+        cache.put("k", value)
+        cache.remeasure("k")
+        assert len(calls) == 1 and cache.total_bytes == 100  # nothing new: not walked again
+        value["built"].append("b")
+        cache.remeasure("k")
+        assert len(calls) == 2 and cache.total_bytes == 200
+
     def test_dependents_go_with_what_they_depend_on_and_are_sized_without_it(self):
         parent = {"arrays": _sized(10_000)}
         derived = BoundedCache(10 ** 6, release=lambda: None)

@@ -88,9 +88,18 @@ def _bounded(name: str, **kwargs) -> BoundedCache:
     return BoundedCache(cache_capacity(SHARES[name], BUDGET), name, **kwargs)
 
 
+def _lazy_parts(value) -> tuple:
+    """Which lazy parts value (or the Comparison it holds) built: cached_property results and
+    Comparison's views are kept in __dict__; unchanged means no need to size it again."""
+    parts = tuple(getattr(value, "__dict__", ()))
+    inner = getattr(value, "comparison", None)
+    return parts + tuple(getattr(inner, "__dict__", ()))
+
+
 # threshold views and tables made from evaluations; every entry depends on its evaluations
-_DERIVED = _bounded("derived", max_entries=512)
-_EVALUATIONS = _bounded("evaluations", on_evict=lambda key, ev: _DERIVED.discard_dependents(ev))
+_DERIVED = _bounded("derived", max_entries=512, signature=_lazy_parts)
+_EVALUATIONS = _bounded("evaluations", signature=_lazy_parts,
+                        on_evict=lambda key, ev: _DERIVED.discard_dependents(ev))
 _PREDICTIONS = _bounded("predictions", max_entries=32)
 # an evaluation holds its dataset: it goes when the dataset does
 _DATASETS = _bounded("datasets", max_entries=16,
