@@ -125,7 +125,11 @@ def _tp_positions(group: np.ndarray, is_tp: np.ndarray, score: np.ndarray):
 
 
 class ThresholdView:
-    """The evaluation with the predictions scoring below `score_thr` deleted; lazy, cheap."""
+    """The evaluation with the predictions scoring below `score_thr` deleted; lazy, cheap.
+
+    A view holds its evaluation (its tables come from it): a cache must not keep views longer
+    than their evaluation, or it keeps the evaluation alive (ui.loaders.derived does not).
+    """
 
     def __init__(self, ranked: Ranked, score_thr: float, evaluation, dataset):
         self._r = ranked
