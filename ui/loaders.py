@@ -269,6 +269,9 @@ def derived(key: tuple, create, evaluations: list):
     value = _DERIVED.get(key)
     if value is None:
         value = _DERIVED.get_or_create(key, create, depends_on=evaluations)
+        for ev in evaluations:  # evicted meanwhile (another session): the entry must not keep it
+            if not _EVALUATIONS.holds(ev):
+                _DERIVED.discard_dependents(ev)
     else:
         _DERIVED.remeasure(key)  # lazy parts (a view's dets) count once built
     return value
