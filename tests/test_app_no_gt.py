@@ -181,3 +181,17 @@ def test_ensemble_on_test_set_applies_an_uploaded_recipe(two_test_submissions):
     assert _csv(at.session_state[S.ENSEMBLE_APPLIED]["result"].predictions) == _csv(expected.predictions)
     bad = at.file_uploader(key="_recipe_upload").set_value(("r.json", b'{"format": "x"}', "application/json")).run()
     assert any("not a DetLens ensemble recipe" in e.value for e in bad.error)
+
+
+def test_compare_with_gt_also_shows_agreement():
+    """On validation CSVs (with GT) the agreement section comes after the mAP comparison."""
+    at = open_app("pages/7_Compare.py", **{S.COMPARE_SETS: ["predictions_strong.csv", "predictions_weak.csv"]})
+    assert_clean(at)
+    at.toggle(key="_compare_agree").set_value(True).run()
+    assert_clean(at)
+    gt = load_coco(SAMPLE / "train.json")
+    expected = agreement(load_predictions(SAMPLE / "predictions_strong.csv", dataset=gt),
+                         load_predictions(SAMPLE / "predictions_weak.csv", dataset=gt), ref_thr=0.5, dataset=gt)
+    summary = next(t.value for t in at.table if "agreement (mAP@0.5)" in t.value.columns)
+    assert float(summary["agreement (mAP@0.5)"].iloc[0]) == pytest.approx(expected.map50, abs=1e-12)
+    assert "Ground truth" in json.dumps(json.loads(plotly_charts(at)[-1].proto.spec)["layout"].get("annotations", []))
