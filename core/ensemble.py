@@ -420,7 +420,7 @@ def ensemble_prepared(
     n_images = len(prepared.image_keys)
     workers = _default_workers(len(prepared.scores), engine) if workers is None else max(1, int(workers))
     # Enough chunks for a smooth progress bar and for balancing the workers.
-    chunks = _chunks(prepared, 50 if workers == 1 else 25 * workers)
+    chunks = _chunks(prepared, (10 if engine == "numba" else 50) if workers == 1 else 25 * workers)
     results = []
     done = 0
     if progress:

@@ -358,21 +358,109 @@ def soft_nms_groups(group_starts, boxes, scores, sigma, min_score, out_boxes, ou
 # Grouping and numpy's tie order
 
 
-def numpy_descending_order(values: np.ndarray, segment_starts: np.ndarray) -> np.ndarray:
-    """[K] positions ordering each segment [starts[s], starts[s+1]) by descending value exactly
-    as `np.argsort(values[segment])[::-1]` does, ties included (numpy's sort is not stable, and
-    ensemble-boxes sorts that way). Vectorised; numpy is called only on segments with ties."""
-    n = len(values)
-    segment = np.repeat(np.arange(len(segment_starts) - 1), np.diff(segment_starts))  # [K]
-    order = np.lexsort((-values, segment))
-    if n < 2:
-        return order
-    sorted_values = values[order]
-    tied = (sorted_values[1:] == sorted_values[:-1]) & (segment[1:] == segment[:-1])
-    for s in np.unique(segment[1:][tied]).tolist():
+@njit(cache=True)
+def _sort_segments_descending(values, segment_starts, order):
+    """Sort each segment of `order` (positions into values) by descending value in place;
+    returns [S] bool: the segment holds equal values (so its order is not unique)."""
+    n_segments = segment_starts.shape[0] - 1
+    tied = np.zeros(n_segments, np.bool_)
+    for s in range(n_segments):
         lo, hi = segment_starts[s], segment_starts[s + 1]
-        order[lo:hi] = lo + np.argsort(values[lo:hi])[::-1]
+        if hi - lo < 2:
+            continue
+        if hi - lo <= 48:   # insertion sort: no allocation for the many small groups
+            for a in range(lo + 1, hi):
+                x = order[a]
+                v = values[x]
+                b = a - 1
+                while b >= lo and values[order[b]] < v:
+                    order[b + 1] = order[b]
+                    b -= 1
+                order[b + 1] = x
+        else:
+            seg = order[lo:hi].copy()
+            seg_values = np.empty(hi - lo)
+            for i in range(hi - lo):
+                seg_values[i] = values[seg[i]]
+            idx = np.argsort(seg_values)
+            for i in range(hi - lo):
+                order[hi - 1 - i] = seg[idx[i]]
+        for i in range(lo + 1, hi):
+            if values[order[i]] == values[order[i - 1]]:
+                tied[s] = True
+                break
+    return tied
+
+
+@njit(cache=True)
+def _group_by_image_and_label(image_starts, label_code, n_labels, first_seen_order):
+    """Boxes grouped by (image, label), input order kept within a group; labels in first-seen
+    order (first_seen_order) or ascending. Returns order [K] and group_starts [G+1]."""
+    n = label_code.shape[0]
+    order = np.empty(n, np.int64)
+    group_starts = np.empty(n + 1, np.int64)
+    count = np.zeros(n_labels, np.int64)
+    offset = np.zeros(n_labels, np.int64)
+    seen = np.empty(n_labels, np.int64)
+    n_groups = 0
+    group_starts[0] = 0
+    for i in range(image_starts.shape[0] - 1):
+        lo, hi = image_starts[i], image_starts[i + 1]
+        n_seen = 0
+        for j in range(lo, hi):
+            c = label_code[j]
+            if count[c] == 0:
+                seen[n_seen] = c
+                n_seen += 1
+            count[c] += 1
+        labels_here = seen[:n_seen].copy()
+        if not first_seen_order:
+            labels_here.sort()
+        pos = lo
+        for c in labels_here:
+            offset[c] = pos
+            pos += count[c]
+            n_groups += 1
+            group_starts[n_groups] = pos
+        for j in range(lo, hi):
+            c = label_code[j]
+            order[offset[c]] = j
+            offset[c] += 1
+        for c in labels_here:
+            count[c] = 0
+    return order, group_starts[:n_groups + 1].copy()
+
+
+def _fix_ties(values: np.ndarray, order: np.ndarray, segment_starts: np.ndarray, tied: np.ndarray) -> None:
+    """Re-sort the tied segments of `order` as `np.argsort(v)[::-1]` does (in place); `order`
+    lists each segment's members in their original order before this call's sorting."""
+    tied_segments = np.flatnonzero(tied)
+    lengths = segment_starts[tied_segments + 1] - segment_starts[tied_segments]
+    # one argsort per length: numpy sorts each row of a 2-D array as it sorts a 1-D array
+    for length in np.unique(lengths).tolist():
+        rows = segment_starts[tied_segments[lengths == length]][:, None] + np.arange(length)  # [k, L]
+        members = order[rows]
+        order[rows] = np.take_along_axis(members, np.argsort(values[members], axis=1)[:, ::-1], axis=1)
+
+
+def descending_order(values: np.ndarray, order: np.ndarray, segment_starts: np.ndarray) -> np.ndarray:
+    """`order` (positions into values, segments [starts[s], starts[s+1]) in original order) with
+    each segment sorted by descending value exactly as `np.argsort(values[segment])[::-1]` does,
+    ties included (numpy's sort is not stable, and ensemble-boxes sorts that way). Compiled;
+    numpy is called only on segments holding equal values."""
+    original = order.copy()
+    order = order.copy()
+    tied = _sort_segments_descending(values, segment_starts, order)
+    if tied.any():
+        order[:] = np.where(np.repeat(tied, np.diff(segment_starts)), original, order)
+        _fix_ties(values, order, segment_starts, tied)
     return order
+
+
+def numpy_descending_order(values: np.ndarray, segment_starts: np.ndarray) -> np.ndarray:
+    """[K] positions ordering each segment of `values` by descending value as
+    `np.argsort(values[segment])[::-1]` does (see `descending_order`)."""
+    return descending_order(values, np.arange(len(values)), np.asarray(segment_starts, np.int64))
 
 
 def _segment_starts(keys_sorted: np.ndarray) -> np.ndarray:
@@ -381,6 +469,29 @@ def _segment_starts(keys_sorted: np.ndarray) -> np.ndarray:
         return np.zeros(1, np.int64)
     change = np.flatnonzero(keys_sorted[1:] != keys_sorted[:-1]) + 1
     return np.concatenate([[0], change, [len(keys_sorted)]]).astype(np.int64)
+
+
+@njit(cache=True)
+def _taken(group_starts, out_n):
+    """[k] positions of the first out_n[g] rows of every group."""
+    taken = np.empty(out_n.sum(), np.int64)
+    k = 0
+    for g in range(out_n.shape[0]):
+        for i in range(out_n[g]):
+            taken[k] = group_starts[g] + i
+            k += 1
+    return taken
+
+
+def _label_codes(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """[K] small non-negative codes in the labels' order, and how many codes there can be."""
+    if len(labels) == 0:
+        return labels.astype(np.int64), 1
+    low, high = int(labels.min()), int(labels.max())
+    if high - low < 65536:   # class ids are small: no sort needed
+        return (labels - low).astype(np.int64), high - low + 1
+    _, code = np.unique(labels, return_inverse=True)
+    return code.astype(np.int64), int(code.max()) + 1
 
 
 def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
@@ -405,7 +516,8 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
             weights = weights / max(weights)
     else:
         keep = scores >= config.skip_box_thr if config.skip_box_thr > 0 else np.ones(len(scores), bool)
-    image, model, boxes, scores, labels = image[keep], model[keep], boxes[keep], scores[keep], labels[keep]
+    if not keep.all():
+        image, model, boxes, scores, labels = image[keep], model[keep], boxes[keep], scores[keep], labels[keep]
     box_weight = weights[model]
     if method in ("wbf", "nmw"):
         weighted = scores * box_weight
@@ -416,19 +528,13 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
 
     # Groups: (image, class). WBF/NMW list classes in first-seen order (the library's dict),
     # NMS/Soft-NMS in ascending order (np.unique); images in chunk order either way.
-    _, label_code = np.unique(labels, return_inverse=True)
-    n_labels = int(label_code.max()) + 1 if len(label_code) else 1
-    key = image * n_labels + label_code
-    if method in ("wbf", "nmw"):
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        rank = np.empty(len(uniq), np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
-        key = rank[inverse]
-    order = np.argsort(key, kind="stable")                                        # input order kept
-    group_starts = _segment_starts(key[order])
+    label_code, n_labels = _label_codes(labels)
+    image_starts = np.searchsorted(image, np.arange(n_images + 1)).astype(np.int64)
+    order, group_starts = _group_by_image_and_label(image_starts, label_code, n_labels,
+                                                    method in ("wbf", "nmw"))
     if method in ("wbf", "nmw"):
         # within each group: descending weighted score, numpy's tie order
-        order = order[numpy_descending_order(weighted[order], group_starts)]
+        order = descending_order(weighted, order, group_starts)
     g_boxes = np.ascontiguousarray(boxes[order])
     g_scores = np.ascontiguousarray(weighted[order])
     out_boxes = np.empty_like(g_boxes)
@@ -448,15 +554,10 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
         soft_nms_groups(group_starts, g_boxes, g_scores, float(config.sigma),
                         float(config.soft_nms_min_score), out_boxes, out_scores, out_n)
 
-    # Compact: the first out_n[g] rows of each group.
-    offset = np.arange(len(g_scores)) - np.repeat(group_starts[:-1], np.diff(group_starts))
-    taken = offset < np.repeat(out_n, np.diff(group_starts))
-    out_image = image[order][taken]
-    out_label = labels[order][taken]
-    out_boxes, out_scores = out_boxes[taken], out_scores[taken]
-    if method in ("wbf", "nmw") and len(out_scores):
+    taken = _taken(group_starts, out_n)          # the first out_n[g] rows of each group
+    if method in ("wbf", "nmw") and len(taken):
         # the library sorts each image's fused boxes by score: `argsort()[::-1]`
-        final = numpy_descending_order(out_scores, _segment_starts(out_image))
-        out_image, out_label = out_image[final], out_label[final]
-        out_boxes, out_scores = out_boxes[final], out_scores[final]
-    return out_image, out_boxes, out_scores, out_label.astype(np.int64)
+        taken_image = image[order[taken]]
+        taken = descending_order(out_scores, taken, _segment_starts(taken_image))
+    return (image[order[taken]], out_boxes[taken], out_scores[taken],
+            labels[order[taken]].astype(np.int64))

@@ -192,6 +192,15 @@ def test_descending_order_is_numpys_argsort_reversed(segments):
     assert_array_equal(numpy_descending_order(values, starts), expected)
 
 
+@pytest.mark.parametrize("length", [2, 17, 64, 300, 1100])
+def test_descending_order_of_many_tied_segments_of_one_length(length):
+    # tied segments of one length are sorted together as rows of a 2-D array
+    values = np.random.default_rng(length).choice([0.1, 0.2, 0.5], 30 * length)
+    starts = np.arange(31) * length
+    expected = np.concatenate([lo + np.argsort(values[lo:lo + length])[::-1] for lo in starts[:-1]])
+    assert_array_equal(numpy_descending_order(values, starts), expected)
+
+
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 127, 128, 129, 300, 1000, 4099])
 def test_pairwise_sum_is_numpys_sum(n):
     rng = np.random.default_rng(n)
