@@ -46,7 +46,7 @@ def main() -> None:
     from core.evaluation import evaluate
     from core.predictions import load_predictions
     from core.slices import build_slices
-    from core.tide import tide_per_class
+    from core.tide_per_class import tide_per_class
 
     dataset = load_coco(DATA / "train.json")
     preds = load_predictions(DATA / "submission.csv", dataset=dataset)
@@ -64,12 +64,15 @@ def main() -> None:
     _, t_cal = _timed(lambda: calibration(ev), args.repeat)
     _, t_best = _timed(lambda: best_thresholds(ev), args.repeat)
     _, t_tide = _timed(lambda: tide_per_class(ev), args.repeat)
+    from core.coco_analyze import coco_analyze
+    _, t_analyze = _timed(lambda: coco_analyze(ev), 1)
     print(_line("evaluate (peer: matching, once per file)", t_eval))
     print(_line(f"build_slices ({len(index.scored)} dimensions, {n_slices} slices)", t_build))
     print(_line("slice table at a new score threshold", t_move))
     print(_line("calibration (10 bins, per class)", t_cal))
     print(_line("best-F1 thresholds per class", t_best))
     print(_line("TIDE dAP per class", t_tide))
+    print(_line("COCO analyze (no supercategories)", t_analyze))
     print(f"build_slices / evaluate (medians): {statistics.median(t_build) / statistics.median(t_eval):.2f}")
 
 

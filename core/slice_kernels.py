@@ -88,22 +88,29 @@ def match_slices(det_start, det_cls, det_xywh, gt_start, gt_cls, gt_xywh, gt_cro
 
 
 @njit(cache=True, nogil=True)
-def true_positives(status, cls, score, n_classes):
+def true_positives(status, member, cls, score, n_classes, eval_t):
     """The TPs of every (threshold, slice, class) group, with their position among the counted
-    predictions of the group in accumulate order.
+    predictions of the group in accumulate order, and the counted predictions at eval_t.
 
-    status [N, T, S], cls [N], score [N]: rows sorted by class, then in pycocotools'
-    accumulate order. Returns group_start [T*S*K+1] (group = (t*S + s)*K + k), tp_pos and
-    tp_score, both by group, then position.
+    status [N, T, S] per slice, or [N, T, 1] the whole set's with member [N, S] saying which
+    slices a prediction is in (an image slice: outside, it is not counted); member [N, 0]
+    otherwise. Every array's rows sorted by class, then in pycocotools' accumulate order (so
+    that the passes read memory in order). Returns group_start [T*S*K+1] (group = (t*S + s)*K + k), tp_pos and
+    tp_score by group then position, and counted [N, S] (in class order) at eval_t.
     """
-    n, n_thr, n_sl = status.shape
+    n_thr = status.shape[1]
+    by_member = member.shape[1] > 0
+    n_sl = member.shape[1] if by_member else status.shape[2]
+    n = cls.shape[0]
     n_groups = n_thr * n_sl * n_classes
     counts = np.zeros(n_groups, np.int64)
     for d in range(n):
         c = cls[d]
-        for t in range(n_thr):
-            for s in range(n_sl):
-                if status[d, t, s] == COCO_TP:
+        for s in range(n_sl):
+            if by_member and not member[d, s]:
+                continue
+            for t in range(n_thr):
+                if status[d, t, 0 if by_member else s] == COCO_TP:
                     counts[(t * n_sl + s) * n_classes + c] += 1
     group_start = np.zeros(n_groups + 1, np.int64)
     for g in range(n_groups):
@@ -112,24 +119,31 @@ def true_positives(status, cls, score, n_classes):
     tp_pos = np.empty(group_start[-1], np.int64)
     tp_score = np.empty(group_start[-1])
     counted = np.zeros((n_thr, n_sl), np.int64)
+    counted_eval = np.zeros((n, n_sl), np.bool_)
     previous = -1
     for d in range(n):
         c = cls[d]
         if c != previous:
             counted[:, :] = 0
             previous = c
-        for t in range(n_thr):
-            for s in range(n_sl):
-                st = status[d, t, s]
+        for s in range(n_sl):
+            if by_member and not member[d, s]:
+                continue
+            for t in range(n_thr):
+                st = status[d, t, 0 if by_member else s]
                 if st == COCO_TP:
                     g = (t * n_sl + s) * n_classes + c
                     tp_pos[fill[g]] = counted[t, s]
                     tp_score[fill[g]] = score[d]
                     fill[g] += 1
                     counted[t, s] += 1
+                    if t == eval_t:
+                        counted_eval[d, s] = True
                 elif st == COCO_FP:
                     counted[t, s] += 1
-    return group_start, tp_pos, tp_score
+                    if t == eval_t:
+                        counted_eval[d, s] = True
+    return group_start, tp_pos, tp_score, counted_eval
 
 
 @njit(cache=True, nogil=True)

@@ -343,7 +343,8 @@ def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))
     tide_data, tide_rows, _ = tide_input_of(ev)  # TIDE's view of the predictions, for every slice
     common = dict(det=det, det_xywh=det.xywh, outcome=outcome, gt=gt, k=k, thrs=thrs, eval_t=eval_t,
-                  class_order=class_order, whole_status=_whole_status(outcome, thrs)[class_order],
+                  class_order=class_order, whole_status=_whole_status(outcome, thrs)[class_order][:, :, None],
+                  cls_c=det.cls[class_order], score_c=det.score[class_order],
                   ascending=np.argsort(det.score[class_order], kind="stable"),
                   tide_data=tide_data, tide_rows=tide_rows, gt_order=gt_order,
                   det_start=det_start, gt_start=gt_start, max_dets=MAX_DETS)
@@ -362,30 +363,28 @@ def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     return index
 
 
-def _score(dim: Dimension, *, det, det_xywh, outcome, gt, k, thrs, eval_t, class_order, whole_status, ascending,
+def _score(dim: Dimension, *, det, det_xywh, outcome, gt, k, thrs, eval_t, class_order, whole_status, ascending, cls_c, score_c,
            tide_data, tide_rows, gt_order, det_start, gt_start, max_dets, with_tide: bool = True) -> _Scored:
     kern = _kernels()
     gt_in = np.ascontiguousarray(dim.gt_in, dtype=np.bool_)
     det_in = np.ascontiguousarray(dim.det_in, dtype=np.bool_)
-    if dim.kind == IMAGE or (dim.coco_area is not None and len(thrs) == len(COCO_IOU_THRS)):
-        # the whole set's matching holds: an image slice keeps whole images, a COCO area was matched
-        if dim.kind == IMAGE:
-            status = np.where(det_in[class_order][:, None, :], whole_status[:, :, None],
-                              np.uint8(COCO_IGNORED))                        # [N, T, S]
-        else:
-            status = outcome.coco[:, :, dim.coco_area][class_order]
+    no_member = np.zeros((len(det.score), 0), np.bool_)
+    # every per-prediction array in class order, so that the kernel reads memory in order
+    if dim.kind == IMAGE:  # whole images: the whole set's matching holds
+        status, member = whole_status, det_in[class_order]
+    elif dim.coco_area is not None and len(thrs) == len(COCO_IOU_THRS):  # matched with COCO's areas
+        status, member = outcome.coco[class_order][:, :, dim.coco_area], no_member
     else:
         status = kern.match_slices(det_start, det.cls, det_xywh, gt_start, gt.cls[gt_order], gt.xywh[gt_order],
                                    gt.crowd[gt_order], gt_in[gt_order], det_in, thrs, max_dets)[class_order]
-    group_start, tp_pos, tp_score = kern.true_positives(status, det.cls[class_order], det.score[class_order], k)
+        member = no_member
+    group_start, tp_pos, tp_score, counted = kern.true_positives(status, member, cls_c, score_c, k, eval_t)
     n_sl = len(dim.slices)
     regular = ~gt.crowd
     n_gt = np.zeros((n_sl, k), np.int64)
     for s in range(n_sl):
         n_gt[s] = np.bincount(gt.cls[regular & gt_in[:, s]], minlength=k)
-    at_eval = status[:, eval_t, :]                                        # [N, S] class order
-    counted = (at_eval == COCO_TP) | (at_eval == COCO_FP)
-    scores = det.score[class_order][ascending]                           # ascending, once per dimension
+    scores = score_c[ascending]                                          # ascending
     counted_scores = [scores[counted[ascending, s]] for s in range(n_sl)]
     tide = np.full((n_sl, len(ERROR_TYPES)), np.nan)
     if with_tide:
