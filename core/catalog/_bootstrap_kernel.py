@@ -8,49 +8,56 @@ _EPS = np.spacing(1)  # pycocotools adds it to the precision's denominator
 
 
 @njit(parallel=True, cache=True)
-def weighted_ap(class_start, det_image, det_tp, weights, n_pos, recall_thrs):  # pragma: no cover - compiled
+def weighted_ap(class_start, det_image, det_tp, weights_t, n_pos, recall_thrs):  # pragma: no cover - compiled
     """[B, K] AP per resample and class; NaN where the resample has no ground truth of the class.
 
     Rows of det_* are sorted by class (class_start offsets), then in pycocotools' order; a
-    prediction weighs its image's weight, as k copies of the image would.
+    prediction weighs its image's weight (weights_t [I, B] integer counts), as that many copies
+    of the image would. The resamples are the inner, vectorised loop: one pass over the
+    predictions serves them all, without a branch per resample. A true positive of weight 0
+    adds no recall and a precision no higher than the previous one's, so it changes nothing.
     """
-    n_b, n_k, n_r = weights.shape[0], len(class_start) - 1, len(recall_thrs)
-    longest = 0
-    for k in range(n_k):
-        longest = max(longest, class_start[k + 1] - class_start[k])
+    n_b, n_k, n_r = weights_t.shape[1], len(class_start) - 1, len(recall_thrs)
     out = np.full((n_b, n_k), np.nan)
-    for b in prange(n_b):
-        precision = np.empty(longest)
-        recall = np.empty(longest)
-        w = weights[b]
-        for k in range(n_k):
+    for k in prange(n_k):
+        lo, hi = class_start[k], class_start[k + 1]
+        n_tp = 0
+        last = lo - 1
+        for i in range(lo, hi):
+            if det_tp[i]:
+                n_tp += 1
+                last = i  # predictions after the last TP never change AP
+        tp = np.zeros(n_b, np.int64)
+        fp = np.zeros(n_b, np.int64)
+        precision = np.empty((n_tp, n_b))
+        tp_at = np.empty((n_tp, n_b), np.int64)
+        j = 0
+        for i in range(lo, last + 1):
+            row = weights_t[det_image[i]]
+            if det_tp[i]:
+                for b in range(n_b):
+                    tp[b] += row[b]
+                    tp_at[j, b] = tp[b]
+                    precision[j, b] = tp[b] / (tp[b] + fp[b] + _EPS)
+                j += 1
+            else:
+                for b in range(n_b):
+                    fp[b] += row[b]
+        for j in range(n_tp - 2, -1, -1):  # precision envelope: best precision at any later TP
+            for b in range(n_b):
+                if precision[j + 1, b] > precision[j, b]:
+                    precision[j, b] = precision[j + 1, b]
+        for b in range(n_b):
             npos = n_pos[b, k]
             if npos <= 0:
                 continue
-            m = 0
-            tp = 0.0
-            fp = 0.0
-            for i in range(class_start[k], class_start[k + 1]):
-                wi = w[det_image[i]]
-                if wi == 0:
-                    continue
-                if det_tp[i]:
-                    tp += wi
-                    precision[m] = tp / (tp + fp + _EPS)
-                    recall[m] = tp / npos
-                    m += 1
-                else:
-                    fp += wi
-            for j in range(m - 2, -1, -1):  # precision envelope: best precision at any later TP
-                if precision[j + 1] > precision[j]:
-                    precision[j] = precision[j + 1]
             total = 0.0
             j = 0
-            for t in range(n_r):           # first TP whose recall reaches the threshold
-                while j < m and recall[j] < recall_thrs[t]:
+            for t in range(n_r):  # the first TP whose recall reaches the threshold
+                while j < n_tp and tp_at[j, b] / npos < recall_thrs[t]:
                     j += 1
-                if j == m:
+                if j == n_tp:
                     break
-                total += precision[j]
+                total += precision[j, b]
             out[b, k] = total / n_r
     return out
