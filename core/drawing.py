@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from PIL import Image, ImageDraw
 
 from core.colors import text_color_on
 
 BLANK_CANVAS_COLOR = "#e8e8e8"
 MAX_LABELS_PER_PANEL = 300  # beyond this, labels hide the image; hover still works
+_IMAGE_ITEM = "panel_image"  # name of the template image the panels share
 
 
 @dataclass
@@ -140,6 +142,14 @@ def panels_figure(
         legend=dict(orientation="h", yanchor="top", y=-0.01, xanchor="left", x=0),
         images=[], annotations=[], uirevision="boxes",
     )
+    if image_uri is not None:
+        # The image is sent once, as a named template item every panel refers to: as a plain
+        # layout image per panel the data URI would travel (and be decoded) once per panel.
+        template = pio.templates[pio.templates.default].to_plotly_json() if pio.templates.default else {}
+        template["layout"] = {**template.get("layout", {}), "images": [dict(
+            name=_IMAGE_ITEM, source=image_uri, x=0, y=0, sizex=width, sizey=height,
+            xanchor="left", yanchor="top", sizing="stretch", layer="below")]}
+        layout["template"] = template  # the default template (the app's theme) plus the image
     traces: list[go.Scatter] = []
     seen_legend: set[str] = set()
     for i, panel in enumerate(panels):
@@ -157,10 +167,8 @@ def panels_figure(
             type="rect", xref=xref, yref=yref, x0=0, y0=0, x1=width, y1=height,
             line=dict(color="#999999", width=1), layer="below",
             fillcolor=BLANK_CANVAS_COLOR if image_uri is None else None))
-        if image_uri is not None:
-            layout["images"].append(dict(
-                source=image_uri, xref=xref, yref=yref, x=0, y=0, sizex=width, sizey=height,
-                xanchor="left", yanchor="top", sizing="stretch", layer="below"))
+        if image_uri is not None:  # the template's image, placed in this panel
+            layout["images"].append(dict(templateitemname=_IMAGE_ITEM, xref=xref, yref=yref))
         elif missing_notice:
             layout["annotations"].append(dict(
                 x=width / 2, y=height / 2, xref=xref, yref=yref, text=missing_notice,
