@@ -114,7 +114,7 @@ class LabelIssues:
 
 def find_label_issues(dataset: Dataset, preds: Predictions, *, evaluation=None, use_cleanlab: bool = True,
                       cleanlab_weight: float = CLEANLAB_WEIGHT, min_suspicion: float = MIN_SUSPICION) -> LabelIssues:
-    """Every suspect with suspicion >= min_suspicion, ranked (see the module docstring).
+    """Every suspect with a (blended) suspicion >= min_suspicion, ranked (see the module docstring).
 
     evaluation: an Evaluation of preds on dataset at IoU 0.5 to reuse (else one is run).
     Raises LabelIssuesError when the ground truth has no annotations or shares no image with preds.
@@ -126,7 +126,7 @@ def find_label_issues(dataset: Dataset, preds: Predictions, *, evaluation=None, 
         evaluation = evaluate(dataset, preds, iou_thr=MATCH_IOU)
     dets, gts = evaluation.dets, evaluation.gts
     confidence = calibrated_confidence(dets["score"].to_numpy(), dets["outcome"].astype(str).to_numpy() == "tp")
-    rows = _rule_suspects(dataset, dets, gts, confidence)
+    rows = _rule_suspects(dataset, dets, gts, confidence, min_suspicion)
     problems = list(evaluation.problems) + _coverage_problems(dataset, preds)
     cleanlab_used = False
     if use_cleanlab:
@@ -142,7 +142,8 @@ def find_label_issues(dataset: Dataset, preds: Predictions, *, evaluation=None, 
     if not cleanlab_used:
         rows["cleanlab_score"] = np.nan
         rows["score"] = rows["detlens_score"]
-    rows = rows[rows["score"] >= min_suspicion]
+    rows = rows[rows["score"] >= min_suspicion].copy()
+    rows["suspect_id"] = suspect_ids(rows)
     rows = rows.sort_values(["score", "image_index", "suspect_id"], ascending=[False, True, True], kind="stable")
     rows = rows.drop_duplicates("suspect_id").reset_index(drop=True)
     rows["rank"] = np.arange(1, len(rows) + 1)
@@ -196,7 +197,10 @@ def _confident_score(scores: np.ndarray, confidence: np.ndarray) -> float | None
 
 
 # ------------------------------------------------------------------ DetLens' rules, per image
-def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, confidence: np.ndarray) -> pd.DataFrame:
+def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, confidence: np.ndarray,
+                   floor: float) -> pd.DataFrame:
+    """Every suspect, unranked; missing boxes only where the model's confidence reaches `floor`
+    (a suspicion below it cannot reach it: cleanlab has an opinion on confident boxes only)."""
     ann = dataset.annotations
     gt_xyxy = ann[["x1", "y1", "x2", "y2"]].to_numpy(np.float64).reshape(-1, 4)
     gt_cls = ann["category_id"].to_numpy()
@@ -230,7 +234,7 @@ def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, conf
         out += _wrong_class(g, d, iou, same, p, det_cls_err[d])
         bad, loose_for_unfound = _bad_box(g, d, iou, same, p, matched_p[g])
         out += bad
-        out += _missing(d, iou, p, det_xyxy[d], det_ignored[d], loose_for_unfound)
+        out += _missing(d, iou, p, det_xyxy[d], det_ignored[d], loose_for_unfound, floor)
         out += _duplicates(g, d, gt_xyxy[g], gt_cls[g], iou, same, p, matched_p[g])
     return _table(out, dataset, dets, gt_xyxy, gt_cls)
 
@@ -275,21 +279,25 @@ def _bad_box(g, d, iou, same, p, matched_p) -> tuple[list[dict], np.ndarray]:
     return rows, loose_for_unfound
 
 
-def _missing(d, iou, p, xyxy, ignored, loose_for_unfound) -> list[dict]:
-    rows = []
+def _missing(d, iou, p, xyxy, ignored, loose_for_unfound, floor: float) -> list[dict]:
     if not len(d):
-        return rows
+        return []
     best = iou.max(axis=0) if iou.shape[0] else np.zeros(len(d))    # [D] best IoU with any GT
-    pair = box_iou(xyxy, xyxy)                                         # [D,D]
     on_object = best >= MATCH_IOU
-    taken = np.zeros(len(d), bool)  # covered by a higher-scoring suspect (d is by descending score)
-    for j in range(len(d)):
-        if on_object[j] or ignored[j] or loose_for_unfound[j] or taken[j]:
+    # p is monotone in the score and d is by descending score, so every box before one with
+    # p >= floor has it too: leaving out the others changes nothing above the floor
+    c = np.flatnonzero(~on_object & ~ignored & ~loose_for_unfound & (p >= floor))   # [C]
+    found = np.flatnonzero(on_object)                                              # [F]
+    if len(c) and len(found):  # a lower-scoring copy of a box that is on a labelled object
+        copy = ((box_iou(xyxy[c], xyxy[found]) >= MATCH_IOU) & (found[None, :] < c[:, None])).any(axis=1)
+        c = c[~copy]
+    close = box_iou(xyxy[c], xyxy[c]) >= MATCH_IOU                                 # [C,C]
+    taken = np.zeros(len(c), bool)  # covered by a higher-scoring suspect
+    rows = []
+    for k, j in enumerate(c):
+        if taken[k]:
             continue
-        earlier = np.arange(len(d)) < j
-        if (earlier & on_object & (pair[j] >= MATCH_IOU)).any():
-            continue  # a lower-scoring copy of a box that is on a labelled object
-        taken |= pair[j] >= MATCH_IOU
+        taken |= close[k]
         weight = 1.0 if best[j] <= LOOSE_IOU else (MATCH_IOU - best[j]) / (MATCH_IOU - LOOSE_IOU)
         rows.append(dict(kind=SuspectKind.MISSING, gt=-1, det=d[j], iou=best[j], rule=p[j] * weight))
     return rows
@@ -359,17 +367,21 @@ def _table(rows: list[dict], dataset: Dataset, dets: pd.DataFrame, gt_xyxy, gt_c
         "detlens_score": np.array([r["rule"] for r in rows], np.float64),
         "_det": det, "_gt": gt, "_cross": np.array([r.get("cross", False) for r in rows], bool),
     })
-    table["suspect_id"] = [_suspect_id(r) for r in table.itertuples(index=False)]
+    table["suspect_id"] = ""  # named once the table is cut to what is listed (suspect_ids)
     table["rank"] = 0
     return table
 
 
-def _suspect_id(row) -> str:
+def suspect_ids(table: pd.DataFrame) -> list[str]:
     """Stable across runs: the kind, image and annotation (a missing box: its class and place)."""
-    if row.kind == SuspectKind.MISSING.value:
-        box = ":".join(f"{v:.0f}" for v in (row.model_x1, row.model_y1, row.model_x2, row.model_y2))
-        return f"missing:{row.image_id}:{row.model_category_id}:{box}"
-    return f"{row.kind}:{row.image_id}:{row.ann_id}"
+    columns = ["kind", "image_id", "ann_id", "model_category_id", "model_x1", "model_y1", "model_x2", "model_y2"]
+    ids = []
+    for kind, image_id, ann_id, cls, x1, y1, x2, y2 in zip(*(table[c].tolist() for c in columns)):
+        if kind == SuspectKind.MISSING.value:
+            ids.append(f"missing:{image_id}:{cls}:{x1:.0f}:{y1:.0f}:{x2:.0f}:{y2:.0f}")
+        else:
+            ids.append(f"{kind}:{image_id}:{ann_id}")
+    return ids
 
 
 # ------------------------------------------------------------------------------ cleanlab
