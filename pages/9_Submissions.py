@@ -2,6 +2,8 @@
 fields; validation against leaderboard; is a difference real; which models to ensemble."""
 from __future__ import annotations
 
+import re
+
 import plotly.express as px
 import streamlit as st
 
@@ -93,8 +95,8 @@ if buttons[1].button("Open in Ensemble", key="_catalog_ensemble", disabled=len(c
 run_selection = buttons[2].button("Forward ensemble selection", key="_catalog_forward", disabled=len(chosen) < 2)
 make_report = buttons[3].button("HTML report of the first", key="_catalog_report", disabled=not chosen)
 
-if len(chosen) >= 2:
-    evaluations = C.evaluations_of(catalog, data, chosen[:2])
+evaluations = C.evaluations_of(catalog, data, chosen[:2]) if len(chosen) >= 2 else {}
+if len(evaluations) == 2:
     (name_a, (_, ev_a)), (name_b, (_, ev_b)) = evaluations.items()
     C.bootstrap_section(ev_a, ev_b, name_a, name_b)
 
@@ -104,22 +106,24 @@ if run_selection:
     sweep = st.session_state.get(S.ENSEMBLE_SWEEP)
     config = sweep.best if sweep is not None else EnsembleConfig("wbf", conf_type="max")
     members = {name: preds for name, (preds, _) in C.evaluations_of(catalog, data, chosen).items()}
-    bar = st.progress(0.0, text="Forward selection ...")
-    result = forward_selection(members, data.dataset, [config], image_root=data.root, roots=S.data_roots(),
-                               progress=lambda step, i, label: bar.progress(min(1.0, step / len(members)), text=label))
-    bar.empty()
-    st.session_state["_catalog_selection"] = (result, config.label)
-if st.session_state.get("_catalog_selection"):
-    result, label = st.session_state["_catalog_selection"]
+    if len(members) >= 2:
+        bar = st.progress(0.0, text="Forward selection ...")
+        result = forward_selection(members, data.dataset, [config], image_root=data.root, roots=S.data_roots(),
+                                   progress=lambda step, i, text: bar.progress(min(1.0, step / len(members)), text=text))
+        bar.empty()
+        st.session_state["_catalog_selection"] = (result, config.label, data.dataset_key)
+selection = st.session_state.get("_catalog_selection")
+if selection and selection[2] == data.dataset_key:
+    result, label, _ = selection
     st.markdown(f"**Forward selection** ({label}; the Ensemble page's sweep sets these settings): "
                 f"{' + '.join(result.members)} → mAP@0.5 **{result.map50:.4f}**")
     st.table(result.path.style.format({"map50": "{:.4f}", "map": "{:.4f}", "gain": "{:+.4f}"}, na_rep="–"),
              hide_index=True)
 
-if make_report and chosen:
+report_source = C.evaluations_of(catalog, data, chosen[:1]) if make_report and chosen else {}
+for name, (_, ev) in report_source.items():
     from core.report import build_report
 
-    (name, (_, ev)), = C.evaluations_of(catalog, data, chosen[:1]).items()
     html = build_report(ev, gt_name=data.gt_label, pred_name=name, score_thr=data.score_thr)
-    st.download_button("Download the report (HTML, opens offline)", html, file_name=f"detlens_report_{name}.html",
+    st.download_button("Download the report (HTML, opens offline)", html, file_name="detlens_report_" + re.sub(r"[^\w.-]+", "_", name) + ".html",
                        mime="text/html", key="_catalog_report_download")

@@ -200,7 +200,6 @@ def correlations(table: pd.DataFrame) -> tuple[float, float, int]:
 
 def open_in(catalog: Catalog, data, ids: list[int], state_key: str, page: str) -> None:
     """Load the chosen submissions against the active GT, offer them as prediction sets, go to page."""
-    from core.catalog.service import load_submission
     from core.problems import ValidationError
     from ui.sidebar import register_predictions
 
@@ -209,7 +208,7 @@ def open_in(catalog: Catalog, data, ids: list[int], state_key: str, page: str) -
         sub = catalog.get(sub_id)
         label = f"catalog #{sub.id}: {sub.name}"
         try:
-            preds = load_submission(catalog, sub, data.dataset)
+            preds = submission_predictions(catalog, sub, data)
         except ValidationError as exc:
             st.error(f"{sub.name} cannot be read against {data.gt_label}: {exc}")
             return
@@ -221,7 +220,7 @@ def open_in(catalog: Catalog, data, ids: list[int], state_key: str, page: str) -
 
 def evaluate_missing(catalog: Catalog, data, table: pd.DataFrame) -> int:
     """Evaluate (and cache) every catalogued submission without a result on the active GT."""
-    from core.catalog.service import evaluate_cached, load_submission
+    from core.catalog.service import evaluate_cached
     from core.problems import ValidationError
 
     missing = table[table["val mAP@0.5"].isna()]
@@ -231,7 +230,7 @@ def evaluate_missing(catalog: Catalog, data, table: pd.DataFrame) -> int:
         sub = catalog.get(int(row.id))
         bar.progress(i / max(len(missing), 1), text=f"Evaluating {sub.name} ...")
         try:
-            preds = load_submission(catalog, sub, data.dataset)
+            preds = submission_predictions(catalog, sub, data)
         except ValidationError:
             continue  # another dataset's submission: it stays without a validation score
         if not (data.dataset.image_index_of_file(preds.image_keys) >= 0).any():
@@ -243,12 +242,43 @@ def evaluate_missing(catalog: Catalog, data, table: pd.DataFrame) -> int:
 
 
 def evaluations_of(catalog: Catalog, data, ids: list[int]) -> dict:
-    """name -> cached Evaluation (IoU 0.5) of each chosen submission on the active GT."""
-    from core.catalog.service import load_submission
+    """'#id name' -> (predictions, cached Evaluation at IoU 0.5) of each chosen submission on the
+    active GT; one that cannot be read against it is an st.error and left out."""
+    from core.problems import ValidationError
 
     out = {}
     for sub_id in ids:
-        sub = catalog.get(sub_id)
-        preds = load_submission(catalog, sub, data.dataset)
-        out[sub.name] = (preds, loaders.evaluation(data.dataset, data.dataset_key, preds, sub.sha256, 0.5))
+        try:
+            sub = catalog.get(sub_id)
+            preds = submission_predictions(catalog, sub, data)
+        except (CatalogError, KeyError) as exc:
+            st.error(f"Submission #{sub_id} cannot be read from the catalog: {exc}")
+            continue
+        except ValidationError as exc:
+            st.error(f"{sub.name} does not fit {data.gt_label}: {exc}")
+            continue
+        if not (data.dataset.image_index_of_file(preds.image_keys) >= 0).any():
+            st.error(f"{sub.name}: none of its images is in {data.gt_label}; choose its ground truth in the sidebar.")
+            continue
+        out[f"#{sub.id} {sub.name}"] = (preds, loaders.evaluation(data.dataset, data.dataset_key, preds,
+                                                                  sub.sha256, 0.5))
     return out
+
+
+def submission_predictions(catalog: Catalog, sub, data):
+    """A catalogued file read against the active GT, held in the loaders' bounded predictions
+    cache (a rerun neither reads the store nor parses again); ValidationError when it does not fit."""
+    from core.catalog.service import load_submission
+    from core.problems import ValidationError
+
+    key = (sub.sha256, data.dataset_key, f"catalog:{sub.file_name}")
+
+    def load():
+        try:
+            return loaders.Loaded(load_submission(catalog, sub, data.dataset), sub.sha256)
+        except ValidationError as exc:
+            return loaders.Loaded(None, sub.sha256, exc.problems)
+    loaded = loaders.caches()["predictions"].get_or_create(key, load)
+    if loaded.value is None:
+        raise ValidationError(loaded.problems)
+    return loaded.value

@@ -27,10 +27,10 @@ def weighted_ap(class_start, det_image, det_tp, weights_t, n_pos, recall_thrs): 
             if det_tp[i]:
                 n_tp += 1
                 last = i  # predictions after the last TP never change AP
-        tp = np.zeros(n_b, np.int64)
-        fp = np.zeros(n_b, np.int64)
+        tp = np.zeros(n_b, np.int32)
+        fp = np.zeros(n_b, np.int32)
         precision = np.empty((n_tp, n_b))
-        tp_at = np.empty((n_tp, n_b), np.int64)
+        tp_at = np.empty((n_tp, n_b), np.int32)
         j = 0
         for i in range(lo, last + 1):
             row = weights_t[det_image[i]]
