@@ -10,6 +10,7 @@ from core.label_issues import SUSPECT_KINDS, SuspectKind
 from core.review import (ACCEPT, FIX_CLASS, REJECT, TAKE_BOX, apply_decisions, change_log_csv,
                          label_fix_worth, review_document)
 from ui import label_review as LR
+from ui import state as S
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
 
@@ -77,6 +78,11 @@ else:
         nav[0].button("Previous", key="_lr_prev", shortcut="Left", on_click=LR.move, args=(-1, len(todo)))
         nav[1].button("Skip", key="_lr_skip", shortcut="S", on_click=LR.move, args=(1, len(todo)))
         nav[2].button("Next", key="_lr_next", shortcut="Right", on_click=LR.move, args=(1, len(todo)))
+        if st.button("Open the image in the explorer", key="_lr_open"):
+            st.session_state[S.EXPLORER_IMAGE] = row["file_name"]
+            st.session_state[S.EXPLORER_CLASSES] = []
+            st.session_state[S.EXPLORER_OUTCOMES] = []
+            st.switch_page("pages/2_Image_explorer.py")
 
 with st.expander(f"All {len(todo)} suspects in the queue"):
     shown = todo[["rank", "kind", "file_name", "ann_id", "category_id", "suggested_category_id",

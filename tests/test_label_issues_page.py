@@ -85,3 +85,10 @@ def test_unwritable_review_file_keeps_decisions_in_the_session(folder, suspects)
     assert any("kept in this session only" in c.value for c in at.caption)
     at.button(key="_lr_accept").click().run()
     assert not at.exception and progress_text(at) == f"1 of {len(suspects)} reviewed"
+
+
+def test_open_in_explorer(folder, suspects):
+    at = open_page(folder)
+    at.button(key="_lr_open").click().run()
+    assert not at.exception
+    assert at.session_state[S.EXPLORER_IMAGE] == suspects.iloc[0]["file_name"]
