@@ -303,3 +303,29 @@ def test_a_released_upload_in_the_widget_value_is_skipped():
     at = AppTest.from_function(_released_upload_script).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.text[0].value == "['uploaded: b.csv'] b'PredictionString,image_id\\n'"
+
+
+def test_an_upload_dropped_from_the_store_is_a_message_not_a_failure():
+    """Uploaded bytes evicted to stay under the budget: the page says so and keeps working."""
+    from tests.test_app import open_app, texts
+    from ui import loaders
+    from ui import state as S
+
+    at = open_app("pages/1_Overview.py")
+    at.file_uploader(key="_upload_predictions").set_value(
+        ("mine.csv", (SAMPLE / "predictions_weak.csv").read_bytes(), "text/csv")).run()
+    at.file_uploader(key="_upload_gt").set_value(
+        ("again.json", (SAMPLE / "train.json").read_bytes(), "application/json")).run()
+    assert not at.exception and at.session_state[S.GT_CHOICE] == "uploaded: again.json"
+    kept = at.session_state[S.UPLOADED_PREDICTIONS]["uploaded: mine.csv"]
+    assert kept.sha256 == hashlib.sha256((SAMPLE / "predictions_weak.csv").read_bytes()).hexdigest()
+    assert not hasattr(kept, "data")  # the session holds name, hash and size, no bytes
+    loaders.caches()["uploads"].clear()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Uploaded again.json was dropped to stay under the memory budget " \
+           "(DETLENS_MEMORY_BUDGET_MB=" in texts(at)
+    at.selectbox(key=S.widget_key(S.GT_CHOICE)).set_value("train.json").run()
+    assert not at.exception
+    assert at.session_state[S.ACTIVE_PREDICTIONS] == "uploaded: mine.csv"
+    assert "Uploaded mine.csv was dropped" in texts(at)
