@@ -9,73 +9,85 @@ from core.coco_analyze import AREAS
 from core.colors import OUTCOME_LABELS
 from core.errors import ERROR_TYPES
 from ui import analysis as A
-from ui.sidebar import active_data, page_setup
+from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import need_evaluation
 
 page_setup("Slices")
-data = active_data()
+data = active_data(score_slider_in_fragment=True)
 st.title("Slices")
 if not need_evaluation(data):
     st.stop()
 
-index = A.slice_index(data)
-st.caption(f"**{data.predictions_label}** against **{data.gt_label}** · IoU {data.iou_thr:.2f} · score ≥ "
-           f"{data.score_thr:.2f}. A box slice scores as pycocotools with an areaRng (ground truth outside "
-           "it ignored, and predictions matching it or lying outside it unmatched); an image slice as "
-           "pycocotools on those images only. AP@IoU and AP@[.5:.95] over the classes with ground truth "
-           "in the slice; dAP: TIDE's gain per error type inside the slice.")
-controls = st.columns([3, 1, 2])
-dims = controls[0].multiselect("Dimensions", index.dimensions, default=index.dimensions, key="_slices_dims")
-min_boxes = int(controls[1].number_input("Fewer GT boxes = tiny", min_value=1, value=30, step=5,
-                                         key="_slices_min_boxes"))
-query = controls[2].text_input("Search slices", key="_slices_search", placeholder="e.g. small, Paper")
-table = index.table(data.score_thr, min_boxes=min_boxes)
-whole = index.whole(data.score_thr)
-table = table[table["dimension"].isin(dims)]
-if query:
-    table = table[table["slice"].str.contains(query, case=False, regex=False)
-                  | table["dimension"].str.contains(query, case=False, regex=False)]
-row = st.columns(3)
-row[0].metric(f"AP@{data.iou_thr:.2f}, all boxes", f"{whole['ap50']:.4f}")
-row[1].metric("AP@[.5:.95], all boxes", f"{whole['ap']:.4f}")
-worst = table[~table["tiny"]].head(1)
-if len(worst):
-    row[2].metric("Worst slice", f"{worst['slice'].iloc[0]}", delta=f"{worst['delta_ap50'].iloc[0]:+.3f} AP")
-if table.empty:
-    st.info("No slice matches the dimensions and search above.")
-    st.stop()
 
-chosen = None
-event = st.plotly_chart(slice_bars_figure(table, whole["ap50"], data.iou_thr), key="slice_bars",
-                        on_select="rerun", selection_mode="points", width="stretch")
-points = A.selected_points(event)
-if points and points[0].get("customdata"):
-    chosen = tuple(points[0]["customdata"][:2])
-dap_columns = {f"dap_{e.value}": f"dAP {e.short_name}" for e in ERROR_TYPES}
-shown = table.rename(columns={"slice": "slice", "n_gt": "GT boxes", "n_pred": "predictions",
-                              "n_images": "images", "ap50": f"AP@{data.iou_thr:.2f}", "ap": "AP",
-                              "delta_ap50": "Δ vs all", **dap_columns}).drop(columns=["kind"])
-grid = st.dataframe(
-    shown.style.apply(lambda r: ["color: #aaaaaa" if r["tiny"] else "" for _ in r], axis=1),
-    hide_index=True, width="stretch", key="slice_table", on_select="rerun", selection_mode="single-row",
-    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                   [f"AP@{data.iou_thr:.2f}", "AP", "recall", "Δ vs all", *dap_columns.values()]})
-rows = A.selected_rows(grid)
-if rows:
-    chosen = (table["dimension"].iloc[rows[0]], table["slice"].iloc[rows[0]])
-st.caption("Click a bar or a row to open that slice. Grey: fewer ground-truth boxes than the limit above, "
-           "ranked last. Δ vs all: the slice's AP minus the whole set's, at the current thresholds.")
+@st.fragment
+def slices(data) -> None:
+    """The score slider and everything it changes; a move reruns only this (as the explorer's)."""
+    data = score_slider(data)
+    index = A.slice_index(data)
+    st.caption(f"**{data.predictions_label}** against **{data.gt_label}** · IoU {data.iou_thr:.2f} · score ≥ "
+               f"{data.score_thr:.2f}. A box slice scores as pycocotools with an areaRng (ground truth outside "
+               "it ignored, and predictions matching it or lying outside it unmatched); an image slice as "
+               "pycocotools on those images only. AP@IoU and AP@[.5:.95] over the classes with ground truth "
+               "in the slice; dAP: TIDE's gain per error type inside the slice.")
+    controls = st.columns([3, 1, 2])
+    dims = controls[0].multiselect("Dimensions", index.dimensions, default=index.dimensions, key="_slices_dims")
+    min_boxes = int(controls[1].number_input("Fewer GT boxes = tiny", min_value=1, value=30, step=5,
+                                             key="_slices_min_boxes"))
+    query = controls[2].text_input("Search slices", key="_slices_search", placeholder="e.g. small, Paper")
+    table = index.table(data.score_thr, min_boxes=min_boxes)
+    whole = index.whole(data.score_thr)
+    table = table[table["dimension"].isin(dims)]
+    if query:
+        table = table[table["slice"].str.contains(query, case=False, regex=False)
+                      | table["dimension"].str.contains(query, case=False, regex=False)]
+    row = st.columns(3)
+    row[0].metric(f"AP@{data.iou_thr:.2f}, all boxes", f"{whole['ap50']:.4f}")
+    row[1].metric("AP@[.5:.95], all boxes", f"{whole['ap']:.4f}")
+    worst = table[~table["tiny"]].head(1)
+    if len(worst):
+        row[2].metric("Worst slice", f"{worst['slice'].iloc[0]}", delta=f"{worst['delta_ap50'].iloc[0]:+.3f} AP")
+    if table.empty:
+        st.info("No slice matches the dimensions and search above.")
+        return
 
-labels = [f"{d} · {s}" for d, s in zip(table["dimension"], table["slice"])]
-if chosen is not None and f"{chosen[0]} · {chosen[1]}" in labels:
-    st.session_state["_slices_open"] = f"{chosen[0]} · {chosen[1]}"
-pick = st.columns([3, 1])
-label = pick[0].selectbox("Slice to open", labels, key="_slices_open")
-dimension, name = table.iloc[labels.index(label)][["dimension", "slice"]]
-images = index.images_of(dimension, name)
-if pick[1].button(f"Open its {len(images):,} images in the explorer", key="_slices_to_explorer",
-                  disabled=not len(images), width="stretch"):
-    A.open_images_in_explorer(data, images, f"slice {label}")
+    chosen = None
+    # the chart costs a browser redraw (~0.5 s at 30 slices) on every threshold move: on request
+    if controls[0].toggle("Bar chart of ΔAP", key="_slices_bars"):
+        event = st.plotly_chart(slice_bars_figure(table, whole["ap50"], data.iou_thr), key="slice_bars",
+                                on_select="rerun", selection_mode="points", width="stretch")
+        points = A.selected_points(event)
+        if points and points[0].get("customdata"):
+            chosen = tuple(points[0]["customdata"][:2])
+    dap_columns = {f"dap_{e.value}": f"dAP {e.short_name}" for e in ERROR_TYPES}
+    shown = table.rename(columns={"slice": "slice", "n_gt": "GT boxes", "n_pred": "predictions",
+                                  "n_images": "images", "ap50": f"AP@{data.iou_thr:.2f}", "ap": "AP",
+                                  "delta_ap50": "Δ vs all", **dap_columns}).drop(columns=["kind"])
+    grid = st.dataframe(
+        shown.style.apply(lambda r: ["color: #aaaaaa" if r["tiny"] else "" for _ in r], axis=1),
+        hide_index=True, width="stretch", key="slice_table", on_select="rerun", selection_mode="single-row",
+        column_config={**{c: st.column_config.NumberColumn(format="%.3f") for c in
+                          ["AP", "recall", "Δ vs all", *dap_columns.values()]},
+                       f"AP@{data.iou_thr:.2f}": st.column_config.ProgressColumn(format="%.3f", min_value=0,
+                                                                                 max_value=1)})
+    rows = A.selected_rows(grid)
+    if rows:
+        chosen = (table["dimension"].iloc[rows[0]], table["slice"].iloc[rows[0]])
+    st.caption("Click a bar or a row to open that slice. Grey: fewer ground-truth boxes than the limit above, "
+               "ranked last. Δ vs all: the slice's AP minus the whole set's, at the current thresholds.")
+
+    labels = [f"{d} · {s}" for d, s in zip(table["dimension"], table["slice"])]
+    if chosen is not None and f"{chosen[0]} · {chosen[1]}" in labels:
+        st.session_state["_slices_open"] = f"{chosen[0]} · {chosen[1]}"
+    pick = st.columns([3, 1])
+    label = pick[0].selectbox("Slice to open", labels, key="_slices_open")
+    dimension, name = table.iloc[labels.index(label)][["dimension", "slice"]]
+    images = index.images_of(dimension, name)
+    if pick[1].button(f"Open its {len(images):,} images in the explorer", key="_slices_to_explorer",
+                      disabled=not len(images), width="stretch"):
+        A.open_images_in_explorer(data, images, f"slice {label}")
+
+
+slices(data)
 
 st.subheader("TIDE dAP per class")
 tide = A.tide_per_class(data)

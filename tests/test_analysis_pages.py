@@ -27,6 +27,10 @@ def test_slices_page_shows_core_numbers_at_the_threshold(sample_eval):
     assert first["AP@0.50"] == pytest.approx(worst["ap50"], abs=1e-12)
     assert first["GT boxes"] == worst["n_gt"] and first["predictions"] == worst["n_pred"]
     assert "AP@0.50, all boxes" in texts(at)
+    at.toggle(key="_slices_bars").set_value(True).run()                 # the bar chart, on request
+    assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["customdata"][0][:2] == [worst["dimension"], worst["slice"]]
 
 
 def test_slice_opens_its_images_in_the_explorer(sample_eval):
