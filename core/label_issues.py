@@ -125,14 +125,17 @@ def find_label_issues(dataset: Dataset, preds: Predictions, *, evaluation=None, 
     if evaluation is None or abs(evaluation.iou_thr - MATCH_IOU) > 1e-9:
         evaluation = evaluate(dataset, preds, iou_thr=MATCH_IOU)
     dets, gts = evaluation.dets, evaluation.gts
-    confidence = calibrated_confidence(dets["score"].to_numpy(), dets["outcome"].astype(str).to_numpy() == "tp")
-    rows = _rule_suspects(dataset, dets, gts, confidence, min_suspicion)
+    scores_raw = dets["score"].to_numpy()
+    confidence = calibrated_confidence(scores_raw, dets["outcome"].astype(str).to_numpy() == "tp")
+    high = _confident_score(scores_raw, confidence)
+    # cleanlab has an opinion on missing boxes scoring >= its threshold (0.95 by default) only
+    opinion_from = (0.95 if high is None else high) if use_cleanlab else np.inf
+    rows = _rule_suspects(dataset, dets, gts, confidence, min_suspicion, opinion_from)
     problems = list(evaluation.problems) + _coverage_problems(dataset, preds)
     cleanlab_used = False
     if use_cleanlab:
         try:
-            scores = cleanlab_box_scores(dataset, dets, high_probability_threshold=_confident_score(
-                dets["score"].to_numpy(), confidence))
+            scores = cleanlab_box_scores(dataset, dets, high_probability_threshold=high)
         except ImportError:
             problems.append(Problem(Severity.WARNING, "cleanlab is not installed: suspects are ranked by "
                                     "DetLens' rules alone (pip install cleanlab)"))
@@ -198,9 +201,9 @@ def _confident_score(scores: np.ndarray, confidence: np.ndarray) -> float | None
 
 # ------------------------------------------------------------------ DetLens' rules, per image
 def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, confidence: np.ndarray,
-                   floor: float) -> pd.DataFrame:
+                   floor: float, opinion_from: float) -> pd.DataFrame:
     """Every suspect, unranked; missing boxes only where the model's confidence reaches `floor`
-    (a suspicion below it cannot reach it: cleanlab has an opinion on confident boxes only)."""
+    or its score reaches `opinion_from` (below both, the suspicion cannot reach floor)."""
     ann = dataset.annotations
     gt_xyxy = ann[["x1", "y1", "x2", "y2"]].to_numpy(np.float64).reshape(-1, 4)
     gt_cls = ann["category_id"].to_numpy()
@@ -215,6 +218,7 @@ def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, conf
     det_tp = dets["outcome"].astype(str).to_numpy() == "tp"
     det_cls_err = dets["outcome"].astype(str).to_numpy() == "classification"
     det_ignored = dets["outcome"].astype(str).to_numpy() == "ignored"   # on a crowd region: COCO leaves it out
+    det_score = dets["score"].to_numpy()
 
     gt_image = ann["image_index"].to_numpy()
     gt_order = np.argsort(gt_image, kind="stable")
@@ -234,7 +238,8 @@ def _rule_suspects(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame, conf
         out += _wrong_class(g, d, iou, same, p, det_cls_err[d])
         bad, loose_for_unfound = _bad_box(g, d, iou, same, p, matched_p[g])
         out += bad
-        out += _missing(d, iou, p, det_xyxy[d], det_ignored[d], loose_for_unfound, floor)
+        worth = (p >= floor) | (det_score[d] >= opinion_from)
+        out += _missing(d, iou, p, det_xyxy[d], det_ignored[d] | ~worth, loose_for_unfound)
         out += _duplicates(g, d, gt_xyxy[g], gt_cls[g], iou, same, p, matched_p[g])
     return _table(out, dataset, dets, gt_xyxy, gt_cls)
 
@@ -279,14 +284,15 @@ def _bad_box(g, d, iou, same, p, matched_p) -> tuple[list[dict], np.ndarray]:
     return rows, loose_for_unfound
 
 
-def _missing(d, iou, p, xyxy, ignored, loose_for_unfound, floor: float) -> list[dict]:
+def _missing(d, iou, p, xyxy, skip, loose_for_unfound) -> list[dict]:
+    """skip: [D] boxes never suspected (on a crowd region, too unsure); d is by descending score and
+    whether a box is skipped for being unsure is monotone in it, so no skipped box would have
+    covered a listed one."""
     if not len(d):
         return []
     best = iou.max(axis=0) if iou.shape[0] else np.zeros(len(d))    # [D] best IoU with any GT
     on_object = best >= MATCH_IOU
-    # p is monotone in the score and d is by descending score, so every box before one with
-    # p >= floor has it too: leaving out the others changes nothing above the floor
-    c = np.flatnonzero(~on_object & ~ignored & ~loose_for_unfound & (p >= floor))   # [C]
+    c = np.flatnonzero(~on_object & ~skip & ~loose_for_unfound)                     # [C]
     found = np.flatnonzero(on_object)                                              # [F]
     if len(c) and len(found):  # a lower-scoring copy of a box that is on a labelled object
         copy = ((box_iou(xyxy[c], xyxy[found]) >= MATCH_IOU) & (found[None, :] < c[:, None])).any(axis=1)
