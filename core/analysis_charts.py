@@ -106,3 +106,15 @@ def analyze_figure(curves: pd.DataFrame, ap: pd.Series, title: str) -> go.Figure
     fig.update_layout(title=title, xaxis_title="recall", yaxis_title="precision", xaxis_range=[0, 1],
                       yaxis_range=[0, 1.02], height=420, margin=dict(l=10, r=10, t=50, b=10))
     return fig
+
+
+def with_cell_picks(fig: go.Figure, labels_y: list, labels_x: list) -> go.Figure:
+    """The heatmap `fig` with a near-invisible square marker on every cell (customdata: [row,
+    column]): plotly selects points, not heatmap cells, so a click on a cell picks its marker."""
+    ys, xs = np.meshgrid(np.arange(len(labels_y)), np.arange(len(labels_x)), indexing="ij")
+    fig.add_trace(go.Scatter(
+        x=np.asarray(labels_x, dtype=object)[xs.ravel()], y=np.asarray(labels_y, dtype=object)[ys.ravel()],
+        mode="markers", marker=dict(symbol="square", size=14, opacity=0.01, color="#000"),
+        customdata=np.stack([ys.ravel(), xs.ravel()], axis=1), hoverinfo="skip", showlegend=False))
+    fig.update_layout(clickmode="event+select")
+    return fig

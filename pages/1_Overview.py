@@ -5,10 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import best_f1_threshold, confusion_figure, threshold_curves_figure, tide_figure
+from core.analysis_charts import with_cell_picks
 from core.colors import OUTCOME_LABELS
 from ui import state as S
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
+from ui.analysis import open_drilldown
 from ui.no_gt import is_test_set, overview_without_gt
 
 page_setup("Overview")
@@ -60,7 +62,9 @@ st.dataframe(
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(tide_figure(ev.tide), key="tide", width="stretch")
+    tide_pick = st.plotly_chart(tide_figure(ev.tide), key="tide", width="stretch", on_select="rerun",
+                                selection_mode="points")
+    open_drilldown(data, tide_pick, "tide")  # a bar opens the images with boxes of that error type
     tide_table = ev.tide.assign(error=[OUTCOME_LABELS.get(str(e), str(e)) for e in ev.tide["error"]])
     st.dataframe(tide_table, hide_index=True, width="stretch",
                  column_config={"dap": st.column_config.NumberColumn("dAP", format="%.4f")})
@@ -73,6 +77,10 @@ with right:
         st.button(f"Use the best-F1 threshold ({best:.2f})", key="use_best_f1",
                   on_click=S.set_value, args=(S.SCORE_THR, round(best, 2)))
 
-st.plotly_chart(confusion_figure(view.confusion), key="confusion", width="stretch")
+cells = list(view.confusion.index)
+cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(view.confusion), cells, list(view.confusion.columns)),
+                            key="confusion", width="stretch", on_select="rerun", selection_mode="points")
+open_drilldown(data, cell_pick, "confusion")  # a cell opens its images in the explorer
 st.caption("At the current score threshold. The background row counts predictions on nothing; "
-           "the background column counts ground truths no prediction found.")
+           "the background column counts ground truths no prediction found. Click a cell (or a bar of "
+           "the error breakdown) to open the images behind it in the explorer.")

@@ -129,3 +129,42 @@ def selected_rows(event) -> list[int]:
         return []
     selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
     return list(selection.get("rows", []) or [])
+
+
+def open_drilldown(data: ActiveData, event, chart: str) -> None:
+    """A click on Overview's TIDE bars ("tide": x = error label) or confusion matrix
+    ("confusion": customdata = [row, column]) opens the images behind it in the explorer."""
+    from core.colors import OUTCOME_LABELS
+    from core.drilldown import confusion_cell_images, outcome_images
+
+    points = selected_points(event)
+    if not points:
+        return
+    view, k = data.view, len(data.dataset.categories)
+    if chart == "tide":
+        by_label = {v: key for key, v in OUTCOME_LABELS.items()}
+        outcome = by_label.get(points[0].get("x"))
+        if outcome is None:
+            return
+        images = outcome_images(view, outcome)
+        st.session_state[S.EXPLORER_OUTCOMES] = [outcome]
+        label = f"{OUTCOME_LABELS[outcome].lower()} boxes"
+    else:
+        custom = points[0].get("customdata")
+        if not custom:
+            return
+        row, column = int(custom[0]), int(custom[1])
+        names = list(view.confusion.index)
+        images = confusion_cell_images(view, None if row == k else row, None if column == k else column)
+        label = f"confusion cell {names[row]} → {list(view.confusion.columns)[column]}"
+    if not len(images):
+        st.info(f"No image behind {label} at score ≥ {data.score_thr:.2f}.")
+        return
+    outcomes = st.session_state.get(S.EXPLORER_OUTCOMES) if chart == "tide" else []
+    names = data.dataset.images["file_name"].to_numpy()
+    st.session_state[S.EXPLORER_SUBSET] = (label, tuple(str(n) for n in names[images]))
+    st.session_state[S.EXPLORER_SORT] = "most errors"
+    st.session_state[S.EXPLORER_CLASSES] = []
+    st.session_state[S.EXPLORER_OUTCOMES] = outcomes
+    st.session_state[S.EXPLORER_IMAGE] = None
+    st.switch_page(EXPLORER_PAGE)
