@@ -299,6 +299,19 @@ class TestUploadedGroundTruthImages:
         assert image_sources(at)[0].startswith("data:image/jpeg;base64,")
         assert f"images from `{SAMPLE.resolve()}`" in texts(at)
 
+    def test_compare_offers_the_dataset_folders_files_not_the_image_folders(self, tmp_path):
+        images = tmp_path / "images"
+        images.mkdir()
+        shutil.copy(SAMPLE / "predictions_weak.csv", images / "stray.csv")
+        at = open_app(**{S.DATA_DIR: str(SAMPLE)})
+        at.file_uploader(key="_upload_gt").set_value(
+            ("fold.json", (SAMPLE / "train.json").read_bytes(), "application/json")).run()
+        at.text_input(key="_upload_image_dir").input(str(images)).run()
+        at.switch_page("pages/7_Compare.py").run()
+        assert not at.exception
+        offered = at.multiselect(key=S.widget_key(S.COMPARE_SETS)).options
+        assert "predictions_strong.csv" in offered and "stray.csv" not in offered
+
     def test_dataset_folder_gt_keeps_its_folder(self):
         at = open_app(**{S.DATA_DIR: str(SAMPLE)})
         assert f"images from `{SAMPLE.resolve()}`" in texts(at)

@@ -50,7 +50,7 @@ def choose_prediction_sets(data: ActiveData, state_key: str, label: str, *, help
                            evaluate: bool = True) -> list[PredictionSet]:
     """A multiselect of every available set (state kept across pages), loaded; rejected ones
     are reported with the loader's messages and left out."""
-    options = prediction_options(data.root)
+    options = prediction_options(data.folder)
     names = list(options)
     if not st.session_state.get(state_key):  # first visit: the active set and the next that fits
         start = [data.predictions_label] if data.predictions_label in options else []
