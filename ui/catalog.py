@@ -158,9 +158,10 @@ def submissions_table(catalog: Catalog, gt_key: str, iou_thr: float = 0.5) -> pd
         rows.append({"id": sub.id, "name": sub.name, "val mAP@0.5": stats.get("map50"), "val mAP": stats.get("map"),
                      "LB score": sub.lb_score, "private score": sub.private_score, "model": sub.model or "",
                      "author": sub.author or "", "first seen": pd.Timestamp(sub.first_seen),
-                     "boxes": sub.n_boxes, "file": sub.file_name, "notes": sub.notes or "", "sha256": sub.sha256})
+                     "boxes": sub.n_boxes, "images": sub.n_images, "size (MB)": round(sub.size_bytes / 1e6, 2),
+                     "file": sub.file_name, "notes": sub.notes or "", "sha256": sub.sha256})
     columns = ["id", "name", "val mAP@0.5", "val mAP", "LB score", "private score", "model", "author",
-               "first seen", "boxes", "file", "notes", "sha256"]
+               "first seen", "boxes", "images", "size (MB)", "file", "notes", "sha256"]
     return pd.DataFrame(rows, columns=columns)
 
 
