@@ -276,6 +276,26 @@ def test_upload_store_is_bounded_and_content_addressed(monkeypatch):
     uploads.clear()
 
 
+def test_decoded_images_are_held_within_their_share(tmp_path, monkeypatch):
+    """Crops decode whole images; those are held in the budget's image share, not 16 x 64 MP."""
+    from PIL import Image
+
+    from ui import loaders
+
+    images = loaders.caches()["images"]
+    monkeypatch.setattr(images, "capacity_bytes", 10 * MB)
+    images.clear()
+    paths = []
+    for i in range(4):  # 1500 x 1000 RGB: 4.5 MB decoded each
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (1500, 1000), (i, i, i)).save(paths[-1])
+    decoded = [loaders._pil_image(str(p), p.stat().st_mtime_ns) for p in paths]
+    assert [image.getpixel((0, 0)) for image in decoded] == [(i, i, i) for i in range(4)]
+    assert images.total_bytes == 2 * 1500 * 1000 * 3 <= images.capacity_bytes
+    assert loaders._pil_image(str(paths[3]), paths[3].stat().st_mtime_ns) is decoded[3]  # a hit
+    images.clear()
+
+
 def _released_upload_script():
     import streamlit as st
     from streamlit.proto.Common_pb2 import FileURLs

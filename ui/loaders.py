@@ -79,8 +79,8 @@ def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
 BUDGET = read_budget()  # read once, at server start
 # Shares of what the budget leaves after core.memory_budget.RESERVED_MB. One evaluation of
 # 490,000 boxes is ~120 MB with its tables (bench/bench_memory.py).
-SHARES = {"evaluations": 0.55, "derived": 0.15, "predictions": 0.15, "uploads": 0.10,
-          "datasets": 0.05}
+SHARES = {"evaluations": 0.50, "derived": 0.15, "predictions": 0.15, "uploads": 0.10,
+          "datasets": 0.05, "images": 0.05}
 BUDGET_HINT = f"to stay under the memory budget ({BUDGET_ENV_VAR}={BUDGET.mb})"
 
 
@@ -105,12 +105,14 @@ _PREDICTIONS = _bounded("predictions", max_entries=32)
 _DATASETS = _bounded("datasets", max_entries=16,
                      on_evict=lambda key, loaded: _EVALUATIONS.discard_dependents(loaded.value))
 _UPLOADS = _bounded("uploads")  # sha256 -> bytes, shared by every session
+# decoded RGB images (crops): width * height * 3 bytes each
+_IMAGES = _bounded("images", sizeof=lambda image: 0 if image is None else image.width * image.height * 3)
 
 
 def caches() -> dict[str, BoundedCache]:
     """The bounded caches by name (for benchmarks and tests)."""
     return {"evaluations": _EVALUATIONS, "derived": _DERIVED, "predictions": _PREDICTIONS,
-            "datasets": _DATASETS, "uploads": _UPLOADS}
+            "datasets": _DATASETS, "uploads": _UPLOADS, "images": _IMAGES}
 
 
 def store_upload(data: bytes) -> str:
@@ -337,15 +339,18 @@ def _mtime_ns(path: Path) -> int:
         return 0
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _pil_image(path: str, mtime_ns: int):
-    """Decoded RGB image or None. Bounded: 16 entries x the pixel limit (core.images, 64 MP x 3
-    bytes = 192 MB) = 3.1 GB at worst; ~50 MB for 1024 px images."""
+def _decode(path: str):
     try:
         image, _ = read_image(Path(path))
     except ValueError:
         return None
     return image
+
+
+def _pil_image(path: str, mtime_ns: int):
+    """Decoded RGB image or None, held in the budget's image share (an image over it alone is
+    still kept, as the newest entry: one image under the pixel limit, 192 MB at most)."""
+    return _IMAGES.get_or_create((path, mtime_ns), lambda: _decode(path))
 
 
 def pil_image(root: Path | None, file_name: str):
