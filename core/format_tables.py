@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from core.data_roots import HOW_TO_ADD, DataRoots
 from core.output_files import OutputError
 from core.problems import Problem, Severity
 from core.tables import ANNOTATION_COLUMNS, CATEGORY_COLUMNS, IMAGE_COLUMNS, Dataset, Predictions
@@ -140,6 +141,25 @@ def capped(problems: list[Problem], severity: Severity, items: list[tuple[str, i
         file, line, message = items[MAX_LISTED]
         problems.append(Problem(severity, f"... and {len(items) - MAX_LISTED} more {what} like "
                                 f"{file}:{line}: {message}", file=file))
+
+
+def inside_roots(paths: list[Path], roots: DataRoots | None, problems: list[Problem], what: str,
+                 shown_from: Path) -> list[Path]:
+    """The paths `roots` allows to be opened (all of them when unrestricted); one ERROR for the
+    rest, naming the first and the setting that allows it (a data.yaml may point anywhere)."""
+    if roots is None or not roots.restricted:
+        return paths
+    allowed = [p for p in paths if roots.allows(p)]
+    refused = [p for p in paths if not roots.allows(p)] if len(allowed) < len(paths) else []
+    if refused:
+        try:
+            first = refused[0].relative_to(shown_from).as_posix()
+        except ValueError:
+            first = str(refused[0])
+        problems.append(Problem(Severity.ERROR, f"{len(refused)} {what} resolve outside DetLens' data "
+                                f"roots and are left out unread (first: {first}); to allow them, "
+                                f"{HOW_TO_ADD}", file=first))
+    return allowed
 
 
 # ---------------------------------------------------------------- writing folders whole

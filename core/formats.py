@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.boxes import xyxy_to_xywh
+from core.data_roots import DataRoots
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -129,20 +130,21 @@ def ground_truth_fingerprint(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def load_ground_truth(path: Path | str, *, split: str | None = None) -> Dataset:
+def load_ground_truth(path: Path | str, *, split: str | None = None, roots: DataRoots | None = None) -> Dataset:
     """Read a COCO json, YOLO dataset or VOC folder as a `Dataset` (format from detect_ground_truth_format).
 
     split: YOLO 'train'/'val'/'test'/'all', VOC an ImageSets/Main name; not used for COCO. A VOC
-    `Annotations/` or YOLO `labels/` folder reads the dataset folder holding it.
+    `Annotations/` or YOLO `labels/` folder reads the dataset folder holding it. Files outside
+    `roots` (the app's data roots, when restricted) are not opened.
     """
     path = dataset_folder(path)
     kind = detect_ground_truth_format(path)
     if kind == GT_YOLO:
         from core.yolo import read_yolo_dataset
-        return read_yolo_dataset(path, split=split)
+        return read_yolo_dataset(path, split=split, roots=roots)
     if kind == GT_VOC:
         from core.voc import read_voc_dataset
-        return read_voc_dataset(path, split=split)
+        return read_voc_dataset(path, split=split, roots=roots)
     from core.dataset import load_coco
     return load_coco(path)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.format_tables import (IMAGE_SUFFIXES, build_dataset, capped, format_number, image_size_upright,
+from core.data_roots import DataRoots
+from core.format_tables import (IMAGE_SUFFIXES, inside_roots, build_dataset, capped, format_number, image_size_upright,
                                 place_image, snap)
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset
@@ -104,7 +105,7 @@ def parse_xml(data: bytes) -> Node:
 # ---------------------------------------------------------------- reading
 
 
-def read_voc_dataset(folder: Path | str, *, split: str | None = None) -> Dataset:
+def read_voc_dataset(folder: Path | str, *, split: str | None = None, roots: DataRoots | None = None) -> Dataset:
     """Read a VOC folder as a `Dataset`; `split` names ImageSets/Main/<split>.txt (default: every XML).
 
     Bad objects and files are ERROR Problems naming file and line (left out); an XML without
@@ -118,7 +119,8 @@ def read_voc_dataset(folder: Path | str, *, split: str | None = None) -> Dataset
                                        "Annotations/*.xml and JPEGImages/", file=str(folder))],
                               summary=f"{folder}: not a VOC dataset")
     problems: list[Problem] = []
-    xml_paths = _xml_files(folder, annotations_dir, split, problems)
+    xml_paths = inside_roots(_xml_files(folder, annotations_dir, split, problems), roots, problems,
+                             "annotation files", folder)
     parsed = []
     for path in xml_paths:
         shown = path.relative_to(folder).as_posix()
@@ -145,7 +147,9 @@ def read_voc_dataset(folder: Path | str, *, split: str | None = None) -> Dataset
         if file_name in seen:
             bad.append((shown, root.line, f"image {file_name} is already described by another XML; left out"))
             continue
-        size = _size(root, shown, images_dir / file_name, bad, problems)
+        image_path = images_dir / file_name
+        size = _size(root, shown, image_path if roots is None or roots.allows(image_path) else None,
+                     bad, problems)
         if size is None:
             continue
         seen.add(file_name)
@@ -208,7 +212,9 @@ def _file_name(xml_relative: Path, root: Node, images_dir: Path) -> str:
     return (sub / f"{xml_relative.stem}.jpg").as_posix()
 
 
-def _size(root: Node, shown: str, image_path: Path, bad: list, problems: list[Problem]) -> tuple[int, int] | None:
+def _size(root: Node, shown: str, image_path: Path | None, bad: list, problems: list[Problem]
+          ) -> tuple[int, int] | None:
+    """The <size>, else the image header's (image_path None: not to be opened); None: left out."""
     size = root.find("size")
     width = height = None
     if size is not None:
@@ -216,10 +222,10 @@ def _size(root: Node, shown: str, image_path: Path, bad: list, problems: list[Pr
     if width and height:
         return width, height
     what = "has no <size>" if size is None else "has no positive <width> and <height> in <size>"
-    header = image_size_upright(image_path) if image_path.is_file() else None
+    header = image_size_upright(image_path) if image_path is not None and image_path.is_file() else None
     line = size.line if size is not None else root.line
     if header is None:
-        bad.append((shown, line, f"<annotation> {what} and its image {image_path.name} cannot be read; "
+        bad.append((shown, line, f"<annotation> {what} and its image cannot be read; "
                     "add <size><width>W</width><height>H</height></size>; file left out"))
         return None
     problems.append(Problem(Severity.WARNING, f"<annotation> {what}; the size {header[0]}x{header[1]} was read "

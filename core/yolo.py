@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.format_tables import (IMAGE_SUFFIXES, build_dataset, capped, class_index_of, format_number,
+from core.data_roots import DataRoots
+from core.format_tables import (IMAGE_SUFFIXES, build_dataset, capped, class_index_of, format_number, inside_roots,
                                 image_size_upright, place_image, predictions_from_rows, snap, stem_index)
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
@@ -70,12 +71,13 @@ def _head(path: Path, size: int = 1 << 16) -> bytes:
 # ---------------------------------------------------------------- reading a dataset
 
 
-def read_yolo_dataset(path: Path | str, *, split: str | None = None) -> Dataset:
+def read_yolo_dataset(path: Path | str, *, split: str | None = None, roots: DataRoots | None = None) -> Dataset:
     """Read a YOLO dataset (data.yaml or folder) as a `Dataset` with ids 0..n-1 in `names` order.
 
     split: 'train', 'val', 'test' or 'all' (data.yaml), default 'val' when the yaml has it (what
     `yolo val` evaluates), else 'train'; for a folder without yaml, a subfolder of images/
-    (default: all images). Raises ValidationError only when there is no usable dataset at all.
+    (default: all images). Images and labels outside `roots` (restricted) are left out unread.
+    Raises ValidationError only when there is no usable dataset at all.
     """
     path = Path(path)
     problems: list[Problem] = []
@@ -94,6 +96,9 @@ def read_yolo_dataset(path: Path | str, *, split: str | None = None) -> Dataset:
         raise ValidationError([Problem(Severity.ERROR, "no images found (looked for "
                                        f"{', '.join(IMAGE_SUFFIXES)} files); check the folder or data.yaml",
                                        file=str(path))], summary=f"{path}: no images")
+    image_paths = inside_roots(image_paths, roots, problems, "images", base)
+    if not image_paths:
+        raise ValidationError(problems, summary=f"{path}: no image inside the data roots")
     root, file_names = _images_root(base, image_paths)
     images, boxes = [], []
     bad_lines: list[tuple[str, int | None, str]] = []
@@ -107,7 +112,7 @@ def read_yolo_dataset(path: Path | str, *, split: str | None = None) -> Dataset:
         label_path = label_path_of(image_path)
         row = len(images)
         images.append((file_name, size[0], size[1]))
-        if label_path.is_file():
+        if label_path.is_file() and (roots is None or roots.allows(label_path)):
             boxes += _read_label_file(label_path, _display(label_path, base), size, row, len(names), bad_lines)
     capped(problems, Severity.ERROR, bad_lines, "bad label lines")
     _warn_orphan_labels(base, image_paths, problems)

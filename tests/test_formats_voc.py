@@ -191,3 +191,18 @@ class TestBadInput:
     def test_not_a_voc_folder(self, tmp_path):
         with pytest.raises(ValidationError, match="no Annotations/ folder"):
             read_voc_dataset(tmp_path)
+
+
+def test_annotation_symlinked_outside_the_roots_is_not_read_when_restricted(tmp_path):
+    from core.data_roots import DataRoots
+
+    root = _voc(tmp_path, {"a": _xml("a", [_obj("cat", (10, 10, 50, 50))])}, images=[("a", (200, 100))])
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "b.xml").write_text(_xml("b", [_obj("dog", (1, 1, 9, 9))]))
+    (root / "Annotations" / "b.xml").symlink_to(private / "b.xml")
+    restricted = read_voc_dataset(root, roots=DataRoots((root.resolve(),), restricted=True))
+    assert restricted.images["file_name"].tolist() == ["a.jpg"]
+    assert any("outside DetLens' data roots" in p.message and "Annotations/b.xml" in p.message
+               for p in restricted.problems)
+    assert sorted(read_voc_dataset(root).images["file_name"]) == ["a.jpg", "b.jpg"]  # the local user

@@ -310,3 +310,19 @@ class TestPredictions:
         with pytest.raises(ValidationError, match="give the ground truth"):
             load_any_predictions(converted / "txt", None)
 
+
+
+def test_a_data_yaml_cannot_lead_a_restricted_app_outside_its_roots(tmp_path):
+    """On a network only the data roots are opened: a data.yaml naming another folder reads nothing there."""
+    from core.data_roots import DataRoots
+
+    outside = _yolo_folder(tmp_path / "outside", {"secret": "0 0.5 0.5 0.2 0.2\n"})
+    inside = _yolo_folder(tmp_path / "inside", {"a": "1 0.5 0.5 0.2 0.2\n"})
+    (inside / "data.yaml").write_text(f"path: {outside}\ntrain: images/val\nval: images/val\nnames: [cat, dog]\n")
+    roots = DataRoots((inside.resolve(),), restricted=True)
+    with pytest.raises(ValidationError) as refused:
+        load_ground_truth(inside / "data.yaml", roots=roots)
+    assert "outside DetLens' data roots" in str(refused.value) and "DETLENS_DATA_ROOTS" in str(refused.value)
+    allowed = load_ground_truth(inside / "data.yaml", roots=DataRoots((tmp_path.resolve(),), restricted=True))
+    assert allowed.images["file_name"].tolist() == ["val/secret.jpg"]
+    assert load_ground_truth(inside / "data.yaml").images["file_name"].tolist() == ["val/secret.jpg"]  # local user

@@ -164,7 +164,8 @@ def _load_dataset(key: str, root: str | None, name: str, _source) -> Loaded:
 
     try:
         if isinstance(_source, Path) and is_dataset_folder(_source):
-            dataset = load_ground_truth(_source)  # its root: where the format puts the images
+            # its root: where the format puts the images; a data.yaml may point anywhere
+            dataset = load_ground_truth(_source, roots=data_roots())
         else:
             dataset = load_coco(_source, name=name, root=Path(root) if root else None)
     except ValidationError as exc:
