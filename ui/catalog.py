@@ -149,6 +149,11 @@ EDITABLE = {"name": "display_name", "model": "model", "LB score": "lb_score", "p
             "author": "author", "notes": "notes"}
 
 
+# the Submissions table's columns, in the order shown (sha256 is kept for lookups, not shown)
+TABLE_COLUMNS = ["id", "name", "val mAP@0.5", "val mAP", "LB score", "private score", "model", "author",
+                 "first seen", "boxes", "images", "size (MB)", "file", "notes", "sha256"]
+
+
 def submissions_table(catalog: Catalog, gt_key: str, iou_thr: float = 0.5) -> pd.DataFrame:
     """One row per submission with its cached validation numbers against gt_key."""
     results = catalog.results_for(gt_key, iou_thr) if gt_key else {}
@@ -160,9 +165,10 @@ def submissions_table(catalog: Catalog, gt_key: str, iou_thr: float = 0.5) -> pd
                      "author": sub.author or "", "first seen": pd.Timestamp(sub.first_seen),
                      "boxes": sub.n_boxes, "images": sub.n_images, "size (MB)": round(sub.size_bytes / 1e6, 2),
                      "file": sub.file_name, "notes": sub.notes or "", "sha256": sub.sha256})
-    columns = ["id", "name", "val mAP@0.5", "val mAP", "LB score", "private score", "model", "author",
-               "first seen", "boxes", "images", "size (MB)", "file", "notes", "sha256"]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    numbers = ["val mAP@0.5", "val mAP", "LB score", "private score"]
+    table[numbers] = table[numbers].astype(np.float64)  # all-empty columns stay editable numbers
+    return table
 
 
 def save_edits(catalog: Catalog, before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
