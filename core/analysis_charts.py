@@ -108,13 +108,18 @@ def analyze_figure(curves: pd.DataFrame, ap: pd.Series, title: str) -> go.Figure
     return fig
 
 
-def with_cell_picks(fig: go.Figure, labels_y: list, labels_x: list) -> go.Figure:
-    """The heatmap `fig` with a near-invisible square marker on every cell (customdata: [row,
-    column]): plotly selects points, not heatmap cells, so a click on a cell picks its marker."""
-    ys, xs = np.meshgrid(np.arange(len(labels_y)), np.arange(len(labels_x)), indexing="ij")
+def with_cell_picks(fig: go.Figure, table: pd.DataFrame) -> go.Figure:
+    """The heatmap `fig` of `table` (counts) with a near-invisible square marker on every cell
+    (customdata: [row, column, count]): plotly selects points, not heatmap cells, so a click on
+    a cell picks its marker; the marker carries the cell's hover text."""
+    rows, cols = list(table.index), list(table.columns)
+    ys, xs = np.meshgrid(np.arange(len(rows)), np.arange(len(cols)), indexing="ij")
+    counts = table.to_numpy().ravel()
     fig.add_trace(go.Scatter(
-        x=np.asarray(labels_x, dtype=object)[xs.ravel()], y=np.asarray(labels_y, dtype=object)[ys.ravel()],
+        x=np.asarray(cols, dtype=object)[xs.ravel()], y=np.asarray(rows, dtype=object)[ys.ravel()],
         mode="markers", marker=dict(symbol="square", size=14, opacity=0.01, color="#000"),
-        customdata=np.stack([ys.ravel(), xs.ravel()], axis=1), hoverinfo="skip", showlegend=False))
+        customdata=np.stack([ys.ravel(), xs.ravel(), counts], axis=1), showlegend=False,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata[2]} boxes · click: its images"
+                      "<extra></extra>"))
     fig.update_layout(clickmode="event+select")
     return fig

@@ -56,8 +56,8 @@ def slices(data) -> None:
         event = st.plotly_chart(slice_bars_figure(table, whole["ap50"], data.iou_thr), key="slice_bars",
                                 on_select="rerun", selection_mode="points", width="stretch")
         points = A.selected_points(event)
-        if points and points[0].get("customdata"):
-            chosen = tuple(points[0]["customdata"][:2])
+        if points and len(A.custom_data(points[0].get("customdata"))) >= 2:
+            chosen = tuple(A.custom_data(points[0]["customdata"])[:2])
     dap_columns = {f"dap_{e.value}": f"dAP {e.short_name}" for e in ERROR_TYPES}
     shown = table.rename(columns={"slice": "slice", "n_gt": "GT boxes", "n_pred": "predictions",
                                   "n_images": "images", "ap50": f"AP@{data.iou_thr:.2f}", "ap": "AP",
@@ -72,12 +72,12 @@ def slices(data) -> None:
     rows = A.selected_rows(grid)
     if rows:
         chosen = (table["dimension"].iloc[rows[0]], table["slice"].iloc[rows[0]])
-    st.caption("Click a bar or a row to open that slice. Grey: fewer ground-truth boxes than the limit above, "
+    st.caption("Click a bar or a row to open that slice's images in the explorer. Grey: fewer ground-truth boxes than the limit above, "
                "ranked last. Δ vs all: the slice's AP minus the whole set's, at the current thresholds.")
 
+    if chosen is not None:  # a bar or a row clicked: open it (its selection ends with the page switch)
+        A.open_images_in_explorer(data, index.images_of(*chosen), f"slice {chosen[0]} · {chosen[1]}")
     labels = [f"{d} · {s}" for d, s in zip(table["dimension"], table["slice"])]
-    if chosen is not None and f"{chosen[0]} · {chosen[1]}" in labels:
-        st.session_state["_slices_open"] = f"{chosen[0]} · {chosen[1]}"
     pick = st.columns([3, 1])
     label = pick[0].selectbox("Slice to open", labels, key="_slices_open")
     dimension, name = table.iloc[labels.index(label)][["dimension", "slice"]]

@@ -77,9 +77,8 @@ with right:
         st.button(f"Use the best-F1 threshold ({best:.2f})", key="use_best_f1",
                   on_click=S.set_value, args=(S.SCORE_THR, round(best, 2)))
 
-cells = list(view.confusion.index)
-cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(view.confusion), cells, list(view.confusion.columns)),
-                            key="confusion", width="stretch", on_select="rerun", selection_mode="points")
+cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(view.confusion), view.confusion), key="confusion",
+                            width="stretch", on_select="rerun", selection_mode="points")
 open_drilldown(data, cell_pick, "confusion")  # a cell opens its images in the explorer
 st.caption("At the current score threshold. The background row counts predictions on nothing; "
            "the background column counts ground truths no prediction found. Click a cell (or a bar of "

@@ -116,6 +116,13 @@ def open_class_errors(class_name: str, error: str | None) -> None:
     st.switch_page(CLASS_ERRORS_PAGE)
 
 
+def custom_data(custom) -> list:
+    """A point's customdata: Streamlit hands a row of a 2-D customdata over as {"0": a, "1": b}."""
+    if isinstance(custom, dict):
+        return [custom[k] for k in sorted(custom, key=lambda k: int(k))]
+    return list(custom) if custom is not None else []
+
+
 def selected_points(event) -> list[dict]:
     """The points of a plotly_chart / dataframe selection event (empty when none)."""
     if not event:
@@ -150,8 +157,8 @@ def open_drilldown(data: ActiveData, event, chart: str) -> None:
         st.session_state[S.EXPLORER_OUTCOMES] = [outcome]
         label = f"{OUTCOME_LABELS[outcome].lower()} boxes"
     else:
-        custom = points[0].get("customdata")
-        if not custom:
+        custom = custom_data(points[0].get("customdata"))
+        if len(custom) < 2:
             return
         row, column = int(custom[0]), int(custom[1])
         names = list(view.confusion.index)

@@ -1,0 +1,57 @@
+"""In chromium: a click on a slice bar and on a confusion-matrix cell opens the images behind
+it in the explorer (Streamlit's own plotly selection events, no extra component)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import chromium_browser, new_page, page_problems, streamlit_server, wait_until_idle
+
+
+@pytest.fixture(scope="module")
+def app():
+    with streamlit_server() as url, chromium_browser() as browser:
+        yield url, browser
+
+
+def _click_first(page, selector: str) -> None:
+    point = page.locator(selector).first
+    point.wait_for(state="attached", timeout=60_000)
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def _wait_for_page(page, name: str, timeout_s: float = 60) -> None:
+    """st.switch_page changes the URL in place (history API), no load event to wait for."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.url.rstrip("/").endswith(name):
+        assert time.monotonic() < deadline, f"still on {page.url}"
+        page.wait_for_timeout(200)
+    wait_until_idle(page)
+
+
+def test_slice_bar_opens_the_explorer(app):
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/Slices")
+    wait_until_idle(page, timeout_ms=180_000)
+    page.get_by_text("Bar chart of ΔAP", exact=True).click()
+    wait_until_idle(page)
+    _click_first(page, '[data-testid="stPlotlyChart"] .bars .point path')
+    _wait_for_page(page, "Image_explorer")
+    assert "Showing the" in page.inner_text("body")
+    assert not page_problems(page)
+
+
+def test_confusion_cell_opens_the_explorer(app):
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/Overview")
+    wait_until_idle(page, timeout_ms=180_000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').last
+    chart.scroll_into_view_if_needed()
+    # the diagonal's first cell: ground truth and prediction of the first class
+    _click_first(page, '[data-testid="stPlotlyChart"] >> nth=-1 >> .scatterlayer .point')
+    _wait_for_page(page, "Image_explorer")
+    assert "Showing the" in page.inner_text("body") and "confusion cell" in page.inner_text("body")
