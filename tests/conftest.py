@@ -1,6 +1,7 @@
 """Shared test fixtures: paths to the project's sample data and the read-only shared data."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,19 @@ SAMPLE = REPO / "sample_data"
 SHARED = REPO.parent / "shared"
 REAL_TRASH = SHARED / "real-trash"
 EXTERNAL = SHARED / "external"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_catalog(tmp_path_factory):
+    """Pages register every file they load in the catalog: tests use a throwaway one, never the
+    user's ~/.detlens (CI sets DETLENS_DB_URL itself; a test may still override it)."""
+    if "DETLENS_DB_URL" not in os.environ:
+        folder = tmp_path_factory.mktemp("catalog")
+        os.environ["DETLENS_DB_URL"] = f"sqlite:///{folder}/catalog.sqlite"
+        yield
+        os.environ.pop("DETLENS_DB_URL", None)
+    else:
+        yield
 
 
 def need(path: Path) -> Path:
