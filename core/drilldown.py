@@ -31,3 +31,19 @@ def outcome_images(view, outcome: str) -> np.ndarray:
         return np.unique(r.gt_image[view.missed])
     code = ErrorType(outcome).code
     return np.unique(r.det_image[view.keep & (r.det_code == code)])
+
+
+def top_confusion(confusion, n: int):
+    """The (n+1)x(n+1) part of a confusion table (core.thresholds' layout, "background" last)
+    for the n classes with the most errors (off-diagonal counts, background included, as true
+    or as predicted class); the table itself when it has n classes or fewer."""
+    k = len(confusion) - 1
+    if k <= n:
+        return confusion
+    counts = confusion.to_numpy()
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    errors = off[:k].sum(axis=1) + off[:, :k].sum(axis=0)                  # [K]
+    keep = np.sort(np.argsort(-errors, kind="stable")[:n])
+    rows = np.r_[keep, k]
+    return confusion.iloc[rows, rows]

@@ -10,7 +10,7 @@ from core.colors import OUTCOME_LABELS
 from ui import state as S
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
-from ui.analysis import open_drilldown
+from ui.analysis import confusion_shown, open_drilldown
 from ui.no_gt import is_test_set, overview_without_gt
 
 page_setup("Overview")
@@ -77,7 +77,8 @@ with right:
         st.button(f"Use the best-F1 threshold ({best:.2f})", key="use_best_f1",
                   on_click=S.set_value, args=(S.SCORE_THR, round(best, 2)))
 
-cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(view.confusion), view.confusion), key="confusion",
+shown = confusion_shown(view)  # over 30 classes: the most confused N
+cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(shown), shown), key="confusion",
                             width="stretch", on_select="rerun", selection_mode="points")
 open_drilldown(data, cell_pick, "confusion")  # a cell opens its images in the explorer
 st.caption("At the current score threshold. The background row counts predictions on nothing; "

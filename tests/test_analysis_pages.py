@@ -97,3 +97,29 @@ def test_coco_analyze_section_follows_core(sample_eval):
     paper = int(dataset.category_ids[list(dataset.categories["name"]).index("Paper")])
     expected = [f"[{v:.3f}] {k}" for k, v in result.ap(paper, "large").items()]
     assert [t.get("name") for t in spec["data"]][1:] == expected
+
+
+def test_80_classes_stay_readable():
+    """cocoapi_fake100 (80 COCO classes): the confusion matrix shows the 30 most confused (a
+    number box changes it), the TIDE per class heatmap the top 30, and every page runs clean."""
+    from tests.conftest import EXTERNAL, need
+
+    folder = need(EXTERNAL / "cocoapi_fake100")
+    at = open_app("pages/1_Overview.py", data_dir=folder, **{
+        S.GT_CHOICE: "instances_val2014_100.json", S.PREDICTIONS_FOR_GT: "instances_val2014_100.json",
+        S.ACTIVE_PREDICTIONS: "instances_val2014_fakebbox100_results.json"})
+    assert_clean(at)
+    assert len(json.loads(at.get("plotly_chart")[-1].proto.spec)["data"][0]["y"]) == 31
+    at.number_input(key="_confusion_top").set_value(10).run()
+    assert len(json.loads(at.get("plotly_chart")[-1].proto.spec)["data"][0]["y"]) == 11
+    at.switch_page(SLICES).run()
+    assert_clean(at)
+    heatmap = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                   if json.loads(c.proto.spec)["data"][0].get("type") == "heatmap")
+    assert len(heatmap["data"][0]["y"]) == 30
+    at.text_input(key="_tide_classes_search").input("dog").run()
+    heatmap = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                   if json.loads(c.proto.spec)["data"][0].get("type") == "heatmap")
+    assert heatmap["data"][0]["y"] == ["dog"] or set(heatmap["data"][0]["y"]) <= {"dog", "hot dog"}
+    at.switch_page(CALIBRATION).run()
+    assert_clean(at)

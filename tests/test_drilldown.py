@@ -40,3 +40,21 @@ def test_outcomes(case, outcome):
     view, per_image = case
     expected = [i for i, v in enumerate(per_image) if v.counts[outcome] > 0]
     assert outcome_images(view, outcome).tolist() == expected
+
+
+def test_top_confusion_keeps_the_most_confused_classes():
+    import pandas as pd
+
+    from core.drilldown import top_confusion
+
+    labels = ["a", "b", "c", "d", "background"]
+    counts = np.array([[5, 0, 0, 0, 1],    # a: 1 error
+                       [3, 9, 0, 0, 4],    # b: 7 as true class (+0 as predicted)
+                       [0, 0, 2, 0, 0],    # c: none
+                       [0, 2, 0, 1, 0],    # d: 2
+                       [0, 1, 0, 6, 0]])   # background row: b 1, d 6
+    table = pd.DataFrame(counts, index=pd.Index(labels, name="gt"), columns=pd.Index(labels, name="pred"))
+    top = top_confusion(table, 2)                                          # b: 7+2+1=10, d: 2+6=8, a: 1+3=4
+    assert list(top.index) == ["b", "d", "background"] == list(top.columns)
+    assert top.loc["d", "b"] == 2 and top.loc["background", "d"] == 6
+    assert top_confusion(table, 4) is table

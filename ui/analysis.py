@@ -138,9 +138,21 @@ def selected_rows(event) -> list[int]:
     return list(selection.get("rows", []) or [])
 
 
+def confusion_shown(view, key: str = "_confusion_top"):
+    """The confusion table to draw: over 30 classes, the N with the most errors (a number box)."""
+    from core.drilldown import top_confusion
+
+    k = len(view.confusion) - 1
+    if k <= 30:
+        return view.confusion
+    n = st.number_input(f"Classes shown (the most confused of {k})", min_value=5, max_value=k, value=30,
+                        step=5, key=key)
+    return top_confusion(view.confusion, int(n))
+
+
 def open_drilldown(data: ActiveData, event, chart: str) -> None:
     """A click on Overview's TIDE bars ("tide": x = error label) or confusion matrix
-    ("confusion": customdata = [row, column]) opens the images behind it in the explorer."""
+    ("confusion": the cell's x / y labels) opens the images behind it in the explorer."""
     from core.colors import OUTCOME_LABELS
     from core.drilldown import confusion_cell_images, outcome_images
 
@@ -157,13 +169,14 @@ def open_drilldown(data: ActiveData, event, chart: str) -> None:
         st.session_state[S.EXPLORER_OUTCOMES] = [outcome]
         label = f"{OUTCOME_LABELS[outcome].lower()} boxes"
     else:
-        custom = custom_data(points[0].get("customdata"))
-        if len(custom) < 2:
-            return
-        row, column = int(custom[0]), int(custom[1])
+        # the cell's labels, not its position: the chart may show the top N classes only
         names = list(view.confusion.index)
+        gt_name, pred_name = points[0].get("y"), points[0].get("x")
+        if gt_name not in names or pred_name not in names:
+            return
+        row, column = names.index(gt_name), names.index(pred_name)
         images = confusion_cell_images(view, None if row == k else row, None if column == k else column)
-        label = f"confusion cell {names[row]} → {list(view.confusion.columns)[column]}"
+        label = f"confusion cell {gt_name} → {pred_name}"
     if not len(images):
         st.info(f"No image behind {label} at score ≥ {data.score_thr:.2f}.")
         return
