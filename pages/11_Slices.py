@@ -62,6 +62,9 @@ def slices(data) -> None:
     shown = table.rename(columns={"slice": "slice", "n_gt": "GT boxes", "n_pred": "predictions",
                                   "n_images": "images", "ap50": f"AP@{data.iou_thr:.2f}", "ap": "AP",
                                   "delta_ap50": "Δ vs all", **dap_columns}).drop(columns=["kind"])
+    ap_name = f"AP@{data.iou_thr:.2f}"
+    first = ["dimension", "slice", "GT boxes", "predictions", "images", ap_name, "Δ vs all", "AP", "recall"]
+    shown = shown[first + [c for c in shown.columns if c not in first]]
     grid = st.dataframe(
         shown.style.apply(lambda r: ["color: #aaaaaa" if r["tiny"] else "" for _ in r], axis=1),
         hide_index=True, width="stretch", key="slice_table", on_select="rerun", selection_mode="single-row",

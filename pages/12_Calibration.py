@@ -25,7 +25,13 @@ left, right = st.columns([3, 2])
 n_bins = int(right.number_input("Score bins (equal width over [0, 1])", min_value=2, max_value=50, value=10,
                                 key="_cal_bins"))
 cal = A.calibration(data, n_bins)
-left.plotly_chart(reliability_figure(cal.bins, cal.ece, data.iou_thr), key="reliability", width="stretch")
+bin_pick = left.plotly_chart(reliability_figure(cal.bins, cal.ece, data.iou_thr), key="reliability", width="stretch",
+                             on_select="rerun", selection_mode="points")
+bin_points = [p for p in A.selected_points(bin_pick) if len(A.custom_data(p.get("customdata"))) == 3]
+if bin_points:  # a bar clicked: the images of the counted boxes scoring in that bin
+    lo, hi, _ = A.custom_data(bin_points[0]["customdata"])
+    A.open_images_in_explorer(data, A.images_scoring(data, float(lo), float(hi)),
+                              f"boxes scoring {float(lo):.2f}–{float(hi):.2f}")
 metrics = right.columns(2)
 metrics[0].metric("ECE", f"{cal.ece:.4f}", help="Σ (boxes in bin / boxes) × |fraction correct − mean score|")
 metrics[1].metric("MCE", f"{cal.mce:.4f}", help="The largest gap of a non-empty bin")

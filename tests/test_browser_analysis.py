@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import chromium_browser, new_page, page_problems, streamlit_server, wait_until_idle
+from tests.conftest import REPO
+
+SCREENSHOTS = REPO / "tests" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +16,8 @@ def app():
         yield url, browser
 
 
-def _click_first(page, selector: str) -> None:
-    point = page.locator(selector).first
+def _click_first(page, selector: str, last: bool = False) -> None:
+    point = page.locator(selector).last if last else page.locator(selector).first
     point.wait_for(state="attached", timeout=60_000)
     box = point.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -55,3 +58,23 @@ def test_confusion_cell_opens_the_explorer(app):
     _click_first(page, '[data-testid="stPlotlyChart"] >> nth=-1 >> .scatterlayer .point')
     _wait_for_page(page, "Image_explorer")
     assert "Showing the" in page.inner_text("body") and "confusion cell" in page.inner_text("body")
+
+
+def test_reliability_bin_opens_the_explorer(app):
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/Calibration")
+    wait_until_idle(page, timeout_ms=180_000)
+    page.screenshot(path=str(SCREENSHOTS / "sample_calibration.png"), full_page=True)
+    _click_first(page, '[data-testid="stPlotlyChart"] >> nth=0 >> .bars .point path', last=True)  # a tall bar
+    _wait_for_page(page, "Image_explorer")
+    assert "Showing the" in page.inner_text("body") and "boxes scoring" in page.inner_text("body")
+
+
+def test_slices_page_screenshot(app):
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/Slices")
+    wait_until_idle(page, timeout_ms=180_000)
+    page.screenshot(path=str(SCREENSHOTS / "sample_slices.png"), full_page=True)
+    assert not page_problems(page)

@@ -108,6 +108,17 @@ def open_images_in_explorer(data: ActiveData, image_indices: np.ndarray, label: 
     st.switch_page(EXPLORER_PAGE)
 
 
+def images_scoring(data: ActiveData, lo: float, hi: float) -> np.ndarray:
+    """Images with a counted prediction scoring in [lo, hi) (the last bin also hi itself), at
+    or above the score threshold: the boxes of a reliability bin."""
+    dets = data.view.dets
+    score = dets["score"].to_numpy()
+    # scores outside [0, 1] sit in the end bins, as core.calibration puts them
+    inside = ((score >= lo) | (lo <= 0.0)) & ((score < hi) | (hi >= 1.0)) \
+        & (dets["outcome"].astype(str) != "ignored").to_numpy()
+    return np.unique(dets["image_index"].to_numpy()[inside])
+
+
 def open_class_errors(class_name: str, error: str | None) -> None:
     """Open Class errors on a class (and error type: its radio's own key)."""
     st.session_state[S.ERRORS_CLASS] = class_name
