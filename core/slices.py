@@ -26,7 +26,7 @@ from core.errors import ERROR_TYPES, ErrorType
 from core.coco_kernels import COCO_FP, COCO_IGNORED, COCO_TP
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
 from core.tide import TideInput, tide_dap_by_group
-from core.tide_per_class import tide_input_of
+from core.tide_per_class import tide_input_from
 
 BOX, IMAGE = "box", "image"
 MIN_BOXES = 30          # slices with fewer ground-truth boxes are marked tiny (greyed, ranked last)
@@ -341,11 +341,13 @@ def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     gt_order = np.argsort(gt.image, kind="stable")
     det_start = np.searchsorted(det.image, np.arange(n_images + 1))
     gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))
-    tide_data, tide_rows, _ = tide_input_of(ev)  # TIDE's view of the predictions, for every slice
+    tide_data, tide_rows = tide_input_from(ev, class_order, position)  # TIDE's view, for every slice
+    by_score = np.empty(len(det.score), np.int64)                        # class-order rows, best score first
+    by_score[position[class_order]] = np.arange(len(det.score))
     common = dict(det=det, det_xywh=det.xywh, outcome=outcome, gt=gt, k=k, thrs=thrs, eval_t=eval_t,
                   class_order=class_order, whole_status=_whole_status(outcome, thrs)[class_order][:, :, None],
                   cls_c=det.cls[class_order], score_c=det.score[class_order],
-                  ascending=np.argsort(det.score[class_order], kind="stable"),
+                  ascending=by_score[::-1],
                   tide_data=tide_data, tide_rows=tide_rows, gt_order=gt_order,
                   det_start=det_start, gt_start=gt_start, max_dets=MAX_DETS)
     index = SliceIndex(iou_thr=ev.iou_thr, thrs=thrs, eval_t=eval_t, n_classes=k)

@@ -17,19 +17,29 @@ from core.tide import TideInput, tide_dap_by_group
 def tide_input_of(ev) -> tuple[TideInput, np.ndarray, np.ndarray]:
     """TIDE's input as `evaluate` builds it: (TideInput, its prediction rows in ev.dets order,
     the accumulate position of every prediction)."""
-    from core.evaluation import _accumulate_order, _gt_arrays, _stable_argsort_small
+    from core.evaluation import _accumulate_order, _stable_argsort_small
 
-    det, outcome, _ = ev._arrays
-    gt = _gt_arrays(ev.dataset)
+    det = ev._arrays[0]
     det_order = _accumulate_order(det, ev.dataset)
     class_order = det_order[_stable_argsort_small(det.cls[det_order])]
     position = np.empty(len(det.score), np.int64)
     position[det_order] = np.arange(len(det.score))
+    data, rows = tide_input_from(ev, class_order, position)
+    return data, rows, position
+
+
+def tide_input_from(ev, class_order: np.ndarray, position: np.ndarray) -> tuple[TideInput, np.ndarray]:
+    """tide_input_of with the orders already known: class_order (predictions by class, then in
+    accumulate order) and position (each prediction's rank in accumulate order)."""
+    from core.evaluation import _gt_arrays
+
+    det, outcome, _ = ev._arrays
+    gt = _gt_arrays(ev.dataset)
     rows = class_order[outcome.code[class_order] != ErrorType.IGNORED.code]
     data = TideInput(det_class=det.cls[rows], det_order=position[rows], det_code=outcome.code[rows],
                      det_gt=outcome.gt[rows], gt_class=np.where(gt.crowd, -1, gt.cls),
                      gt_used=outcome.gt_det >= 0, n_classes=len(ev.dataset.categories))
-    return data, rows, position
+    return data, rows
 
 
 def tide_per_class(ev) -> pd.DataFrame:
