@@ -14,18 +14,21 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def analysis_json(ev, preds, *, n_bins: int = 10, calibration_iou: float | None = None) -> dict:
+def analysis_json(ev, preds, *, n_bins: int = 10, calibration_iou: float | None = None,
+                  gt_doc: dict | None = None) -> dict:
     """{"slices": [...], "calibration": {...}, "tide_per_class": [...], "best_f1_thresholds": {...}}.
 
     calibration_iou: the IoU that makes a prediction correct (default: the evaluation's); another
-    value evaluates the predictions again at it.
+    value evaluates the predictions again at it. gt_doc: the ground-truth json as a dict, whose
+    custom image / annotation fields become slices too (core.slices.json_field_dimensions).
     """
     from core.calibration import best_thresholds, calibration
     from core.evaluation import evaluate
-    from core.slices import build_slices
+    from core.slices import automatic_dimensions, build_slices, json_field_dimensions
     from core.tide_per_class import tide_per_class
 
-    slices = build_slices(ev).table()
+    dims = automatic_dimensions(ev) + (json_field_dimensions(ev, gt_doc) if gt_doc else [])
+    slices = build_slices(ev, dims).table()
     cal_ev = ev if calibration_iou is None or calibration_iou == ev.iou_thr else \
         evaluate(ev.dataset, preds, iou_thr=calibration_iou)
     best = best_thresholds(ev)

@@ -322,6 +322,66 @@ def _class_pairs(ctx) -> Dimension | None:
                             [f"{ctx.names[a[i]]} + {ctx.names[b[i]]}" for i in best], ctx)
 
 
+_COCO_IMAGE_KEYS = {"id", "file_name", "width", "height", "license", "flickr_url", "coco_url", "date_captured"}
+_COCO_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "keypoints",
+                  "num_keypoints", "score", "ignore"}
+MAX_FIELD_VALUES = 12
+
+
+def json_field_dimensions(ev, doc: dict, max_values: int = MAX_FIELD_VALUES) -> list[Dimension]:
+    """User slices from the ground-truth json: every image or annotation key beyond COCO's own
+    (one level into a dict, e.g. `attributes.occluded`) with 2..max_values distinct scalar values.
+
+    An image field gives image slices (pycocotools with imgIds restricted). An annotation field
+    gives box slices: ground truth by its value; a prediction goes with the ground truth that
+    decided its outcome and a background box (IoU <= 0.1 with every object) in no slice, so its
+    false positive is not charged to any value of a field predictions do not have.
+    """
+    dims = []
+    images, anns = doc.get("images") or [], doc.get("annotations") or []
+    ctx = _Context.of(ev)
+    if len(images) == ctx.n_images:
+        for key, values in _fields(images, _COCO_IMAGE_KEYS, max_values):
+            image_in = np.stack([values == v for v in _distinct(values)], axis=1)
+            dims.append(_image_dimension(f"image field {key}", image_in,
+                                         [f"{key} = {v}" for v in _distinct(values)], ctx))
+    det, outcome, _ = ev._arrays
+    if len(anns) == len(ctx.gt_image):
+        decided = (outcome.gt >= 0) & (outcome.code != ErrorType.BACKGROUND.code)  # near no object: none
+        for key, values in _fields(anns, _COCO_ANN_KEYS, max_values):
+            gt_in = np.stack([values == v for v in _distinct(values)], axis=1)       # [G, S]
+            det_in = np.zeros((len(det.score), gt_in.shape[1]), bool)
+            det_in[decided] = gt_in[outcome.gt[decided]]
+            dims.append(Dimension(f"box field {key}", BOX, [f"{key} = {v}" for v in _distinct(values)],
+                                  gt_in, det_in))
+    return [d for d in dims if len(d.slices)]
+
+
+def _fields(entries: list, standard: set, max_values: int):
+    """(key, values [n] object array, None where absent) of the non-standard scalar keys."""
+    found: dict[str, list] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        for key, value in entry.items():
+            if key in standard:
+                continue
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, v in items:
+                if isinstance(v, (str, bool, int, float)) and not (isinstance(v, float) and np.isnan(v)):
+                    found.setdefault(key if sub is None else f"{key}.{sub}", [None] * len(entries))[i] = v
+    for key in sorted(found):
+        values = np.array(found[key], dtype=object)
+        n = len(_distinct(values))
+        if 2 <= n <= max_values:
+            yield key, values
+
+
+def _distinct(values: np.ndarray) -> list:
+    present = [v for v in values if v is not None]
+    return sorted(set(present), key=lambda v: (str(type(v)), v))
+
+
 # ------------------------------------------------------------------------------- scoring
 def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     """Match every slice of `dimensions` (default: automatic_dimensions) once."""

@@ -52,3 +52,16 @@ def test_bad_calibration_options_exit_1(tmp_path, capsys, option):
     assert code == 1
     assert "--calibration-bins must be a positive integer" in capsys.readouterr().out
     assert not (tmp_path / "o.json").exists()
+
+
+def test_custom_json_fields_become_slices(tmp_path, capsys):
+    doc = json.loads((SAMPLE / "train.json").read_text())
+    for i, image in enumerate(doc["images"]):
+        image["camera"] = "A" if i % 2 else "B"
+    gt = tmp_path / "train.json"
+    gt.write_text(json.dumps(doc))
+    out = tmp_path / "out.json"
+    assert main(["evaluate", str(gt), str(SAMPLE / "predictions_strong.csv"), "--json", str(out)]) == 0
+    slices = [s for s in json.loads(out.read_text())["slices"] if s["dimension"] == "image field camera"]
+    assert sorted(s["name"] for s in slices) == ["camera = A", "camera = B"]
+    assert sum(s["n_images"] for s in slices) == len(doc["images"])

@@ -137,3 +137,49 @@ class TestSliceTable:
         table = build_slices(ev, [everything]).table()
         daps = table[[c for c in table.columns if c.startswith("dap_")]].to_numpy()[0]
         np.testing.assert_allclose(daps, ev.tide["dap"].to_numpy(), atol=1e-12)
+
+
+class TestJsonFieldSlices:
+    def _case(self):
+        doc, dataset, preds = _sample_case()
+        for i, image in enumerate(doc["images"]):
+            image["weather"] = ["sun", "rain", "fog"][i % 3]
+        for j, ann in enumerate(doc["annotations"]):
+            ann["attributes"] = {"occluded": bool(j % 4 == 0), "source": "x"}   # one value: no slice
+        return doc, dataset_of(doc), preds
+
+    def test_image_field_equals_pycocotools_imgids(self):
+        from core.slices import json_field_dimensions
+
+        doc, dataset, preds = self._case()
+        preds = load_predictions(SAMPLE / "predictions_strong.csv", dataset=dataset)
+        ev = evaluate(dataset, preds)
+        dims = json_field_dimensions(ev, doc)
+        assert [d.name for d in dims] == ["image field weather", "box field attributes.occluded"]
+        table = build_slices(ev, dims).table()
+        ids = dataset.images["id"].to_numpy()
+        results = results_of(dataset, preds)
+        weather = dims[0]
+        for s, name in enumerate(weather.slices):
+            row = table[table["slice"] == name].iloc[0]
+            expected = _coco_ap(doc, results, img_ids=ids[weather.image_in[:, s]])
+            np.testing.assert_allclose([row["ap50"], row["ap"]], expected, atol=1e-9, err_msg=name)
+
+    def test_box_field_counts_its_ground_truth_and_decided_predictions(self):
+        from core.slices import json_field_dimensions
+
+        doc, dataset, preds = self._case()
+        preds = load_predictions(SAMPLE / "predictions_strong.csv", dataset=dataset)
+        ev = evaluate(dataset, preds)
+        occluded = json_field_dimensions(ev, doc)[1]
+        flags = np.array([a["attributes"]["occluded"] for a in doc["annotations"]])
+        table = build_slices(ev, [occluded]).table()
+        for s, value in enumerate([False, True]):
+            row = table[table["slice"] == f"attributes.occluded = {value}"].iloc[0]
+            assert row["n_gt"] == int((flags == value).sum())                 # no crowd boxes here
+            # background predictions belong to no value of a field predictions do not have
+            background = (ev.dets["outcome"] == "background").to_numpy()
+            assert background.any() and not occluded.det_in[background].any()
+            decided = ev.dets["gt_index"].to_numpy()
+            near = ~background & (decided >= 0)
+            assert (occluded.det_in[near, s] == (flags[decided[near]] == value)).all()

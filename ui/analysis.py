@@ -21,11 +21,16 @@ def _key(data: ActiveData, *parts) -> tuple:
 
 def slice_index(data: ActiveData):
     """core.slices.SliceIndex of the active evaluation (matched once, then any threshold is cheap)."""
-    from core.slices import build_slices
+    from core.slices import automatic_dimensions, build_slices, json_field_dimensions
 
     ev = data.evaluation
+
+    def build():
+        doc = _gt_document(data)  # custom image / annotation fields become user slices
+        return build_slices(ev, automatic_dimensions(ev) + (json_field_dimensions(ev, doc) if doc else []))
+
     with st.spinner("Scoring every slice (once per evaluation) ..."):
-        return loaders.derived(_key(data, "slices"), lambda: build_slices(ev), [ev])
+        return loaders.derived(_key(data, "slices"), build, [ev])
 
 
 def tide_per_class(data: ActiveData) -> pd.DataFrame:
@@ -51,12 +56,11 @@ def best_thresholds(data: ActiveData, min_precision: float, min_recall: float) -
                            lambda: compute(ev, min_precision=min_precision, min_recall=min_recall), [ev])
 
 
-def supercategories(data: ActiveData) -> dict[int, str] | None:
-    """category id -> supercategory from the ground-truth json in the dataset folder, when it is
-    a COCO json inside the data roots and every category has one; else None."""
-    import json
-
-    from core.coco_analyze import supercategories_of
+def _gt_document(data: ActiveData) -> dict | None:
+    """The ground-truth json of the dataset folder as a dict (for what the tables leave out:
+    supercategories, custom fields), when it is a COCO json inside the data roots; else None."""
+    from core.dataset import parse_json
+    from core.problems import ValidationError
 
     folder, label = data.folder, data.gt_label
     if folder is None or not label or not str(label).lower().endswith(".json"):
@@ -65,9 +69,25 @@ def supercategories(data: ActiveData) -> dict[int, str] | None:
     try:
         if not path.is_file() or not S.data_roots().allows(path):
             return None
-        return supercategories_of(json.loads(path.read_bytes()))
-    except (OSError, ValueError, TypeError):
+        doc = parse_json(path.read_bytes(), path.name)
+    except (OSError, ValueError, TypeError, ValidationError):
         return None
+    return doc if isinstance(doc, dict) else None
+
+
+def supercategories(data: ActiveData) -> dict[int, str] | None:
+    """category id -> supercategory from the dataset folder's json when every category has one."""
+    from core.coco_analyze import supercategories_of
+
+    return loaders.derived(_key(data, "supercategories"),
+                           lambda: _Boxed(supercategories_of(_gt_document(data) or {})), [data.evaluation]).value
+
+
+class _Boxed:
+    """A cache entry that may hold None."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 def coco_analyze(data: ActiveData):

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             from core.analysis_json import analysis_json
             analysis = analysis_json(ev, preds, n_bins=getattr(args, "calibration_bins", 10),
-                                     calibration_iou=getattr(args, "calibration_iou", None))
+                                     calibration_iou=getattr(args, "calibration_iou", None),
+                                     gt_doc=_gt_document(args.gt))
             write_text_atomic(args.json, json.dumps({**_as_json(ev, args), **analysis}, indent=1, allow_nan=False))
         except OSError as exc:
             print(f"{args.json}: error: cannot write: {exc.strerror or exc}; check the folder")
@@ -179,6 +180,19 @@ def _short(value: str) -> str:
 
 def _fmt(value) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _gt_document(path: Path) -> dict | None:
+    """The ground truth as a json dict when it is a json file (its custom fields become slices)."""
+    from core.dataset import parse_json
+
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    try:
+        doc = parse_json(path.read_bytes(), path.name)
+    except (OSError, ValueError, ValidationError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _clean(value):
