@@ -322,6 +322,50 @@ def _class_pairs(ctx) -> Dimension | None:
                             [f"{ctx.names[a[i]]} + {ctx.names[b[i]]}" for i in best], ctx)
 
 
+STATS_SIDE = 256  # images are reduced to at most this side before their statistics are taken
+
+
+def image_statistics(root, file_names, roots=None, progress=None) -> np.ndarray:
+    """[I, 2] mean luminance and its standard deviation (RMS contrast), 0..255, of each image,
+    read by core.images.read_image and reduced to STATS_SIDE first; NaN where the file is
+    missing, refused or unreadable. progress(i, n) is called after each image."""
+    from core.images import read_image, resolve_image_path
+
+    stats = np.full((len(file_names), 2), np.nan)
+    for i, name in enumerate(file_names):
+        found = resolve_image_path(root, str(name), roots)
+        if found.found:
+            try:
+                image, _ = read_image(found.path, name=str(name))
+                image.thumbnail((STATS_SIDE, STATS_SIDE))
+                luma = np.asarray(image.convert("L"), np.float64)
+                stats[i] = luma.mean(), luma.std()
+            except (OSError, ValueError):
+                pass
+        if progress is not None:
+            progress(i + 1, len(file_names))
+    return stats
+
+
+def pixel_dimensions(ev, stats: np.ndarray) -> list[Dimension]:
+    """Image slices by brightness and by contrast (thirds of the images with a readable file)."""
+    ctx = _Context.of(ev)
+    dims = []
+    for column, name, labels in ((0, "brightness", ["dark", "medium brightness", "bright"]),
+                                 (1, "contrast", ["low contrast", "medium contrast", "high contrast"])):
+        value = stats[:, column]
+        known = np.isfinite(value)
+        if known.sum() < 3:
+            continue
+        lo, hi = np.quantile(value[known], [1 / 3, 2 / 3])
+        image_in = np.stack([known & (value < lo), known & (value >= lo) & (value < hi), known & (value >= hi)],
+                            axis=1)
+        ranges = [f"< {lo:.0f}", f"{lo:.0f}–{hi:.0f}", f"≥ {hi:.0f}"]
+        dims.append(_image_dimension(f"image {name}", image_in,
+                                     [f"{t} ({r})" for t, r in zip(labels, ranges)], ctx))
+    return dims
+
+
 _COCO_IMAGE_KEYS = {"id", "file_name", "width", "height", "license", "flickr_url", "coco_url", "date_captured"}
 _COCO_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "keypoints",
                   "num_keypoints", "score", "ignore"}

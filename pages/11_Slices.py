@@ -23,20 +23,23 @@ if not need_evaluation(data):
 def slices(data) -> None:
     """The score slider and everything it changes; a move reruns only this (as the explorer's)."""
     data = score_slider(data)
-    index = A.slice_index(data)
+    pixels = st.toggle("Brightness and contrast slices (reads every image once)", key="_slices_pixels",
+                       disabled=data.root is None, help="Mean luminance and its spread of each image, in thirds")
+    index = A.slice_index(data, with_pixels=pixels and data.root is not None)
     st.caption(f"**{data.predictions_label}** against **{data.gt_label}** · IoU {data.iou_thr:.2f} · score ≥ "
                f"{data.score_thr:.2f}. A box slice scores as pycocotools with an areaRng (ground truth outside "
                "it ignored, and predictions matching it or lying outside it unmatched); an image slice as "
                "pycocotools on those images only. AP@IoU and AP@[.5:.95] over the classes with ground truth "
                "in the slice; dAP: TIDE's gain per error type inside the slice.")
     controls = st.columns([3, 1, 2])
-    dims = controls[0].multiselect("Dimensions", index.dimensions, default=index.dimensions, key="_slices_dims")
+    hidden = controls[0].multiselect("Hide dimensions", index.dimensions, key="_slices_hide",
+                                     placeholder="every dimension shown")
     min_boxes = int(controls[1].number_input("Fewer GT boxes = tiny", min_value=1, value=30, step=5,
                                              key="_slices_min_boxes"))
     query = controls[2].text_input("Search slices", key="_slices_search", placeholder="e.g. small, Paper")
     table = index.table(data.score_thr, min_boxes=min_boxes)
     whole = index.whole(data.score_thr)
-    table = table[table["dimension"].isin(dims)]
+    table = table[~table["dimension"].isin(hidden)]
     if query:
         table = table[table["slice"].str.contains(query, case=False, regex=False)
                       | table["dimension"].str.contains(query, case=False, regex=False)]
@@ -47,7 +50,7 @@ def slices(data) -> None:
     if len(worst):
         row[2].metric("Worst slice", f"{worst['slice'].iloc[0]}", delta=f"{worst['delta_ap50'].iloc[0]:+.3f} AP")
     if table.empty:
-        st.info("No slice matches the dimensions and search above.")
+        st.info("No slice left: show more dimensions or clear the search above.")
         return
 
     chosen = None

@@ -123,3 +123,12 @@ def test_80_classes_stay_readable():
     assert heatmap["data"][0]["y"] == ["dog"] or set(heatmap["data"][0]["y"]) <= {"dog", "hot dog"}
     at.switch_page(CALIBRATION).run()
     assert_clean(at)
+
+
+def test_brightness_slices_on_request(sample_eval):
+    at = open_app(SLICES)
+    at.toggle(key="_slices_pixels").set_value(True).run()
+    assert_clean(at)
+    shown = at.dataframe(key="slice_table").value
+    assert {"image brightness", "image contrast"} <= set(shown["dimension"])
+    assert shown.loc[shown["dimension"] == "image brightness", "images"].sum() == 100

@@ -183,3 +183,27 @@ class TestJsonFieldSlices:
             decided = ev.dets["gt_index"].to_numpy()
             near = ~background & (decided >= 0)
             assert (occluded.det_in[near, s] == (flags[decided[near]] == value)).all()
+
+
+def test_brightness_and_contrast_slices_from_the_sample_images():
+    from core.slices import image_statistics, pixel_dimensions
+
+    _, dataset, preds = _sample_case()
+    ev = evaluate(dataset, preds)
+    names = dataset.images["file_name"].to_numpy()
+    stats = image_statistics(SAMPLE, names[:12])
+    assert np.isfinite(stats).all() and (stats[:, 0] > 0).all()
+    # the reference: the same image's luminance through PIL directly
+    from PIL import Image
+    with Image.open(SAMPLE / names[0]) as image:
+        rgb = image.convert("RGB")  # decoded whole first (no JPEG draft scaling), as read_image does
+    rgb.thumbnail((256, 256))
+    luma = np.asarray(rgb.convert("L"), np.float64)
+    np.testing.assert_allclose(stats[0], [luma.mean(), luma.std()], atol=1e-9)
+    full = np.full((len(names), 2), np.nan)
+    full[:12] = stats
+    dims = pixel_dimensions(ev, full)
+    assert [d.name for d in dims] == ["image brightness", "image contrast"]
+    assert dims[0].image_in.sum() == 12 and (dims[0].image_in.sum(axis=1) <= 1).all()
+    table = build_slices(ev, dims).table()
+    assert table["n_images"].sum() == 24

@@ -19,18 +19,41 @@ def _key(data: ActiveData, *parts) -> tuple:
     return (*parts, data.dataset_key, data.predictions_key, round(float(data.iou_thr), 4))
 
 
-def slice_index(data: ActiveData):
-    """core.slices.SliceIndex of the active evaluation (matched once, then any threshold is cheap)."""
-    from core.slices import automatic_dimensions, build_slices, json_field_dimensions
+def slice_index(data: ActiveData, with_pixels: bool = False):
+    """core.slices.SliceIndex of the active evaluation (matched once, then any threshold is cheap);
+    with_pixels adds brightness and contrast slices read from the images."""
+    from core.slices import automatic_dimensions, build_slices, json_field_dimensions, pixel_dimensions
 
     ev = data.evaluation
+    stats = image_statistics(data) if with_pixels else None
 
     def build():
         doc = _gt_document(data)  # custom image / annotation fields become user slices
-        return build_slices(ev, automatic_dimensions(ev) + (json_field_dimensions(ev, doc) if doc else []))
+        dims = automatic_dimensions(ev) + (json_field_dimensions(ev, doc) if doc else [])
+        return build_slices(ev, dims + (pixel_dimensions(ev, stats) if stats is not None else []))
 
     with st.spinner("Scoring every slice (once per evaluation) ..."):
-        return loaders.derived(_key(data, "slices"), build, [ev])
+        return loaders.derived(_key(data, "slices", with_pixels), build, [ev])
+
+
+def image_statistics(data: ActiveData) -> np.ndarray:
+    """[I, 2] mean luminance and contrast of the dataset's images (read once, with a progress bar)."""
+    from core.slices import image_statistics as compute
+
+    key = ("image_statistics", data.dataset_key, str(data.root))
+    names = data.dataset.images["file_name"].to_numpy()
+
+    def create():
+        bar = st.progress(0.0, text=f"Reading {len(names):,} images for their brightness and contrast ...")
+
+        def progress(i, n):
+            if i % 25 == 0 or i == n:
+                bar.progress(i / n, text=f"Reading images: {i:,} / {n:,}")
+        stats = compute(data.root, names, S.data_roots(), progress)
+        bar.empty()
+        return stats
+
+    return loaders.derived(key, create, [data.evaluation])
 
 
 def tide_per_class(data: ActiveData) -> pd.DataFrame:
