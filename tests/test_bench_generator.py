@@ -31,7 +31,7 @@ def test_small_case_is_deterministic_valid_and_shaped_like_a_model():
     assert (dataset.annotations["image_index"].value_counts() >= 1).all()
     preds = read_submission(text.encode(), dataset=dataset)
     assert [p for p in preds.problems if p.is_error] == []
-    assert [p.message.split(" row(s)")[-1][:34] for p in preds.problems] == [" reach outside their image (first:"]
+    assert len(preds.problems) == 1 and "reach outside their image (first:" in preds.problems[0].message
     assert len(preds) == 60 * gen.BOXES_PER_IMAGE and preds.scores.min() >= gen.SCORE_THR
     assert np.median(preds.scores) < 0.2                    # mostly low-score background and duplicates
     assert (preds.scores > 0.5).sum() > 0.5 * len(dataset.annotations)   # found objects score high
