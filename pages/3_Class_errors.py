@@ -11,6 +11,7 @@ from ui import state as S
 from ui.loaders import crop_png, pil_image
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
+from ui.analysis import open_boxes_at_score
 
 ERROR_KINDS = ["background", "classification", "localization", "both", "duplicate", "missed", "tp"]
 COLUMNS = 6
@@ -91,8 +92,11 @@ st.divider()
 left, right = st.columns(2)
 with left:
     curve = ev.threshold_curve(category_id)
-    st.plotly_chart(pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}"),
-                    key="class_pr", width="stretch")
+    pr_figure = pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}")
+    pr_figure.update_traces(mode="lines+markers", marker_size=4, selector=dict(name="PR"))  # clickable
+    pr_pick = st.plotly_chart(pr_figure, key="class_pr", width="stretch", on_select="rerun",
+                              selection_mode="points")
+    open_boxes_at_score(data, pr_pick, category_id, chosen)  # a point: the images of boxes at that score
     ap_row = ev.per_class[ev.per_class["category_id"] == category_id]
     if len(ap_row):
         st.caption(f"AP@0.5 {ap_row['ap50'].iloc[0]:.4f} · AP {ap_row['ap'].iloc[0]:.4f} · "

@@ -78,3 +78,17 @@ def test_slices_page_screenshot(app):
     wait_until_idle(page, timeout_ms=180_000)
     page.screenshot(path=str(SCREENSHOTS / "sample_slices.png"), full_page=True)
     assert not page_problems(page)
+
+
+def test_pr_curve_point_opens_the_boxes_at_that_score(app):
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/Class_errors")
+    wait_until_idle(page, timeout_ms=180_000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.scroll_into_view_if_needed()
+    points = chart.locator(".scatterlayer .trace").first.locator(".point")
+    box = points.nth(points.count() // 3).bounding_box()  # a mid-score point of the curve
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _wait_for_page(page, "Image_explorer")
+    assert "Showing the" in page.inner_text("body") and "boxes scoring" in page.inner_text("body")

@@ -139,13 +139,15 @@ def search_and_top(table: pd.DataFrame, *, key: str, column: str = "name", sort_
     return table
 
 
-def open_images_in_explorer(data: ActiveData, image_indices: np.ndarray, label: str) -> None:
-    """Make the explorer browse only these dataset images (worst AP first) and go there."""
+def open_images_in_explorer(data: ActiveData, image_indices: np.ndarray, label: str,
+                            classes: list[str] | None = None) -> None:
+    """Make the explorer browse only these dataset images (worst AP first, showing `classes`
+    only when given) and go there."""
     names = data.dataset.images["file_name"].to_numpy()
     keys = [str(k) for k in names[np.asarray(image_indices, np.int64)]]
     st.session_state[S.EXPLORER_SUBSET] = (label, tuple(keys))
     st.session_state[S.EXPLORER_SORT] = "lowest AP@0.5"
-    st.session_state[S.EXPLORER_CLASSES] = []
+    st.session_state[S.EXPLORER_CLASSES] = list(classes or [])
     st.session_state[S.EXPLORER_OUTCOMES] = []
     st.session_state[S.EXPLORER_IMAGE] = None  # the list's first: the slice's worst image
     st.switch_page(EXPLORER_PAGE)
@@ -160,6 +162,30 @@ def images_scoring(data: ActiveData, lo: float, hi: float) -> np.ndarray:
     inside = ((score >= lo) | (lo <= 0.0)) & ((score < hi) | (hi >= 1.0)) \
         & (dets["outcome"].astype(str) != "ignored").to_numpy()
     return np.unique(dets["image_index"].to_numpy()[inside])
+
+
+def open_boxes_at_score(data: ActiveData, event, category_id: int, class_name: str) -> None:
+    """A point of a class's PR / threshold curve (customdata: its score threshold t, on the
+    0.01 grid) opens the images of that class's boxes scoring in [t, t + 0.01)."""
+    points = [p for p in selected_points(event) if p.get("customdata") is not None]
+    if not points:
+        return
+    value = custom_data(points[0]["customdata"]) if isinstance(points[0]["customdata"], dict) else \
+        [points[0]["customdata"]]
+    t = float(value[0])
+    dets = data.view.dets
+    score = dets["score"].to_numpy()
+    of_class = dets["category_id"].to_numpy() == category_id
+    mine = of_class & (score >= t) & (score < t + 0.01)
+    label = f"{class_name} boxes scoring {t:.2f}–{t + 0.01:.2f}"
+    if not mine.any() and (of_class & (score >= t)).any():  # a flat stretch: the next boxes up
+        lowest = score[of_class & (score >= t)].min()
+        mine, label = of_class & (score == lowest), f"{class_name} boxes scoring {lowest:.4f} (the first ≥ {t:.2f})"
+    images = np.unique(dets["image_index"].to_numpy()[mine])
+    if not len(images):
+        st.info(f"No {class_name} box scores ≥ {t:.2f}.")
+        return
+    open_images_in_explorer(data, images, label, [class_name])
 
 
 def open_class_errors(class_name: str, error: str | None) -> None:
