@@ -31,3 +31,12 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"missing shared data: {path}")
     return path
+
+
+def figure_image_sources(spec: dict) -> list[str]:
+    """The image URI each panel of a plotly figure spec shows: its own `source`, or that of the
+    template item it names (core.drawing sends a panels figure's image once, in the template)."""
+    layout = spec.get("layout", {})
+    shared = {im.get("name"): im.get("source", "")
+              for im in layout.get("template", {}).get("layout", {}).get("images", [])}
+    return [im.get("source") or shared.get(im.get("templateitemname"), "") for im in layout.get("images", [])]

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.predictions import load_predictions
-from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, need
+from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need
 from ui import state as S
 
 PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
@@ -79,7 +79,7 @@ def test_landing_shows_the_sample_dataset():
     assert classes["class"].tolist() == dataset.categories["name"].tolist()
     assert len(plotly_charts(at)) == 1  # the image with its boxes
     spec = json.loads(plotly_charts(at)[0].proto.spec)
-    assert spec["layout"]["images"][0]["source"].startswith("data:image/jpeg;base64,")
+    assert figure_image_sources(spec)[0].startswith("data:image/jpeg;base64,")
     assert f"active predictions **{SAMPLE_PREDICTIONS}**" in texts(at)
     assert at.session_state[S.SCORE_THR] == 0.05 and at.session_state[S.IOU_THR] == 0.5
 
@@ -368,7 +368,7 @@ def test_real_test_submission_browses_on_test_json():
     assert_clean(at)
     assert at.session_state[S.ACTIVE_PREDICTIONS] == "test_submission_cascade.csv"
     spec = json.loads(plotly_charts(at)[0].proto.spec)
-    assert spec["layout"]["images"], "the one real image is drawn"
+    assert figure_image_sources(spec)[0].startswith("data:image/"), "the one real image is drawn"
     at.switch_page("pages/1_Overview.py").run()
     assert not at.exception and "has no annotations" in texts(at)
 

@@ -21,7 +21,7 @@ from core.inference import CheckpointError, dataset_image_items, read_checkpoint
 from core.dataset import load_coco
 from core.sources import first_csv_image_id, json_kind, scan_folder
 from core.submission import read_submission
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO, SAMPLE, figure_image_sources
 from ui import state as S
 
 DEMO = SAMPLE / "demo_model.pt"
@@ -64,7 +64,7 @@ def image_sources(at: AppTest) -> list[str]:
     found = []
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
-        found += [im.get("source", "") for im in spec.get("layout", {}).get("images", [])]
+        found += figure_image_sources(spec)
     return found
 
 
