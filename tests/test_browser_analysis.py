@@ -92,3 +92,17 @@ def test_pr_curve_point_opens_the_boxes_at_that_score(app):
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     _wait_for_page(page, "Image_explorer")
     assert "Showing the" in page.inner_text("body") and "boxes scoring" in page.inner_text("body")
+
+
+def test_tide_bar_opens_the_images_with_that_error(app):
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/Overview")
+    wait_until_idle(page, timeout_ms=180_000)
+    bars = page.locator('[data-testid="stPlotlyChart"]').first.locator(".bars .point path")
+    bars.nth(0).scroll_into_view_if_needed()
+    box = bars.nth(0).bounding_box()  # classification errors, the first of TIDE's order
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2)
+    _wait_for_page(page, "Image_explorer")
+    body = page.inner_text("body")
+    assert "Showing the" in body and "classification boxes only" in body.lower()
