@@ -30,10 +30,10 @@ def slice_index(data: ActiveData, with_pixels: bool = False):
     def build():
         doc = _gt_document(data)  # custom image / annotation fields become user slices
         dims = automatic_dimensions(ev) + (json_field_dimensions(ev, doc) if doc else [])
-        return build_slices(ev, dims + (pixel_dimensions(ev, stats) if stats is not None else []))
+        with st.spinner("Scoring every slice (once per evaluation) ..."):  # only when it runs
+            return build_slices(ev, dims + (pixel_dimensions(ev, stats) if stats is not None else []))
 
-    with st.spinner("Scoring every slice (once per evaluation) ..."):
-        return loaders.derived(_key(data, "slices", with_pixels), build, [ev])
+    return loaders.derived(_key(data, "slices", with_pixels), build, [ev])
 
 
 def image_statistics(data: ActiveData) -> np.ndarray:
@@ -118,8 +118,12 @@ def coco_analyze(data: ActiveData):
     from core.coco_analyze import coco_analyze as compute
 
     ev, supers = data.evaluation, supercategories(data)
-    with st.spinner("COCO analyze: re-matching with modified ground truth (once per evaluation) ..."):
-        return loaders.derived(_key(data, "coco_analyze", supers is not None), lambda: compute(ev, supers), [ev])
+
+    def create():
+        with st.spinner("COCO analyze: re-matching with modified ground truth (once per evaluation) ..."):
+            return compute(ev, supers)
+
+    return loaders.derived(_key(data, "coco_analyze", supers is not None), create, [ev])
 
 
 def search_and_top(table: pd.DataFrame, *, key: str, column: str = "name", sort_by: str | None = None,
