@@ -20,15 +20,17 @@ def test_slices_page_shows_core_numbers_at_the_threshold(sample_eval):
     at = open_app(SLICES, **{S.SCORE_THR: 0.3})
     assert_clean(at)
     expected = build_slices(ev).table(0.3)
-    shown = at.dataframe(key="slice_table").value
     worst = expected[~expected["tiny"]].iloc[0]
+    static = at.table[0].value                                           # the fast default: st.table
+    assert static.iloc[0]["slice"] == worst["slice"] and static.iloc[0]["GT boxes"] == worst["n_gt"]
+    assert "AP@0.50, all boxes" in texts(at)
+    at.toggle(key="_slices_bars").set_value(True).run()                 # clickable grid and bars, on request
+    assert_clean(at)
+    shown = at.dataframe(key="slice_table").value
     first = shown.iloc[0]
     assert first["slice"] == worst["slice"]
     assert first["AP@0.50"] == pytest.approx(worst["ap50"], abs=1e-12)
     assert first["GT boxes"] == worst["n_gt"] and first["predictions"] == worst["n_pred"]
-    assert "AP@0.50, all boxes" in texts(at)
-    at.toggle(key="_slices_bars").set_value(True).run()                 # the bar chart, on request
-    assert_clean(at)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["data"][0]["customdata"][0][:2] == [worst["dimension"], worst["slice"]]
 
@@ -55,7 +57,7 @@ def test_slice_opens_its_images_in_the_explorer(sample_eval):
 def test_slices_page_follows_the_iou_threshold(sample_eval):
     at = open_app(SLICES, **{S.IOU_THR: 0.75})
     assert_clean(at)
-    assert "AP@0.75" in at.dataframe(key="slice_table").value.columns
+    assert "AP@0.75" in at.table[0].value.columns
 
 
 def test_calibration_page_numbers_and_exports(sample_eval):
@@ -129,6 +131,6 @@ def test_brightness_slices_on_request(sample_eval):
     at = open_app(SLICES)
     at.toggle(key="_slices_pixels").set_value(True).run()
     assert_clean(at)
-    shown = at.dataframe(key="slice_table").value
+    shown = at.table[0].value
     assert {"image brightness", "image contrast"} <= set(shown["dimension"])
     assert shown.loc[shown["dimension"] == "image brightness", "images"].sum() == 100

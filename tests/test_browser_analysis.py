@@ -39,7 +39,7 @@ def test_slice_bar_opens_the_explorer(app):
     page = new_page(browser)
     page.goto(f"{url}/Slices")
     wait_until_idle(page, timeout_ms=180_000)
-    page.get_by_text("Bar chart of ΔAP", exact=True).click()
+    page.get_by_text("Click to open: bar chart of ΔAP and a selectable table", exact=True).click()
     wait_until_idle(page)
     _click_first(page, '[data-testid="stPlotlyChart"] .bars .point path')
     _wait_for_page(page, "Image_explorer")
