@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.problems import Problem, ValidationError, errors_of
+from core.cli.checks import print_problems
+from core.problems import ValidationError, errors_of
 
-MAX_PROBLEMS_SHOWN = 20
 TARGETS = ("coco", "csv", "yolo", "voc", "ultralytics")
 
 
@@ -64,13 +64,13 @@ def run(args: argparse.Namespace) -> int:
             count = f"{len(preds.image_keys)} images, {len(preds)} boxes"
             written = write_predictions(preds, args.to, args.out, dataset=dataset)
     except ValidationError as exc:
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         print(f"not converted: fix the error(s) above. ({exc.args[0].splitlines()[0]})")
         return 1
     except (OutputError, ValueError) as exc:
         print(f"error: {exc}")
         return 1
-    _print_problems(problems + written)
+    print_problems(problems + written)
     print(f"wrote {args.out} ({args.to}): {count}")
     bad = errors_of(problems)
     if bad:
@@ -78,9 +78,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def _print_problems(problems: list[Problem]) -> None:
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        print(problem)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more problem(s)")

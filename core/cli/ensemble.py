@@ -13,10 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.cli.checks import print_problems
 from core.output_files import OutputError, atomic_output, check_writable, write_text_atomic
-from core.problems import Problem, ValidationError, errors_of, warnings_of
+from core.problems import Problem, ValidationError, errors_of
 
-MAX_PRINTED = 20  # problems printed per file before a "... and N more"
 
 
 def add_parser(subparsers) -> None:
@@ -267,10 +267,7 @@ def _display_names(paths: list[Path]) -> list[str]:
 
 
 def _print_problems(problems: list[Problem]) -> None:
-    for problem in problems[:MAX_PRINTED]:
-        print(problem, file=sys.stderr)
-    if len(problems) > MAX_PRINTED:
-        print(f"... and {len(problems) - MAX_PRINTED} more ({len(warnings_of(problems))} warnings)", file=sys.stderr)
+    print_problems(problems, stream=sys.stderr)
 
 
 class _progress_bar:

@@ -20,10 +20,9 @@ import math
 import sys
 from pathlib import Path
 
-from core.output_files import OutputError, check_writable, write_text_atomic
-from core.problems import Problem, ValidationError, errors_of
-
-MAX_PROBLEMS_SHOWN = 20
+from core.cli.checks import load_ground_truth_or_say, load_predictions_or_say, outputs_writable, print_problems
+from core.output_files import write_text_atomic
+from core.problems import ValidationError, errors_of
 # pycocotools' summarize lines, in STAT_NAMES order
 _SUMMARY = [
     ("Average Precision", "(AP)", "0.50:0.95", "all", 100), ("Average Precision", "(AP)", "0.50", "all", 100),
@@ -56,7 +55,6 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate
-    from core.formats import load_any_predictions, load_ground_truth
 
     if not 0.0 < args.iou <= 1.0:
         print(f"error: --iou {args.iou} is not in (0, 1]; give e.g. --iou 0.5")
@@ -69,29 +67,19 @@ def run(args: argparse.Namespace) -> int:
         print("error: --calibration-bins must be a positive integer and --calibration-iou in (0, 1]; "
               "give e.g. --calibration-bins 10 --calibration-iou 0.5")
         return 1
-    if args.json is not None:
-        try:  # before the evaluation, not after it
-            check_writable(args.json, "--json")
-        except OutputError as exc:
-            print(f"error: {exc}")
-            return 1
-    try:
-        dataset = load_ground_truth(args.gt)  # COCO, YOLO or VOC, from content and layout
-    except ValidationError as exc:
-        _print_problems(exc.problems)
-        print(f"{args.gt}: not a usable ground truth; fix the errors above.")
+    if not outputs_writable(("--json", args.json)):  # before the evaluation, not after it
+        return 1
+    dataset = load_ground_truth_or_say(args.gt)
+    if dataset is None:
         return 1
     if not len(dataset.annotations):
         print(f"{args.gt}: error: the ground truth has no annotations (a test split?), so every metric is "
               "undefined; give a json with boxes, e.g. train.json or a validation fold")
         return 1
-    try:
-        preds = load_any_predictions(args.pred, dataset)
-    except ValidationError as exc:
-        _print_problems(exc.problems)
-        print(f"{args.pred}: not usable as predictions; fix the errors above.")
+    preds = load_predictions_or_say(args.pred, dataset)
+    if preds is None:
         return 1
-    _print_problems(dataset.problems + preds.problems)
+    print_problems(dataset.problems + preds.problems)
     if args.score_threshold is not None:
         kept = preds.scores >= args.score_threshold
         print(f"score threshold {args.score_threshold:g}: {int((~kept).sum())} of {len(preds)} boxes deleted")
@@ -132,14 +120,6 @@ def _scipy_hidden():
         yield
     finally:
         del sys.modules["scipy"]
-
-
-def _print_problems(problems: list[Problem]) -> None:
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        print(problem)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more problem(s); "
-              "`python -m core validate` lists them all")
 
 
 def _print_report(ev) -> None:

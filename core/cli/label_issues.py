@@ -17,8 +17,8 @@ import json
 import math
 from pathlib import Path
 
-from core.output_files import OutputError, atomic_output, check_writable, write_text_atomic
-from core.problems import ValidationError
+from core.cli.checks import load_ground_truth_or_say, load_predictions_or_say, outputs_writable
+from core.output_files import atomic_output, write_text_atomic
 
 CSV_COLUMNS = ["rank", "kind", "image_id", "ann_id", "category_id", "suggested_category_id",
                "x1", "y1", "x2", "y2", "score", "file_name", "fix", "other_ann_id", "model_category_id",
@@ -49,30 +49,18 @@ def suspects_table(suspects):
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.formats import load_any_predictions, load_ground_truth
     from core.label_issues import LabelIssuesError, find_label_issues
 
     if args.top is not None and args.top < 1:
         print(f"error: --top {args.top}: give a positive number of suspects, e.g. --top 100")
         return 1
-    try:  # before the work, not after it
-        for path, option in ((args.out, "--out"), (args.json, "--json")):
-            if path is not None:
-                check_writable(path, option)
-    except OutputError as exc:
-        print(f"error: {exc}")
+    if not outputs_writable(("--out", args.out), ("--json", args.json)):  # before the work
         return 1
-    try:
-        dataset = load_ground_truth(args.gt)
-    except ValidationError as exc:
-        print(exc)
-        print(f"{args.gt}: not a usable ground truth; fix the errors above.")
+    dataset = load_ground_truth_or_say(args.gt)
+    if dataset is None:
         return 1
-    try:
-        preds = load_any_predictions(args.pred, dataset)
-    except ValidationError as exc:
-        print(exc)
-        print(f"{args.pred}: not usable as predictions; fix the errors above.")
+    preds = load_predictions_or_say(args.pred, dataset)
+    if preds is None:
         return 1
     try:
         issues = find_label_issues(dataset, preds, use_cleanlab=not args.no_cleanlab)

@@ -23,10 +23,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.cli.checks import load_ground_truth_or_say, load_predictions_or_say, outputs_writable, print_problems
     from core.evaluation import evaluate
-    from core.formats import load_any_predictions, load_ground_truth
-    from core.output_files import OutputError, check_writable, write_text_atomic
-    from core.problems import ValidationError
+    from core.output_files import write_text_atomic
     from core.report import build_report
 
     if not 0.0 < args.iou <= 1.0:
@@ -35,26 +34,18 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.score_threshold <= 1.0:
         print(f"error: --score-threshold {args.score_threshold} is not in [0, 1]")
         return 1
-    try:
-        check_writable(args.out, "--out")
-    except OutputError as exc:
-        print(f"error: {exc}")
+    if not outputs_writable(("--out", args.out)):
         return 1
-    try:
-        dataset = load_ground_truth(args.gt)
-    except ValidationError as exc:
-        print(f"{args.gt}: not a usable ground truth: {exc}")
+    dataset = load_ground_truth_or_say(args.gt)
+    if dataset is None:
         return 1
     if not len(dataset.annotations):
         print(f"{args.gt}: error: the ground truth has no annotations, so there is nothing to report")
         return 1
-    try:
-        preds = load_any_predictions(args.pred, dataset, name=str(args.pred))
-    except ValidationError as exc:
-        print(f"{args.pred}: not usable as predictions: {exc}")
+    preds = load_predictions_or_say(args.pred, dataset)
+    if preds is None:
         return 1
-    for problem in (preds.problems[:10]):
-        print(problem)
+    print_problems(preds.problems)
     ev = evaluate(dataset, preds, iou_thr=args.iou)
     text = build_report(ev, gt_name=args.gt.name, pred_name=args.pred.name, score_thr=args.score_threshold)
     try:

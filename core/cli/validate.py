@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.cli.checks import print_problems
 from core.problems import Problem, ValidationError, errors_of, warnings_of
 
 
@@ -28,8 +29,7 @@ def add_parser(subparsers) -> None:
 
 
 def _print_problems(problems: list[Problem]) -> None:
-    for problem in problems:
-        print(problem)
+    print_problems(problems, limit=None)  # validate's job is the whole list
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,60 @@
+"""What every command does around its work, said the same way: outputs checked before the work,
+inputs loaded with one message when unusable, problems listed with a cap."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core.output_files import OutputError, check_writable
+from core.problems import Problem, ValidationError
+
+MAX_PROBLEMS_SHOWN = 20
+
+
+def print_problems(problems: list[Problem], *, limit: int | None = MAX_PROBLEMS_SHOWN, stream=None) -> None:
+    """Each problem on its own line, the first `limit` of them (None: all), then how many more."""
+    stream = stream or sys.stdout
+    shown = problems if limit is None else problems[:limit]
+    for problem in shown:
+        print(problem, file=stream)
+    if len(problems) > len(shown):
+        print(f"... and {len(problems) - len(shown)} more problem(s); `python -m core validate` lists "
+              "them all", file=stream)
+
+
+def outputs_writable(*outputs: tuple[str, Path | None]) -> bool:
+    """Whether every (option, path) given can be written; else says why (first failure) and False."""
+    for option, path in outputs:
+        if path is None:
+            continue
+        try:
+            check_writable(path, option)
+        except OutputError as exc:
+            print(f"error: {exc}")
+            return False
+    return True
+
+
+def load_ground_truth_or_say(path: Path):
+    """The ground truth at `path` (COCO json, YOLO or VOC, from content and layout), or None
+    after its problems and what to do were printed."""
+    from core.formats import load_ground_truth
+
+    try:
+        return load_ground_truth(path)
+    except ValidationError as exc:
+        print_problems(exc.problems)
+        print(f"{path}: not a usable ground truth; fix the errors above.")
+        return None
+
+
+def load_predictions_or_say(path: Path, dataset):
+    """The predictions at `path` in any format DetLens reads, or None after saying why not."""
+    from core.formats import load_any_predictions
+
+    try:
+        return load_any_predictions(path, dataset)
+    except ValidationError as exc:
+        print_problems(exc.problems)
+        print(f"{path}: not usable as predictions; fix the errors above.")
+        return None
