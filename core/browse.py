@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.tables import Dataset, Predictions
 
-SORT_ORDERS = ["most errors", "lowest AP@0.5", "file name"]
+SORT_ORDERS = ["most errors", "lowest image AP", "file name"]
 # Without ground-truth boxes (a test set): orders that mean something there. "most
 # disagreement" needs a `disagreement` column (core.agreement per image, added by the caller).
 NO_GT_SORT_ORDERS = ["most boxes", "fewest boxes", "highest top score", "lowest top score",
@@ -125,7 +125,7 @@ def sort_images(table: pd.DataFrame, order: str) -> pd.DataFrame:
     """The table in one of SORT_ORDERS; ties broken by file name."""
     if order == "most errors":
         return table.sort_values(["n_errors", "key"], ascending=[False, True], kind="stable")
-    if order == "lowest AP@0.5":
+    if order == "lowest image AP":
         return table.sort_values(["ap50", "key"], ascending=[True, True], na_position="last",
                                  kind="stable")
     if order == "file name":

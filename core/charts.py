@@ -8,7 +8,12 @@ import plotly.graph_objects as go
 from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
 
 _CURVE_COLORS = {"precision": "#1f77b4", "recall": "#ff7f0e", "f1": "#2ca02c", "map50": "#d62728"}
-_CURVE_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "map50": "mAP@0.5"}
+_CURVE_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1"}
+
+
+def iou_text(iou_thr: float) -> str:
+    """An IoU threshold as labels name it: 0.5, 0.75, 0.55 (never 0.5 for 0.75)."""
+    return f"{round(float(iou_thr), 2):g}"
 
 
 def best_f1_threshold(curve: pd.DataFrame) -> float | None:
@@ -20,13 +25,15 @@ def best_f1_threshold(curve: pd.DataFrame) -> float | None:
 
 
 def threshold_curves_figure(curve: pd.DataFrame, score_thr: float, best_thr: float | None, *,
-                            title: str = "Metrics against the score threshold") -> go.Figure:
-    """Precision, recall, F1 and mAP@0.5 against score_thr, current and best-F1 marked."""
+                            title: str = "Metrics against the score threshold",
+                            iou_thr: float = 0.5) -> go.Figure:
+    """Precision, recall, F1 and mAP at iou_thr (the curve's matching IoU) against score_thr."""
     fig = go.Figure()
+    names = {**_CURVE_NAMES, "map50": f"mAP@{iou_text(iou_thr)}"}
     for column in ("precision", "recall", "f1", "map50"):
         if column in curve:
             fig.add_scatter(x=curve["score_thr"], y=curve[column], mode="lines",
-                            name=_CURVE_NAMES[column], line=dict(color=_CURVE_COLORS[column]))
+                            name=names[column], line=dict(color=_CURVE_COLORS[column]))
     fig.add_vline(x=score_thr, line=dict(color="#444444", dash="dash"),
                   annotation_text=f"current {score_thr:.2f}", annotation_position="top left")
     if best_thr is not None:
@@ -55,8 +62,8 @@ def pr_curve_figure(curve: pd.DataFrame, score_thr: float, *, title: str) -> go.
     return fig
 
 
-def tide_figure(tide: pd.DataFrame) -> go.Figure:
-    """dAP per error type (TIDE-style) as bars, each labelled with its count."""
+def tide_figure(tide: pd.DataFrame, iou_thr: float = 0.5, scope: str = "") -> go.Figure:
+    """dAP per error type (TIDE-style) as bars, each labelled with its count; scope ends the title."""
     errors = [str(e) for e in tide["error"]]
     fig = go.Figure(go.Bar(
         x=[OUTCOME_LABELS.get(e, e) for e in errors], y=tide["dap"],
@@ -64,7 +71,7 @@ def tide_figure(tide: pd.DataFrame) -> go.Figure:
         text=[f"{c:,} boxes" for c in tide["count"]], textposition="outside",
         hovertemplate="%{x}<br>dAP %{y:.4f}<br>%{text}<extra></extra>"))
     top = float(np.nanmax(tide["dap"])) if len(tide) and np.isfinite(tide["dap"]).any() else 0.0
-    fig.update_layout(title="Error breakdown: mAP@0.5 gained by fixing each error type",
+    fig.update_layout(title=f"Error breakdown: mAP@{iou_text(iou_thr)} gained by fixing each error type{scope}",
                       yaxis_title="dAP", yaxis_range=[0, max(top * 1.25, 0.01)], height=360,
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig

@@ -1,10 +1,11 @@
 """Overview: the competition metric, per-class AP, error breakdown, confusion, threshold curves."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.charts import best_f1_threshold, confusion_figure, threshold_curves_figure, tide_figure
+from core.charts import best_f1_threshold, confusion_figure, iou_text, threshold_curves_figure, tide_figure
 from core.analysis_charts import with_cell_picks
 from core.colors import OUTCOME_LABELS
 from ui import state as S
@@ -23,6 +24,7 @@ if not need_evaluation(data):
     st.stop()
 
 ev, view = data.evaluation, data.view
+iou = iou_text(data.iou_thr)  # every label below the COCO row names the IoU its number is at
 st.caption(f"**{data.predictions_label}** against **{data.gt_label}** · IoU threshold "
            f"{data.iou_thr:.2f} · score threshold {data.score_thr:.2f}")
 
@@ -33,10 +35,11 @@ row[1].metric("mAP@[.5:.95]", f"{ev.stats['map']:.4f}")
 row[2].metric("mAP@0.75", f"{ev.stats['map75']:.4f}")
 row[3].metric("AR@100", f"{ev.stats['ar100']:.4f}")
 row = st.columns(4)
-change = view.map50 - ev.stats["map50"]
-row[0].metric(f"mAP@0.5 at score ≥ {data.score_thr:.2f}", f"{view.map50:.4f}",
+change = view.map50 - ev.at(-np.inf).map50  # like with like: the same IoU, every box kept
+row[0].metric(f"mAP@{iou} at score ≥ {data.score_thr:.2f}", f"{view.map50:.4f}",
               delta=f"{change:+.4f}" if abs(change) >= 5e-5 else None,
-              help="After dropping the predictions below the score threshold")
+              help=f"After dropping the predictions below the score threshold; the change is against "
+                   f"mAP@{iou} with every prediction kept")
 row[1].metric("Precision", f"{view.precision:.3f}")
 row[2].metric("Recall", f"{view.recall:.3f}")
 row[3].metric("F1", f"{view.f1:.3f}")
@@ -48,30 +51,35 @@ if not view.keep.any():
 counts = view.counts
 st.markdown(" · ".join(f"**{OUTCOME_LABELS.get(k, k)}** {int(v):,}" for k, v in counts.items()
                        if v or k != "ignored"))
+st.caption(f"Boxes at score ≥ {data.score_thr:.2f} matched at IoU {iou}; Missed GT: every ground "
+           "truth none of them matched.")
 
 st.subheader("Per-class AP")
 per_class = ev.per_class.merge(
     view.per_class.drop(columns=["name"], errors="ignore"), on="category_id", how="left",
     suffixes=("", "_at_thr"))
 shown = per_class.rename(columns={"ap": "AP", "ap50": "AP@0.5", "ap75": "AP@0.75", "n_gt": "GT boxes",
-                                  "n_pred": "predictions", "ap50_at_thr": "AP@0.5 at thr"})
+                                  "n_pred": "predictions", "ap50_at_thr": f"AP@{iou} at thr"})
 st.dataframe(
     shown, hide_index=True, width="stretch",
     column_config={c: st.column_config.NumberColumn(format="%.3f")
-                   for c in ("AP", "AP@0.5", "AP@0.75", "precision", "recall", "f1", "AP@0.5 at thr")})
+                   for c in ("AP", "AP@0.5", "AP@0.75", "precision", "recall", "f1", f"AP@{iou} at thr")})
 
 left, right = st.columns(2)
 with left:
-    tide_pick = st.plotly_chart(tide_figure(ev.tide), key="tide", width="stretch", on_select="rerun",
-                                selection_mode="points")
+    tide_pick = st.plotly_chart(tide_figure(ev.tide, data.iou_thr, " (all boxes)"), key="tide",
+                                width="stretch", on_select="rerun", selection_mode="points")
     open_drilldown(data, tide_pick, "tide")  # a bar opens the images with boxes of that error type
     tide_table = ev.tide.assign(error=[OUTCOME_LABELS.get(str(e), str(e)) for e in ev.tide["error"]])
     st.dataframe(tide_table, hide_index=True, width="stretch",
                  column_config={"dap": st.column_config.NumberColumn("dAP", format="%.4f")})
+    st.caption("TIDE's breakdown counts every box, whatever the score threshold (its dAP is a gain "
+               "over the mAP of all boxes). Its Missed GT counts only ground truths that no fixed "
+               "classification or localisation error would find, so it is at most the counts line's.")
 with right:
     curve = ev.threshold_curve()
     best = best_f1_threshold(curve)
-    st.plotly_chart(threshold_curves_figure(curve, data.score_thr, best), key="curves",
+    st.plotly_chart(threshold_curves_figure(curve, data.score_thr, best, iou_thr=data.iou_thr), key="curves",
                     width="stretch")
     if best is not None:
         st.button(f"Use the best-F1 threshold ({best:.2f})", key="use_best_f1",
@@ -81,6 +89,8 @@ shown = confusion_shown(view)  # over 30 classes: the most confused N
 cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(shown), shown), key="confusion",
                             width="stretch", on_select="rerun", selection_mode="points")
 open_drilldown(data, cell_pick, "confusion")  # a cell opens its images in the explorer
-st.caption("At the current score threshold. The background row counts predictions on nothing; "
+st.caption("At the current score threshold. Boxes claim ground truths whatever their class here, so "
+           "a higher-scoring box of another class can take a ground truth that TP counts for its own "
+           "class: the diagonal can be below TP. The background row counts predictions on nothing; "
            "the background column counts ground truths no prediction found. Click a cell (or a bar of "
            "the error breakdown) to open the images behind it in the explorer.")

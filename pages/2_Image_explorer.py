@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from core.browse import NO_GT_SORT_ORDERS, SORT_ORDERS, find_image
+from core.charts import iou_text
 from core.colors import OUTCOME_LABELS
 from core.drawing import PREDICTION_OUTCOMES
 from ui import state as S
@@ -98,7 +99,7 @@ def _facts(data: ActiveData, row, position: int, n_images: int) -> str:
     if data.view is not None and row["image_index"] >= 0:
         facts.append(f"{int(row['n_tp'])} TP · {int(row['n_fp'])} FP · {int(row['n_missed'])} missed")
         if np.isfinite(row["ap50"]):
-            facts.append(f"AP@0.5 {row['ap50']:.3f}")
+            facts.append(f"image AP@{iou_text(data.iou_thr)} {row['ap50']:.3f}")
     return " · ".join(facts)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.charts import class_counts_figure, pr_curve_figure
+from core.charts import class_counts_figure, iou_text, pr_curve_figure
 from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
 from ui import state as S
 from ui.loaders import crop_png, pil_image
@@ -98,8 +98,10 @@ with left:
                               selection_mode="points")
     open_boxes_at_score(data, pr_pick, category_id, chosen)  # a point: the images of boxes at that score
     ap_row = ev.per_class[ev.per_class["category_id"] == category_id]
-    if len(ap_row):
-        st.caption(f"AP@0.5 {ap_row['ap50'].iloc[0]:.4f} · AP {ap_row['ap'].iloc[0]:.4f} · "
+    if len(ap_row):  # AP at the sidebar's IoU from every box (COCO's AP@0.5 only when it is 0.5)
+        every_box = ev.at(-np.inf).per_class
+        ap_iou = float(every_box.loc[every_box["category_id"] == category_id, "ap50"].iloc[0])
+        st.caption(f"AP@{iou_text(data.iou_thr)} {ap_iou:.4f} · AP@[.5:.95] {ap_row['ap'].iloc[0]:.4f} · "
                    f"{int(ap_row['n_gt'].iloc[0]):,} GT boxes")
 with right:
     confusion = view.confusion
@@ -111,6 +113,9 @@ with right:
         f"{chosen} predicted as …", ascending=False)
     st.plotly_chart(class_counts_figure(
         list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
-        title=f"What {chosen} objects were predicted as (background = missed)"),
+        title=f"What {chosen} objects were predicted as (background = no box of any class)"),
         key="class_confused", width="stretch")
+    st.caption(f"Boxes of any class claim a {chosen} object here: its background bar "
+               f"({int(as_other.get('background', 0)):,}) counts the objects no box found, while Missed "
+               f"GT ({counts['missed']:,}) counts those no {chosen} box found.")
     st.table(confused)  # static: the data grid redraws ~150 ms after every slider move

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from core.charts import iou_text
 from core.compare import per_class_figure
 from core.drawing import Panel, gt_layers, prediction_layers
 from ui import state as S
@@ -54,7 +55,7 @@ def _image_view(data, per_image: pd.DataFrame, candidates: pd.DataFrame, sets, n
     row = per_image.loc[per_image["image_index"] == image_index].iloc[0]
     for letter, name, ap50 in (("A", name_a, row["ap50_a"]), ("B", name_b, row["ap50_b"])):
         dets = prediction_rows(data_for(data, by_label[name]), image_key, image_index)
-        title = f"{letter}: {name} · AP50 {ap50:.3f}" if pd.notna(ap50) else f"{letter}: {name}"
+        title = f"{letter}: {name} · AP@{iou_text(data.iou_thr)} {ap50:.3f}" if pd.notna(ap50) else f"{letter}: {name}"
         panels.append(Panel(title, prediction_layers(dets, color_by=color_by, class_names=data.class_names,
                                                      class_colors=data.class_colors, with_labels=show_labels)))
     if color_by == "outcome":
@@ -84,9 +85,11 @@ def _at_threshold(data, sets) -> None:
     styled = styled.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas])
     st.table(styled)
 
-    st.subheader("Per-class AP@0.5")
+    iou = iou_text(data.iou_thr)  # the per-class and per-image APs are at the sidebar's IoU
+    st.subheader(f"Per-class AP@{iou}")
     per_class = tables.per_class
-    st.plotly_chart(per_class_figure(per_class, names), key="compare_per_class_chart", width="stretch")
+    figure = per_class_figure(per_class, names).update_layout(yaxis_title=f"AP@{iou}")
+    st.plotly_chart(figure, key="compare_per_class_chart", width="stretch")
     st.table(_styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
              hide_index=True)
 
@@ -107,10 +110,10 @@ def _at_threshold(data, sets) -> None:
     st.session_state[S.COMPARE_PAIR] = [name_a, name_b]
 
     per_image, a_wins, b_wins = pair_tables(data, sets, tables, name_a, name_b, TOP_IMAGES)
-    shown_columns = {"file_name": "image", "n_gt": "GT", "ap50_a": "AP50 A", "ap50_b": "AP50 B",
+    shown_columns = {"file_name": "image", "n_gt": "GT", "ap50_a": f"AP@{iou} A", "ap50_b": f"AP@{iou} B",
                      "difference": "A − B", "n_tp_a": "TP A", "n_tp_b": "TP B", "n_fp_a": "FP A",
                      "n_fp_b": "FP B"}
-    number_formats = {"AP50 A": "{:.3f}", "AP50 B": "{:.3f}", "A − B": "{:+.3f}"}
+    number_formats = {f"AP@{iou} A": "{:.3f}", f"AP@{iou} B": "{:.3f}", "A − B": "{:+.3f}"}
     lists = st.columns(2)
     for column, title, table in ((lists[0], f"A ({name_a}) beats B most", a_wins),
                                  (lists[1], f"B ({name_b}) beats A most", b_wins)):
@@ -121,7 +124,7 @@ def _at_threshold(data, sets) -> None:
         else:
             column.caption("No image.")
     difference = per_image["difference"]
-    st.caption(f"Per-image AP@0.5 at score ≥ {data.score_thr:.2f}: {int((difference > 0).sum())} "
+    st.caption(f"Per-image AP@{iou} at score ≥ {data.score_thr:.2f}: {int((difference > 0).sum())} "
                f"images better with A, {int((difference < 0).sum())} better with B, "
                f"{int((difference == 0).sum())} equal. An image without ground truth counts AP 1 when "
                "a model puts no box on it.")

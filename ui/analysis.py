@@ -150,7 +150,7 @@ def open_images_in_explorer(data: ActiveData, image_indices: np.ndarray, label: 
     names = data.dataset.images["file_name"].to_numpy()
     keys = [str(k) for k in names[np.asarray(image_indices, np.int64)]]
     st.session_state[S.EXPLORER_SUBSET] = (label, tuple(keys))
-    st.session_state[S.EXPLORER_SORT] = "lowest AP@0.5"
+    st.session_state[S.EXPLORER_SORT] = "lowest image AP"
     st.session_state[S.EXPLORER_CLASSES] = list(classes or [])
     st.session_state[S.EXPLORER_OUTCOMES] = []
     st.session_state[S.EXPLORER_IMAGE] = None  # the list's first: the slice's worst image

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import streamlit as st
 
+from core.charts import iou_text
 from core.compare import Comparison, biggest_differences, compare
 from core.problems import Problem
 from core.sources import first_csv_image_id
@@ -110,7 +111,9 @@ def _comparison_tables(dataset_key: str, iou_thr: float, score_thr: float,
     comparison = compare({s.label: s.evaluation for s in sets}, score_thr=score_thr, views=views)
     counts = comparison.error_counts()
     counts.index = [str(i) for i in counts.index]
-    return ComparisonTables(comparison, comparison.metrics(), comparison.per_class(), counts)
+    metrics = comparison.metrics()  # the threshold row is at the sidebar's IoU: its label says so
+    metrics = metrics.rename(index={"mAP@0.5 at threshold": f"mAP@{iou_text(iou_thr)} at threshold"})
+    return ComparisonTables(comparison, metrics, comparison.per_class(), counts)
 
 
 def comparison_tables(data: ActiveData, sets: list[PredictionSet]) -> ComparisonTables:
