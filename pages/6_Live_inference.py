@@ -12,7 +12,7 @@ from core.inference import dataset_image_items, expected_image_sizes, predict_im
 from core.submission import write_submission
 from ui import loaders
 from ui import state as S
-from ui.inference import detections_frame, image_detections, model_picker
+from ui.inference import detections_frame, first_image_found, image_detections, model_picker
 from ui.loaders import ImageRef
 from ui.sidebar import active_data, page_setup, register_predictions
 from ui.widgets import box_table, draw_image_panels, gt_rows, image_panels, image_ref_for
@@ -31,20 +31,17 @@ categories = data.dataset.categories if data.dataset is not None else None
 choice = model_picker(categories, data.folder)
 if choice.error:
     st.error(choice.error)
-if choice.detector is None:
-    if not choice.error:
-        st.info("Choose a checkpoint above to run it.")
-    st.stop()
 detector = choice.detector
-for warning in detector.warnings:
-    st.warning(warning)
-facts = [f"**{choice.label}**", detector.arch, f"{len(detector.category_ids)} classes",
-         f"input {detector.input_size} px", f"on **{detector.device}**"]
-scores = detector.train_info
-if "map50_train" in scores:
-    facts.append(f"recorded mAP@0.5: {scores['map50_train']:.3f} on its training images"
-                 + (f", {scores['map50_holdout']:.3f} on held-out ones" if "map50_holdout" in scores else ""))
-st.caption(" · ".join(facts))
+if detector is not None:
+    for warning in detector.warnings:
+        st.warning(warning)
+    facts = [f"**{choice.label}**", detector.arch, f"{len(detector.category_ids)} classes",
+             f"input {detector.input_size} px", f"on **{detector.device}**"]
+    scores = detector.train_info
+    if "map50_train" in scores:
+        facts.append(f"recorded mAP@0.5: {scores['map50_train']:.3f} on its training images"
+                     + (f", {scores['map50_holdout']:.3f} on held-out ones" if "map50_holdout" in scores else ""))
+    st.caption(" · ".join(facts))
 
 # --- one image -----------------------------------------------------------------------------------
 has_images = data.dataset is not None and data.root is not None and len(data.dataset.images) > 0
@@ -54,9 +51,8 @@ image_source = cols[0].radio("Image", sources, key="_infer_image_source")
 image, image_key, image_index, ref = None, None, -1, None
 if image_source == FROM_DATASET:
     names = data.dataset.images["file_name"].tolist()
-    current = st.session_state.get(S.EXPLORER_IMAGE)  # start on the explorer's image
-    if st.session_state.get("_infer_image") not in names:
-        st.session_state["_infer_image"] = current if current in names else names[0]
+    if st.session_state.get("_infer_image") not in names:  # the explorer's image, or one that exists
+        st.session_state["_infer_image"] = first_image_found(data.root, names, st.session_state.get(S.EXPLORER_IMAGE))
     image_key = cols[1].selectbox(f"Dataset image ({len(names):,})", names, key="_infer_image")
     image_index = int(data.dataset.image_index_of_file([image_key])[0])
     image = loaders.pil_image(data.root, image_key)
@@ -82,6 +78,11 @@ else:
     cache_key = loaders.content_key(loaders.Source(upload.name, upload.name, data=upload.getvalue()))
     ref = ImageRef(upload.name, float(image.width), float(image.height), image_data_uri(image),
                    "\n\n".join(notices) or None)
+# the image widgets are drawn before this stop, so a checkpoint error keeps the chosen image and upload
+if detector is None:
+    if not choice.error:
+        st.info("Choose a checkpoint above to run it.")
+    st.stop()
 
 dets = image_detections(choice, cache_key, image)
 frame = detections_frame(dets, data.score_thr)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core import models
 from core.dataset import load_coco
 from core.inference import load_detector, predict_image, read_checkpoint
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REAL_TRASH, REPO, SAMPLE, need
 from ui import state as S
 
 PAGE = "pages/6_Live_inference.py"
@@ -89,6 +89,31 @@ def test_bad_checkpoint_path_and_offline_weights_say_why(tmp_path):
     if reason is not None:  # no local copy of the weights (always so here): says why, loads nothing
         assert any(reason in i.value for i in at.info)
         assert at.button(key="_infer_pretrained") is not None
+
+
+def test_a_checkpoint_error_keeps_the_chosen_image_source(tmp_path):
+    """Issue 11: the 'Image' radio (and so the upload) survived no run that stopped on a bad checkpoint."""
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    at = open_page()
+    at.radio(key="_infer_image_source").set_value("Upload an image").run()
+    at.radio(key="_infer_source").set_value("Checkpoint file path").run()
+    at.text_input(key="_infer_path").input(str(bad)).run()
+    assert any("not a readable PyTorch checkpoint" in e.value for e in at.error)
+    assert at.radio(key="_infer_image_source").value == "Upload an image"
+    at.radio(key="_infer_source").set_value("Bundled demo model").run()
+    assert not at.exception
+    assert at.radio(key="_infer_image_source").value == "Upload an image"
+
+
+def test_opens_on_an_image_that_exists():
+    """test.json lists test/0000.jpg first, whose file is absent; test/0001.jpg is there."""
+    need(REAL_TRASH / "test.json")
+    assert not (REAL_TRASH / "test" / "0000.jpg").exists() and (REAL_TRASH / "test" / "0001.jpg").is_file()
+    at = open_page(REAL_TRASH, **{S.GT_CHOICE: "test.json"})
+    assert not at.exception
+    assert at.selectbox(key="_infer_image").value == "test/0001.jpg"
+    assert not any("missing" in e.value for e in at.error)
 
 
 def test_batch_predictions_become_the_active_set(three_image_dataset):

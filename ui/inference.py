@@ -149,3 +149,13 @@ def detections_frame(dets: ImageDetections, score_thr: float) -> pd.DataFrame:
     return pd.DataFrame({"pred_index": range(len(kept.scores)), "category_id": kept.labels,
                          "score": kept.scores, "x1": boxes[:, 0], "y1": boxes[:, 1],
                          "x2": boxes[:, 2], "y2": boxes[:, 3]})
+
+
+def first_image_found(root: Path | None, names: list[str], preferred: str | None, limit: int = 500) -> str:
+    """`preferred` when its file exists, else the first of `names` (up to `limit` looked at) whose
+    file exists, else names[0]: the page opens on an image it can show."""
+    from core.images import resolve_image_path
+
+    roots = S.data_roots()
+    candidates = ([preferred] if preferred in names else []) + names[:limit]
+    return next((n for n in candidates if resolve_image_path(root, n, roots).found), names[0])
