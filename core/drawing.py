@@ -87,8 +87,34 @@ def _axis_names(i: int) -> tuple[str, str, str, str]:
     return f"x{suffix}", f"y{suffix}", f"xaxis{suffix}", f"yaxis{suffix}"
 
 
+LABEL_PX = (7.0, 16.0)     # a bold 11 px label: about 7 px per character, 16 px tall
+CONTAINER_PX = 1200.0      # the page's usual width: the panels share it
+
+
+def label_positions(boxes_xyxy: np.ndarray, labels: list[str], unit: float,
+                    placed: list[tuple[float, float, float, float]]) -> list[str]:
+    """Where each box's label goes (plotly textposition at its top-left corner): above the box,
+    else inside it when there is no room above (the image's top edge) or another label in
+    `placed` (x0, y0, x1, y1, data units, appended to) is there. unit: data units per screen px."""
+    def free(rect):
+        return rect[1] >= 0 and not any(rect[0] < p[2] and p[0] < rect[2] and rect[1] < p[3] and p[1] < rect[3]
+                                        for p in placed)
+    positions = []
+    for (x1, y1, _, _), text in zip(np.asarray(boxes_xyxy, dtype=np.float64), labels):
+        if not text:
+            positions.append("top right")
+            continue
+        w, h = len(text) * LABEL_PX[0] * unit, LABEL_PX[1] * unit
+        above, inside = (x1, y1 - h, x1 + w, y1), (x1, y1, x1 + w, y1 + h)
+        rect, where = next(((r, p) for r, p in ((above, "top right"), (inside, "bottom right")) if free(r)),
+                           (inside, "bottom right") if above[1] < 0 else (above, "top right"))
+        placed.append(rect)
+        positions.append(where)
+    return positions
+
+
 def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
-                  show_labels: bool) -> list[go.Scatter]:
+                  show_labels: bool, positions: list[str] | None = None) -> list[go.Scatter]:
     """Two traces per layer: the outlines, and the points carrying labels and hover cards."""
     boxes = layer.boxes_xyxy
     xs, ys = _outline_xy(boxes)
@@ -107,7 +133,8 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
         x=np.concatenate([boxes[:, 0], centre_x]), y=np.concatenate([boxes[:, 1], centre_y]),
         mode="markers+text" if any(labels) else "markers", xaxis=xref, yaxis=yref,
         name=layer.name, legendgroup=layer.name, showlegend=False,
-        text=labels + [""] * len(boxes), textposition="top right",
+        text=labels + [""] * len(boxes),
+        textposition=(positions or ["top right"] * len(boxes)) + ["top right"] * len(boxes),
         # a halo of the layer colour around contrasting text reads like a label tag on any
         # photo, and stays a cheap text trace (annotations with a bgcolor redraw slowly)
         textfont=dict(size=11, weight="bold", color=text_color_on(layer.color),
@@ -177,12 +204,17 @@ def panels_figure(
             text=f"<b>{panel.title}</b>", x=(i + 0.5) / n, y=1.0, xref="paper", yref="paper",
             xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
         n_labels = 0
+        # data units per screen pixel with the whole image shown (the panel is height- or width-bound)
+        unit = max(height / max(figure_height - 32, 1), width / (CONTAINER_PX / n))
+        placed: list[tuple[float, float, float, float]] = []  # this panel's labels so far
         for layer in panel.layers:
             if len(layer.boxes_xyxy) == 0:
                 continue
             labelled = show_labels and n_labels < MAX_LABELS_PER_PANEL
             n_labels += len(layer.boxes_xyxy) if labelled else 0
-            traces += _layer_traces(layer, xref, yref, layer.name not in seen_legend, labelled)
+            positions = (label_positions(layer.boxes_xyxy, list(layer.labels), unit, placed)
+                         if labelled and layer.labels else None)
+            traces += _layer_traces(layer, xref, yref, layer.name not in seen_legend, labelled, positions)
             seen_legend.add(layer.name)
     # Built from plain values above; plotly's per-property validation would cost ~50 ms here.
     return go.Figure(data=traces, layout=layout, _validate=False)

@@ -39,3 +39,31 @@ def test_without_an_image_nothing_is_shared():
     fig = panels_figure([Panel("GT"), Panel("Pred")], 100, 50, image_uri=None, missing_notice="missing")
     assert len(fig.layout.images) == 0
     assert not fig.layout.template.layout.images
+
+
+def _label_positions(fig) -> dict[str, str]:
+    """label text -> its plotly textposition, over every labelled trace."""
+    out = {}
+    for trace in fig.data:
+        if trace.text is None:
+            continue
+        positions = trace.textposition
+        for i, text in enumerate(trace.text):
+            if text:
+                out[text] = positions if isinstance(positions, str) else positions[i]
+    return out
+
+
+def test_a_label_at_the_top_edge_goes_inside_its_box():
+    # issue 11: a box at y1 = 1 had its label written above the image, cut off
+    layer = BoxLayer("TP", "#00ff00", [[10, 1, 200, 150], [10, 300, 200, 400]], labels=["top 0.90", "lower 0.80"])
+    positions = _label_positions(panels_figure([Panel("Pred", [layer])], 640, 480))
+    assert positions == {"top 0.90": "bottom right", "lower 0.80": "top right"}
+
+
+def test_a_label_over_another_moves_inside():
+    # two boxes sharing their top-left corner (a duplicate, or GT class and a prediction)
+    first = BoxLayer("TP", "#00ff00", [[100, 200, 300, 400]], labels=["Paper 0.91"])
+    second = BoxLayer("duplicate", "#ff0000", [[102, 201, 290, 390]], labels=["Paper 0.40"])
+    positions = _label_positions(panels_figure([Panel("Pred", [first, second])], 640, 480))
+    assert positions == {"Paper 0.91": "top right", "Paper 0.40": "bottom right"}
