@@ -137,7 +137,7 @@ class TestImageList:
                                   "n_fp": [1, 0, 0], "n_missed": [1, 0, 1], "ap50": [0.5, np.nan, 0.0]})
         table = image_table(_dataset(), None, 0.0, per_image)
         assert sort_images(table, "most errors")["key"].tolist() == ["a.jpg", "c.jpg", "b.jpg"]
-        assert sort_images(table, "lowest AP@0.5")["key"].tolist() == ["c.jpg", "a.jpg", "b.jpg"]
+        assert sort_images(table, "lowest image AP")["key"].tolist() == ["c.jpg", "a.jpg", "b.jpg"]
         with pytest.raises(ValueError, match="Invalid sort order"):
             sort_images(table, "random")
 
