@@ -145,7 +145,7 @@ def _classify(j, g_cls, crowd, gt_used, ious_row, det_cls, iou_thr, bg_thr):
     return BOTH, g_any, best_any
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # core.evaluation runs chunks of images on threads
 def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_xywh, gt_crowd, gt_area,
                  iou_thr, bg_thr, coco_thrs, area_rngs, max_det):
     """Match every image.

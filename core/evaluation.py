@@ -255,6 +255,16 @@ class _Outcome:
     never_matched: np.ndarray  # [N] bool: the same COCO status at every threshold
 
 
+_ROWS_PER_CHUNK = 50_000  # below this many predictions per chunk a thread costs more than it saves
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_dets: int) -> _Outcome:
     """Run the compiled matcher over all images (predictions are already grouped by image)."""
     from core.kernels import kernels  # compiled code: loaded when evaluating, not on import
@@ -264,11 +274,35 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
     inverse[gt_order] = np.arange(len(gt_order))
     det_start = np.searchsorted(det.image, np.arange(n_images + 1))
     gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))
-    (rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco,
-     never_matched) = kernels().match_images(
-        det_start, det.cls, det.score, det.xywh, gt_start, gt.cls[gt_order], gt.xywh[gt_order],
-        gt.crowd[gt_order], gt.area[gt_order], float(iou_thr), BACKGROUND_IOU,
-        COCO_IOU_THRS, COCO_AREA_RANGES, max_dets)
+    gt_cls, gt_xywh, gt_crowd, gt_area = gt.cls[gt_order], gt.xywh[gt_order], gt.crowd[gt_order], gt.area[gt_order]
+    match_images = kernels().match_images
+
+    def run(i0: int, i1: int) -> tuple:
+        """Match images i0..i1-1 on their own rows; indices come back global."""
+        a, b, ga, gb = det_start[i0], det_start[i1], gt_start[i0], gt_start[i1]
+        out = list(match_images(
+            det_start[i0:i1 + 1] - a, det.cls[a:b], det.score[a:b], det.xywh[a:b], gt_start[i0:i1 + 1] - ga,
+            gt_cls[ga:gb], gt_xywh[ga:gb], gt_crowd[ga:gb], gt_area[ga:gb], float(iou_thr), BACKGROUND_IOU,
+            COCO_IOU_THRS, COCO_AREA_RANGES, max_dets))
+        for position, offset in ((2, ga), (4, a), (5, ga), (7, a)):  # out_gt, gt_det, cm_det_gt, cm_gt_det
+            out[position][out[position] > -1] += offset
+        return tuple(out)
+
+    # Images are independent and the kernel releases the GIL: chunks of about equal prediction
+    # counts on threads use every core (a few chunks per core even out uneven images).
+    n_chunks = min(4 * _cores(), max(1, len(det.score) // _ROWS_PER_CHUNK))
+    cuts = np.unique(np.searchsorted(det_start, np.linspace(0, len(det.score), n_chunks + 1)[1:-1]))
+    bounds = [0, *cuts.tolist(), n_images]
+    spans = [(i0, i1) for i0, i1 in zip(bounds[:-1], bounds[1:]) if i1 > i0]
+    if len(spans) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(_cores(), len(spans))) as pool:
+            parts = list(pool.map(lambda span: run(*span), spans))
+        joined = [np.concatenate([part[k] for part in parts]) for k in range(10)]
+    else:
+        joined = run(0, n_images)
+    rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco, never_matched = joined
 
     def to_ann(sorted_gt: np.ndarray) -> np.ndarray:                  # kernel's gt rows -> ann rows
         return lookup(gt_order, sorted_gt, -1)

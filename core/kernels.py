@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,8 +61,9 @@ def _try_build(folder: Path):
 
 
 def build_tag() -> str:
-    """Hash of what the machine code depends on: kernel source, numba, numpy, Python."""
+    """Hash of what the machine code depends on: kernel source, this build recipe, numba, numpy, Python."""
     digest = hashlib.sha256(SOURCE.read_bytes())
+    digest.update(Path(__file__).read_bytes())
     for package in ("numba", "numpy"):
         digest.update(importlib.metadata.version(package).encode())
     digest.update(sys.version.encode())
@@ -92,6 +94,31 @@ def load_built(folder: Path):
     return None
 
 
+@contextmanager
+def _releasing_gil():
+    """Have pycc's Python wrappers release the GIL around the machine code, as the JIT's
+    nogil=True does, so that core.evaluation's threads match images on every core. pycc has no
+    option for it: its compile options are swapped for ones with release_gil set. A numba
+    whose pycc differs builds without it (correct, one core)."""
+    from numba.pycc import compiler
+
+    original = getattr(compiler, "Flags", None)
+    if original is None or "release_gil" not in getattr(original, "options", {}):
+        yield
+        return
+
+    class Flags(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    compiler.Flags = Flags
+    try:
+        yield
+    finally:
+        compiler.Flags = original
+
+
 def build(folder: Path) -> Path:
     """Compile the kernels ahead of time into `folder`; returns the extension's path."""
     with warnings.catch_warnings():  # pycc is "pending deprecation"; the JIT stays the fallback
@@ -107,7 +134,8 @@ def build(folder: Path) -> Path:
         cc.verbose = False
         for function, signature in SIGNATURES.items():
             cc.export(function, signature)(getattr(coco_kernels, function).py_func)
-        cc.compile()
+        with _releasing_gil():
+            cc.compile()
         (built,) = Path(scratch).glob(f"{module_name()}*")
         target = folder / built.name
         os.replace(built, target)
