@@ -70,5 +70,12 @@ for path, text in [
     ("pages/3_Class_errors.py", "Class errors: crops of each error type for one class"),
     ("pages/4_Dataset.py", "Dataset: class, size and score distributions"),
     ("pages/5_Export.py", "Export: the filtered submission and the per-box outcome table"),
+    ("pages/6_Live_inference.py", "Live inference: run a checkpoint on an image or the whole dataset"),
+    ("pages/7_Compare.py", "Compare: two or more prediction sets side by side"),
+    ("pages/8_Ensemble.py", "Ensemble: WBF, NMS, Soft-NMS, NMW and a sweep over their settings"),
+    ("pages/9_Submissions.py", "Submissions: every submission loaded, validation mAP against the leaderboard"),
+    ("pages/10_Label_review.py", "Label review: suspected label errors, decided with the keyboard"),
+    ("pages/11_Slices.py", "Slices: the worst subsets by size, aspect, position, crowding and json fields"),
+    ("pages/12_Calibration.py", "Calibration: reliability, ECE and per-class thresholds"),
 ]:
     st.page_link(path, label=text)

@@ -157,7 +157,8 @@ def busiest_image(dataset: Dataset, predictions: Predictions | None, score_thr: 
 
 
 def find_image(table: pd.DataFrame, query: str) -> int | None:
-    """Row position in table of an image given by file name (exact, then suffix) or image id."""
+    """Row position in table of an image given by file name (exact, then suffix), image id, or
+    file name without folder and extension ("0017" finds train/0017.jpg)."""
     query = query.strip()
     if not query:
         return None
@@ -168,4 +169,8 @@ def find_image(table: pd.DataFrame, query: str) -> int | None:
             return int(hits[0])
     ids = table["image_id"].astype(str).to_numpy()
     hits = np.flatnonzero(ids == query)
+    if len(hits):
+        return int(hits[0])
+    stems = keys.str.rsplit("/", n=1).str[-1].str.rsplit(".", n=1).str[0]
+    hits = np.flatnonzero((stems == query).to_numpy())
     return int(hits[0]) if len(hits) else None

@@ -11,7 +11,7 @@ import pytest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.predictions import load_predictions
-from tests.conftest import REAL_TRASH, need
+from tests.conftest import REAL_TRASH, REPO, need
 from tests.test_app import open_app, texts
 from ui import state as S
 
@@ -98,3 +98,13 @@ def test_class_errors_says_why_missed_and_background_bar_differ():
     background = int(_values(bars["y"])[list(bars["x"]).index("background")])
     caption = next(c.value for c in at.caption if "background bar" in c.value)
     assert f"Missed GT ({missed:,})" in caption and f"background bar ({background:,})" in caption
+
+
+def test_landing_page_links_every_page():
+    """Issue 11: the Pages list stopped at Export (no Live inference, Compare, Ensemble, ...)."""
+    at = open_app()
+    assert not at.exception
+    linked = {link.proto.page for link in at.get("page_link")}
+    files = sorted(REPO.glob("pages/*.py"))
+    assert len(files) >= 12
+    assert linked == {f.stem.split("_", 1)[1] for f in files}

@@ -151,6 +151,8 @@ class TestImageList:
         assert find_image(table, "x.jpg") == 3
         assert find_image(table, "12") == 2
         assert find_image(table, "nope") is None
+        # issue 11: the jump box found "0017.jpg" but not "0017"; an id still wins over a name
+        assert find_image(table, "x") == 3 and find_image(table, "c") == find_image(table, "c.jpg")
 
 
 class TestSources:
