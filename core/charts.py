@@ -183,11 +183,13 @@ def per_class_box_figure(frame: pd.DataFrame, value: str, *, names: dict[int, st
     """A box plot of `value` per category_id, one coloured box per class (statistics computed
     here, so the browser gets five numbers per class, not every value)."""
     fig = go.Figure()
+    drawn = []
     for category_id, group in frame.groupby("category_id", sort=True):
         values = group[value].to_numpy(np.float64)
         if log_y:
             values = values[values > 0]
         stats = box_stats(values)
+        drawn += [stats["lowerfence"], stats["upperfence"]]
         name = names.get(int(category_id), str(category_id))
         fig.add_box(x=[name], name=name, q1=[stats["q1"]], median=[stats["median"]],
                     q3=[stats["q3"]], lowerfence=[stats["lowerfence"]],
@@ -196,8 +198,23 @@ def per_class_box_figure(frame: pd.DataFrame, value: str, *, names: dict[int, st
     fig.update_layout(title=title, yaxis_title=y_title, height=400, showlegend=False,
                       xaxis_tickangle=-45, margin=dict(l=10, r=10, t=50, b=10))
     if log_y:
-        fig.update_yaxes(type="log")
+        ticks = log_ticks(drawn)
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     return fig
+
+
+def log_ticks(values) -> list[float]:
+    """Tick values of a log axis over `values`: the powers of ten, or 1-2-5 steps when fewer than
+    two fall in range (plotly's own labels its minor ticks too: "5 2 5 2")."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return []
+    lo, hi = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
+    decades = [10.0 ** k for k in np.arange(lo, hi + 1)]
+    if sum(values.min() <= t <= values.max() for t in decades) >= 2:
+        return decades
+    return [m * d for d in decades for m in (1, 2, 5) if m * d <= 10 ** hi]
 
 
 def predicted_vs_true_figure(names: list[str], true_counts, predicted_counts, *,

@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.dataset import load_coco
@@ -108,3 +109,20 @@ def test_landing_page_links_every_page():
     files = sorted(REPO.glob("pages/*.py"))
     assert len(files) >= 12
     assert linked == {f.stem.split("_", 1)[1] for f in files}
+
+
+@pytest.mark.parametrize("spread", [(3.0, 900.0), (0.4, 2.5)])
+def test_dataset_log_axes_label_no_minor_ticks(spread):
+    """Issue 11: plotly labelled the log axes' minor ticks ("5 2 5 2"); now 1, 10, 100 (1-2-5 if narrow)."""
+    from core.charts import per_class_box_figure
+
+    values = np.geomspace(*spread, 40)
+    frame = pd.DataFrame({"category_id": np.repeat([1, 2], 20), "side": values})
+    fig = per_class_box_figure(frame, "side", names={1: "a", 2: "b"}, colors={}, title="t", y_title="y", log_y=True)
+    ticks = np.asarray(fig.layout.yaxis.tickvals, dtype=np.float64)
+    mantissa = ticks / 10.0 ** np.floor(np.log10(ticks) + 1e-9)
+    assert len(ticks) >= 3 and set(np.round(mantissa, 6)) <= {1.0, 2.0, 5.0}
+    shown = ticks[(ticks >= values.min()) & (ticks <= values.max())]
+    assert len(shown) >= 2, "at least two labelled ticks inside the data"
+    if np.log10(spread[1] / spread[0]) >= 2:
+        assert set(np.round(mantissa, 6)) == {1.0}, "over two decades: powers of ten only"
