@@ -126,3 +126,34 @@ def test_dataset_log_axes_label_no_minor_ticks(spread):
     assert len(shown) >= 2, "at least two labelled ticks inside the data"
     if np.log10(spread[1] / spread[0]) >= 2:
         assert set(np.round(mantissa, 6)) == {1.0}, "over two decades: powers of ten only"
+
+
+@pytest.mark.parametrize("page", ["pages/7_Compare.py", "pages/8_Ensemble.py"])
+def test_outside_image_warning_shown_once(page):
+    """Issue 11: the active set's warnings came twice (sidebar loading, then the set chooser)."""
+    need(REAL_TRASH / "fold3_gt.json")
+    at = open_app(page, **{S.DATA_DIR: str(REAL_TRASH), S.GT_CHOICE: "fold3_gt.json"})
+    assert not at.exception
+    headers = [e.label for e in at.expander if "warning(s)" in e.label]
+    assert headers, "the real fold's boxes reach outside their images: a warning is expected"
+    assert len(headers) == len(set(headers)), headers
+
+
+def test_the_first_evaluation_says_it_builds_the_kernels(monkeypatch):
+    """Issue 11: ~13 s behind "Matching predictions..." on a fresh checkout; the spinner now says
+    the kernels are built once, exactly when core.kernels has no build to load."""
+    import functools
+
+    from core import kernels
+    from ui.loaders import kernels_to_build
+
+    monkeypatch.delenv("DETLENS_KERNELS", raising=False)
+    fresh = functools.lru_cache(maxsize=1)(lambda: None)  # nothing loaded in this process yet
+    monkeypatch.setattr(kernels, "kernels", fresh)
+    monkeypatch.setattr(kernels, "module_name", lambda: "_detlens_kernels_never_built")
+    assert kernels_to_build()                      # a fresh checkout: the build comes first
+    monkeypatch.setenv("DETLENS_KERNELS", "jit")
+    assert not kernels_to_build()                  # the JIT is forced: nothing is built
+    monkeypatch.delenv("DETLENS_KERNELS")
+    fresh()
+    assert not kernels_to_build()                  # loaded in this process: no build again

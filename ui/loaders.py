@@ -255,12 +255,28 @@ def evaluation(dataset: Dataset, dataset_key: str, predictions: Predictions, pre
     key = (dataset_key, pred_key, round(float(iou_thr), 4))
     ev = _EVALUATIONS.get(key)
     if ev is None:
-        with st.spinner("Matching predictions to the ground truth (once per file) ..."):
+        first = ("Building the matching kernels (once per checkout, about 15 s), then matching "
+                 "predictions to the ground truth ..." if kernels_to_build() else None)
+        with st.spinner(first or "Matching predictions to the ground truth (once per file) ..."):
             ev = _EVALUATIONS.get_or_create(
                 key, lambda: evaluate(dataset, predictions, iou_thr=key[2]), depends_on=(dataset,))
     else:
         _EVALUATIONS.remeasure(key)  # its tables (dets, gts) are built on first use
     return ev
+
+
+def kernels_to_build() -> bool:
+    """Whether the next evaluation builds the matching kernels first (core.kernels: once per
+    checkout, when no build for this source and these versions is there and none is loaded)."""
+    import importlib.machinery
+    import os
+
+    from core import kernels
+
+    if os.environ.get("DETLENS_KERNELS") == "jit" or kernels.kernels.cache_info().currsize:
+        return False
+    folder, name = kernels.default_build_dir(), kernels.module_name()
+    return not any((folder / f"{name}{suffix}").exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def derived(key: tuple, create, evaluations: list):

@@ -65,9 +65,10 @@ def choose_prediction_sets(data: ActiveData, state_key: str, label: str, *, help
             st.warning(loaders.dropped_upload_message(options[name].name))
             continue
         loaded = load_prediction_set(data, name, options[name], evaluate=evaluate)
-        show_problems(loaded.problems, f"Predictions {name}",
-                      "Fix the listed lines (`python -m core validate FILE --gt GT.json`), or "
-                      "leave this file out.", loaded=loaded.predictions is not None)
+        if name != data.predictions_label:  # the active set's problems are on the page already
+            show_problems(loaded.problems, f"Predictions {name}",
+                          "Fix the listed lines (`python -m core validate FILE --gt GT.json`), or "
+                          "leave this file out.", loaded=loaded.predictions is not None)
         if loaded.predictions is not None:
             sets.append(loaded)
     return sets
