@@ -265,7 +265,7 @@ def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_x
     return rank, outcome, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco, never_matched
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # core.evaluation runs it on a thread beside TIDE
 def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs):
     """pycocotools' accumulate: precision [T, R, K, A, M] and recall [T, K, A, M] (-1: no GT).
 

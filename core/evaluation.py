@@ -109,8 +109,26 @@ def evaluate(dataset: Dataset, preds: Predictions, *, iou_thr: float = 0.5,
     outcome = _match(det, gt, n_images, iou_thr, max_dets)
     det_order = _accumulate_order(det, dataset)
     class_order = det_order[_stable_argsort_small(det.cls[det_order])]   # by class, then that order
-    precision, recall = _coco_accumulate(outcome, det, gt, class_order, n_classes, max_dets)
+    # COCO's accumulation (compiled, GIL released) runs on a thread while TIDE and the threshold
+    # index are built here: neither needs the other.
+    from concurrent.futures import ThreadPoolExecutor
 
+    with ThreadPoolExecutor(1) as pool:
+        accumulated = pool.submit(_coco_accumulate, outcome, det, gt, class_order, n_classes, max_dets)
+        tide, ranked = _tide_and_ranked(dataset, det, gt, outcome, det_order, class_order, n_images, n_classes)
+        precision, recall = accumulated.result()
+    return Evaluation(
+        dataset=dataset, iou_thr=iou_thr, stats=summarize(precision, recall),
+        per_class=_per_class_table(dataset, det, gt, precision), tide=tide.table,
+        tide_ap_base=tide.ap_base, tide_special=tide.special,
+        unknown_image_keys=unknown_image_keys, problems=problems, _ranked=ranked,
+        _arrays=(det, outcome, tide.missed_gt),
+    )
+
+
+def _tide_and_ranked(dataset: Dataset, det: _DetArrays, gt: _GtArrays, outcome: _Outcome, det_order: np.ndarray,
+                     class_order: np.ndarray, n_images: int, n_classes: int) -> tuple:
+    """TIDE's errors and the score-ranked index behind every threshold view."""
     position = np.empty(len(det.score), np.int64)                        # rank in det_order
     position[det_order] = np.arange(len(det.score))
     rows = class_order[outcome.code[class_order] != ErrorType.IGNORED.code]  # sorted, as TIDE wants
@@ -126,13 +144,7 @@ def evaluate(dataset: Dataset, preds: Predictions, *, iou_thr: float = 0.5,
         category_ids=dataset.category_ids, category_names=dataset.categories["name"].tolist(),
         n_images=n_images,
     )
-    return Evaluation(
-        dataset=dataset, iou_thr=iou_thr, stats=summarize(precision, recall),
-        per_class=_per_class_table(dataset, det, gt, precision), tide=tide.table,
-        tide_ap_base=tide.ap_base, tide_special=tide.special,
-        unknown_image_keys=unknown_image_keys, problems=problems, _ranked=ranked,
-        _arrays=(det, outcome, tide.missed_gt),
-    )
+    return tide, ranked
 
 
 def _known_predictions(dataset: Dataset, preds: Predictions) -> tuple["_DetArrays", np.ndarray, list[Problem]]:

@@ -1,5 +1,5 @@
 """Matching on threads: chunks of images give exactly the one-chunk result and pycocotools' stats,
-and the compiled matcher (ahead-of-time build and JIT) releases the GIL so the threads overlap."""
+and the compiled kernels (ahead-of-time build and JIT) release the GIL so the threads overlap."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from core import coco_kernels, evaluation, kernels
 from core.dataset import load_coco
-from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, STAT_NAMES
+from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS, STAT_NAMES
 from core.submission import read_submission
 from tests.conftest import REAL_TRASH, need
 from tests.eval_support import dataset_of, predictions_of, pycocotools_eval, random_case, results_of
@@ -60,26 +60,38 @@ def test_chunks_equal_pycocotools_on_the_real_fold(monkeypatch):
     np.testing.assert_allclose([many.stats[n] for n in STAT_NAMES], reference.stats, rtol=0, atol=1e-9)
 
 
-def _releases_gil(match_images) -> bool:
-    """Whether another Python thread runs while match_images runs: with a 10 s switch interval a
-    thread holding the GIL keeps it for the whole call, so the waiting thread would wake only
-    after the call has returned."""
+def _kernel_args():
+    """Arguments of match_images and of accumulate on a random case of 400 images."""
     doc, *arrays = random_case(5, n_images=400, crowd_rate=0.05)
     dataset = dataset_of(doc)
     det, _, _ = evaluation._known_predictions(dataset, predictions_of(dataset, *arrays))
     gt = evaluation._gt_arrays(dataset)
     order = np.argsort(gt.image, kind="stable")
     n = len(dataset.images)
-    args = (np.searchsorted(det.image, np.arange(n + 1)), det.cls, det.score, det.xywh,
-            np.searchsorted(gt.image[order], np.arange(n + 1)), gt.cls[order], gt.xywh[order],
-            gt.crowd[order], gt.area[order], 0.5, 0.1, COCO_IOU_THRS, COCO_AREA_RANGES, 100)
-    match_images(*args)  # compiled and warm before the timing-free check
+    match_args = (np.searchsorted(det.image, np.arange(n + 1)), det.cls, det.score, det.xywh,
+                  np.searchsorted(gt.image[order], np.arange(n + 1)), gt.cls[order], gt.xywh[order],
+                  gt.crowd[order], gt.area[order], 0.5, 0.1, COCO_IOU_THRS, COCO_AREA_RANGES, 100)
+    rank, coco, never = (coco_kernels.match_images(*match_args)[k] for k in (0, 8, 9))
+    class_order = np.lexsort((np.arange(len(det.score)), -det.score, det.cls))
+    n_classes = len(doc["categories"])
+    # n_pos bounds the kernel's true-positive buffers: every GT box is an upper bound
+    accumulate_args = (coco[class_order], never[class_order],
+                       np.searchsorted(det.cls[class_order], np.arange(n_classes + 1)), rank[class_order],
+                       np.array([1, 10, 100]), np.full((n_classes, 4), len(gt.cls), np.int64), COCO_RECALL_THRS)
+    return match_args, accumulate_args
+
+
+def _releases_gil(function, args) -> bool:
+    """Whether another Python thread runs while function runs: with a 10 s switch interval a
+    thread holding the GIL keeps it for the whole call, so the waiting thread would wake only
+    after the call has returned."""
+    function(*args)  # compiled and warm
     started, done = threading.Event(), threading.Event()
 
     def work():
         started.set()
         for _ in range(200):                                 # long enough to be caught running
-            match_images(*args)
+            function(*args)
         done.set()
 
     interval = sys.getswitchinterval()
@@ -95,11 +107,13 @@ def _releases_gil(match_images) -> bool:
     return overlapped
 
 
-def test_the_jit_matcher_releases_the_gil():
-    assert _releases_gil(coco_kernels.match_images)
+def test_the_jit_kernels_release_the_gil():
+    match_args, accumulate_args = _kernel_args()
+    assert _releases_gil(coco_kernels.match_images, match_args)
+    assert _releases_gil(coco_kernels.accumulate, accumulate_args)
 
 
-def test_the_ahead_of_time_matcher_releases_the_gil(monkeypatch):
+def test_the_ahead_of_time_kernels_release_the_gil(monkeypatch):
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
     kernels.kernels.cache_clear()
     try:
@@ -108,4 +122,6 @@ def test_the_ahead_of_time_matcher_releases_the_gil(monkeypatch):
         kernels.kernels.cache_clear()
     if built is coco_kernels:
         pytest.skip("no ahead-of-time build on this machine (no C compiler): the JIT serves")
-    assert _releases_gil(built.match_images)
+    match_args, accumulate_args = _kernel_args()
+    assert _releases_gil(built.match_images, match_args)
+    assert _releases_gil(built.accumulate, accumulate_args)
