@@ -16,6 +16,7 @@ from ui.widgets import (box_table, draw_image_panels, gt_rows, image_panels, ima
 
 OUTCOME_CHOICES = PREDICTION_OUTCOMES + ["missed"]
 JUMP_ERROR = "_explorer_jump_error"
+POSITION = "_explorer_position"  # the position box's key starts so; the list's order ends it
 
 
 def _go_to(key: str) -> None:
@@ -23,8 +24,8 @@ def _go_to(key: str) -> None:
     st.session_state[JUMP_ERROR] = None
 
 
-def _go_to_position(keys: list[str]) -> None:
-    _go_to(keys[int(st.session_state["_explorer_position"]) - 1])
+def _go_to_position(keys: list[str], widget: str) -> None:
+    _go_to(keys[int(st.session_state[widget]) - 1])
 
 
 def _jump(listing: ImageList) -> None:
@@ -70,9 +71,12 @@ def _navigation(listing: ImageList) -> tuple[int, st.delta_generator.DeltaGenera
     nav = st.columns([0.6, 1.2, 0.6, 2.2, 3])
     nav[0].button("◀ Previous", key="_explorer_prev", on_click=_go_to,
                   args=(keys[max(position - 1, 0)],), disabled=position == 0, width="stretch")
-    st.session_state["_explorer_position"] = position + 1
+    # A position means an image only in this order: keyed by it, a position the browser sends
+    # from an older order (score key presses reorder the list faster than it redraws) is dropped
+    widget = f"{POSITION}_{hash(tuple(keys)) & 0xFFFFFFFF:08x}"
+    st.session_state[widget] = position + 1
     nav[1].number_input(f"Image (of {len(keys):,})", min_value=1, max_value=len(keys), step=1,
-                        key="_explorer_position", on_change=_go_to_position, args=(keys,),
+                        key=widget, on_change=_go_to_position, args=(keys, widget),
                         label_visibility="collapsed")
     nav[2].button("Next ▶", key="_explorer_next", on_click=_go_to,
                   args=(keys[min(position + 1, len(keys) - 1)],),

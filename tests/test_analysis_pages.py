@@ -9,7 +9,7 @@ import pytest
 
 from core.calibration import best_thresholds, calibration
 from core.slices import build_slices
-from tests.test_app import assert_clean, open_app, sample_eval, texts  # noqa: F401 (fixture)
+from tests.test_app import assert_clean, explorer_position, open_app, sample_eval, texts  # noqa: F401 (fixture)
 from ui import state as S
 
 SLICES, CALIBRATION = "pages/11_Slices.py", "pages/12_Calibration.py"
@@ -49,9 +49,9 @@ def test_slice_opens_its_images_in_the_explorer(sample_eval):
     at.switch_page("pages/2_Image_explorer.py").run()  # where st.switch_page went (AppTest stays)
     assert f"Showing the {len(wanted):,} images of slice {label} only." in texts(at)
     # the explorer's position box counts only the slice's images
-    assert at.number_input(key="_explorer_position").label == f"Image (of {len(wanted):,})"
+    assert explorer_position(at).label == f"Image (of {len(wanted):,})"
     at.button(key="_explorer_clear_subset").click().run()
-    assert at.number_input(key="_explorer_position").label == f"Image (of {len(dataset.images):,})"
+    assert explorer_position(at).label == f"Image (of {len(dataset.images):,})"
 
 
 def test_slices_page_follows_the_iou_threshold(sample_eval):

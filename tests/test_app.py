@@ -59,6 +59,11 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def explorer_position(at: AppTest):
+    """The explorer's position box (its key ends with the list's order)."""
+    return next(n for n in at.number_input if n.key.startswith("_explorer_position"))
+
+
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
@@ -213,7 +218,7 @@ def test_explorer_outcome_filter_keeps_only_images_with_that_outcome(sample_eval
     assert_clean(at)
     view = ev.at(0.05)
     with_background = view.dets.loc[view.dets["outcome"].astype(str) == "background", "image_index"].nunique()
-    assert f"Image (of {with_background:,})" == at.number_input(key="_explorer_position").label
+    assert f"Image (of {with_background:,})" == explorer_position(at).label
     table = at.table[0].value
     predicted = table[table["kind"] == "prediction"]
     assert len(predicted) and set(predicted["outcome"]) == {"Background"}
