@@ -20,16 +20,32 @@ def _shown_image(page) -> str:
     return match.group(1)
 
 
+def _wait_for_image(page, file_name: str, seconds: float = 60.0) -> str:
+    """The image shown once it is `file_name`, or what is shown after `seconds` (a first run may
+    still be building the matching kernels when the page answers)."""
+    shown = None
+    for _ in range(int(seconds * 4)):
+        shown = _shown_image(page) if re.search(r"train/\d+\.jpg\s*·", page.inner_text("body")) else None
+        if shown == file_name:
+            return shown
+        page.wait_for_timeout(250)
+    return shown
+
+
 def test_key_presses_on_the_score_slider_keep_the_image():
     """Jump to an image, then tap ArrowRight on the score slider 10 times, 60 ms apart: the
     sort by errors reorders the list at each step, and the image shown must stay the same."""
     with streamlit_server(SAMPLE) as url, chromium_page() as page:
         page.goto(f"{url}/{PAGES['explorer']}")
         wait_until_idle(page, quiet_ms=500)
+        page.get_by_text(re.compile(r"train/\d+\.jpg\s*·")).first.wait_for(timeout=120_000)
         jump = page.get_by_placeholder("jump to file name or image id")
-        jump.fill("0017")  # the name without folder and extension
-        jump.press("Enter")
-        wait_until_idle(page, quiet_ms=500)
+        for _ in range(3):  # setup: an Enter typed while the page reruns can be lost; type it again
+            jump.fill("0017")  # the name without folder and extension
+            jump.press("Enter")
+            wait_until_idle(page, quiet_ms=500)
+            if _wait_for_image(page, "train/0017.jpg", seconds=20) == "train/0017.jpg":
+                break
         assert _shown_image(page) == "train/0017.jpg"
         slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
         slider.focus()
