@@ -22,12 +22,10 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +34,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.browser import chromium_browser, free_port, new_page, page_problems, wait_until_idle  # noqa: E402
+from tests.browser import (chromium_browser, free_port, new_page, page_problems, served,  # noqa: E402
+                           wait_until_idle)
 
 COMPETITION = REPO / "bench" / "data" / "competition"
 REAL_TRASH = REPO.parent / "shared" / "real-trash"
@@ -61,30 +60,8 @@ def server(repo: Path, data_dir: Path, budget_mb: int | None, timeout_s: float =
         env[BUDGET_ENV] = str(budget_mb)
     process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with code {process.returncode}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s} s")
-            time.sleep(0.3)
+    with served(process, f"http://127.0.0.1:{port}", timeout_s) as url:
         yield url, process.pid
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # the session we started, by its pid
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

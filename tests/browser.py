@@ -49,7 +49,18 @@ def streamlit_server(data_dir: Path | None = None, *, script: Path | None = None
         if (REPO / "tests" / "screenshots").is_dir() else subprocess.DEVNULL
     process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    try:
+        with served(process, f"http://127.0.0.1:{port}", timeout_s) as url:
+            yield url
+    finally:
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+@contextmanager
+def served(process: subprocess.Popen, url: str, timeout_s: float):
+    """Wait until the Streamlit `process` answers its health check on `url`, yield url, and stop
+    it (its whole session, by its pid) on the way out, whatever happened."""
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -73,8 +84,6 @@ def streamlit_server(data_dir: Path | None = None, *, script: Path | None = None
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if log is not subprocess.DEVNULL:
-            log.close()
 
 
 @contextmanager
