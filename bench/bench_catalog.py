@@ -32,7 +32,7 @@ from core.catalog.service import cached_result, file_sha256, register_prediction
 from core.catalog.store import Catalog  # noqa: E402
 from core.dataset import load_coco  # noqa: E402
 from core.evaluation import evaluate  # noqa: E402
-from core.predictions import load_predictions  # noqa: E402
+from core.prediction_files import load_predictions  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "competition"
 PEER_RESAMPLES = 100

@@ -7,7 +7,7 @@ Prints, measured in this run on the same files:
   per-box outcomes, TIDE dAP, threshold views ready); a threshold view (counts, P/R/F1,
   mAP@0.5, per-class table, confusion matrix, per-image table); peak memory;
 - whole process: `python -m core evaluate GT CSV` (with the kernels built ahead of time by
-  `python -m core.kernels`, which this script runs first, and with numba's JIT) against the
+  `python -m core.kernel_build`, which this script runs first, and with numba's JIT) against the
   same job (CSV parsed, 12 stats printed) done with faster-coco-eval, pycocotools and
   hotcoco, the ratios, and a check that all print identical stats;
 - the same in-process figures at 10x scale (COCO-train size).
@@ -96,7 +96,7 @@ def in_process(folder: Path, repeats: int) -> dict:
         import resource, sys, time
         sys.path.insert(0, {str(REPO)!r})
         from core.dataset import load_coco
-        from core.predictions import load_predictions
+        from core.prediction_files import load_predictions
         from core.evaluation import evaluate
         best = {{}}
         for _ in range({repeats}):
@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = ensure_data(1)
     gt, csv = str(folder / "train.json"), str(folder / "submission.csv")
     start = time.perf_counter()
-    built = subprocess.run([sys.executable, "-m", "core.kernels"], capture_output=True, text=True, cwd=REPO)
-    print(f"ahead-of-time kernel build (`python -m core.kernels`, once): {time.perf_counter() - start:.1f} s: "
+    built = subprocess.run([sys.executable, "-m", "core.kernel_build"], capture_output=True, text=True, cwd=REPO)
+    print(f"ahead-of-time kernel build (`python -m core.kernel_build`, once): {time.perf_counter() - start:.1f} s: "
           f"{built.stdout.strip()}")
     for env in (None, {**os.environ, "DETLENS_KERNELS": "jit"}):  # fill numba's JIT cache too
         subprocess.run([sys.executable, "-m", "core", "evaluate", gt, csv], capture_output=True, cwd=REPO, env=env)

@@ -34,7 +34,7 @@ from core.evaluation import evaluate  # noqa: E402
 from core.label_issues import SUSPECT_KINDS, cleanlab_suspects, find_label_issues  # noqa: E402
 from core.label_noise import found_shares, inject_label_noise, match_truth  # noqa: E402
 from core.review import ACCEPT, apply_decisions, decide  # noqa: E402
-from core.predictions import load_predictions  # noqa: E402
+from core.prediction_files import load_predictions  # noqa: E402
 from core.simulate import STRONG, simulate_predictions  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"

@@ -31,7 +31,7 @@ def main() -> None:
     from core.evaluation import evaluate
     from core.no_gt import (ALL_CLASSES, boxes_per_image, class_mix, class_prior, images_without_boxes,
                             suggest_thresholds)
-    from core.predictions import load_predictions
+    from core.prediction_files import load_predictions
 
     fold = load_coco(REAL / "fold3_gt.json")
     base = load_predictions(REAL / "fold3_deta_swinL.csv", dataset=fold)

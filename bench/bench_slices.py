@@ -44,7 +44,7 @@ def main() -> None:
     from core.calibration import best_thresholds, calibration
     from core.dataset import load_coco
     from core.evaluation import evaluate
-    from core.predictions import load_predictions
+    from core.prediction_files import load_predictions
     from core.slices import build_slices
     from core.tide_per_class import tide_per_class
 

@@ -20,7 +20,7 @@ from core.problems import Problem, Severity
 from core.tables import ANNOTATION_COLUMNS, CATEGORY_COLUMNS, IMAGE_COLUMNS, Dataset, Predictions
 
 DEFAULT_REF_THR = 0.5
-# Outcome groups of `other`'s boxes against the pseudo GT (core.errors values).
+# Outcome groups of `other`'s boxes against the pseudo GT (core.outcomes values).
 ONLY_OTHER_OUTCOMES = ("background", "localization", "duplicate")
 CLASS_DISAGREEMENT_OUTCOMES = ("classification", "both")
 PER_CLASS_COLUMNS = ["category_id", "name", "agreement", "ref_boxes", "other_boxes", "matched",

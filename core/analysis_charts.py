@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.colors import OUTCOME_LABELS
-from core.errors import ERROR_TYPES
+from core.outcomes import ERROR_TYPES
 
 TINY_COLOR = "#c8c8c8"
 

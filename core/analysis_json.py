@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from core.errors import ERROR_TYPES
+from core.outcomes import ERROR_TYPES
 
 
 def _clean(value):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.errors import ErrorType
+from core.outcomes import Outcome
 from core.tables import Predictions
 
 N_BINS = 10
@@ -61,8 +61,8 @@ class Calibration:
 def _counted(ev, score_thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(class position, score, correct) of the predictions COCO counts, score >= score_thr."""
     det, outcome, _ = ev._arrays
-    keep = (outcome.code != ErrorType.IGNORED.code) & (det.score >= score_thr)
-    return det.cls[keep], det.score[keep], outcome.code[keep] == ErrorType.TP.code
+    keep = (outcome.code != Outcome.IGNORED.code) & (det.score >= score_thr)
+    return det.cls[keep], det.score[keep], outcome.code[keep] == Outcome.TP.code
 
 
 def calibration(ev, *, n_bins: int = N_BINS, score_thr: float = -np.inf) -> Calibration:
@@ -117,7 +117,7 @@ def operating_points(ev, category_id: int | None = None) -> pd.DataFrame:
     """score_thr, n_tp, n_fp, precision, recall, f1 at every distinct score (keep >= score_thr),
     highest threshold first, for one class or, with category_id None, all classes together."""
     det, outcome, _ = ev._arrays
-    counted = outcome.code != ErrorType.IGNORED.code
+    counted = outcome.code != Outcome.IGNORED.code
     regular = ~ev.dataset.annotations["iscrowd"].to_numpy().astype(bool)
     gt_cat = ev.dataset.annotations["category_id"].to_numpy()
     if category_id is None:
@@ -127,7 +127,7 @@ def operating_points(ev, category_id: int | None = None) -> pd.DataFrame:
             raise ValueError(f"Invalid category_id {category_id!r}. Only {ev.dataset.category_ids.tolist()} "
                              "are supported.")
         rows, n_gt = counted & (det.label == category_id), int((regular & (gt_cat == category_id)).sum())
-    return _points(det.score[rows], outcome.code[rows] == ErrorType.TP.code, n_gt)
+    return _points(det.score[rows], outcome.code[rows] == Outcome.TP.code, n_gt)
 
 
 def _points(score: np.ndarray, tp: np.ndarray, n_gt: int) -> pd.DataFrame:

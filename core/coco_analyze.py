@@ -74,7 +74,7 @@ def coco_analyze(ev, supercategory: dict[int, str] | None = None) -> Analyze:
     np.add.at(n_pos, gt.cls, (in_area & regular[:, None]).astype(np.int64))
 
     def run(gt_cls, gt_xywh, gt_crowd, gt_area, gt_image, ious):
-        from core.kernels import kernels
+        from core.kernel_build import kernels
 
         order = np.argsort(gt_image, kind="stable")
         det_start = np.searchsorted(det.image, np.arange(n_images + 1))

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import ERROR_TYPES, ErrorType
+from core.outcomes import ERROR_TYPES, Outcome
 
 # (key in Evaluation.stats, label): COCO stats, independent of the score threshold.
 COCO_METRICS = [
@@ -26,7 +26,7 @@ COCO_METRICS = [
 ]
 # Labels of the rows that depend on the score threshold.
 THRESHOLD_METRICS = ["mAP@0.5 at threshold", "precision", "recall", "F1", "boxes kept"]
-COUNT_ROWS = [ErrorType.TP] + list(ERROR_TYPES)   # tp, the prediction errors, then missed
+COUNT_ROWS = [Outcome.TP] + list(ERROR_TYPES)   # tp, the prediction errors, then missed
 
 
 def delta_column(name: str, reference: str) -> str:
@@ -111,7 +111,7 @@ class Comparison:
         return self._with_deltas(table)
 
     def error_counts(self) -> pd.DataFrame:
-        """Rows: TP, each error type, missed (ErrorType order); columns: each model's count, Δ columns."""
+        """Rows: TP, each error type, missed (Outcome order); columns: each model's count, Δ columns."""
         counts = {name: [self._view(name).counts.get(e.value, 0) for e in COUNT_ROWS] for name in self.names}
         index = pd.Index([e.value for e in COUNT_ROWS], name="outcome")
         return self._with_deltas(pd.DataFrame(counts, index=index))

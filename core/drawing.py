@@ -280,7 +280,7 @@ def _names(category_ids, class_names: dict[int, str]) -> list[str]:
 def prediction_layers(dets, *, color_by: str, class_names: dict[int, str],
                       class_colors: dict[int, str], with_labels: bool = True) -> list[BoxLayer]:
     """Layers for predictions: a table with category_id, score, x1, y1, x2, y2 and optionally
-    outcome (an ErrorType value) and iou. color_by "outcome" (needs the outcome column) or "class"."""
+    outcome (an Outcome value) and iou. color_by "outcome" (needs the outcome column) or "class"."""
     from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
 
     if color_by not in ("outcome", "class"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.errors import ErrorType
+from core.outcomes import Outcome
 
 
 def confusion_cell_images(view, gt_class: int | None, pred_class: int | None) -> np.ndarray:
@@ -25,11 +25,11 @@ def confusion_cell_images(view, gt_class: int | None, pred_class: int | None) ->
 
 
 def outcome_images(view, outcome: str) -> np.ndarray:
-    """Sorted image indices with a box of this outcome (an ErrorType value) at the view."""
+    """Sorted image indices with a box of this outcome (an Outcome value) at the view."""
     r = view._r
-    if outcome == ErrorType.MISSED.value:
+    if outcome == Outcome.MISSED.value:
         return np.unique(r.gt_image[view.missed])
-    code = ErrorType(outcome).code
+    code = Outcome(outcome).code
     return np.unique(r.det_image[view.keep & (r.det_code == code)])
 
 

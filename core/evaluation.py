@@ -4,8 +4,8 @@
     view = ev.at(0.3)                            # counts, P/R/F1, mAP@0.5, confusion: cheap
 
 Engine: DetLens' own. COCO's matching (ten IoU thresholds, four area ranges) and the per-box
-outcomes at `iou_thr` run compiled by numba in `core.coco_kernels` (built ahead of time by
-`python -m core.kernels` when possible, see core.kernels), as does the accumulation into the
+outcomes at `iou_thr` run compiled by numba in `core.matching_kernels` (built ahead of time by
+`python -m core.kernel_build` when possible, see core.kernel_build), as does the accumulation into the
 twelve COCO stats; TIDE dAP, threshold views, confusion matrix and curves are numpy.
 Tests hold it to pycocotools (stats to 1e-9, confusion matrices), hotcoco (TIDE counts and
 dAP) and the published reference cases. One deliberate difference from pycocotools: a ground
@@ -22,7 +22,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from core.errors import ERROR_TYPES, OUTCOME_CODES, PREDICTION_ERRORS, ErrorType
+from core.outcomes import ERROR_TYPES, OUTCOME_CODES, PREDICTION_ERRORS, Outcome
 from core.metrics import (COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS,
                           per_class_ap_from_precision, summarize)
 from core.problems import Problem, Severity
@@ -33,7 +33,7 @@ from core.tide import TideInput, tide_errors
 MAX_DETS = 100         # COCO's maxDets for AP@[.5:.95], AP50 and the per-box outcomes
 BACKGROUND_IOU = 0.1   # TIDE's bg_thresh
 
-__all__ = ["evaluate", "Evaluation", "ThresholdView", "ErrorType", "ERROR_TYPES", "PREDICTION_ERRORS"]
+__all__ = ["evaluate", "Evaluation", "ThresholdView", "Outcome", "ERROR_TYPES", "PREDICTION_ERRORS"]
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Evaluation:
     stats: the 12 COCO stats (STAT_NAMES). per_class: category_id, name, ap, ap50, ap75 (COCO,
     NaN without ground truth), n_gt, n_pred. dets: one row per prediction on a known image of
     a known class, sorted by (image_index, -score): pred_index, image_index, category_id, score,
-    x1, y1, x2, y2, outcome (ErrorType value; "ignored" = left out by COCO: crowd region or
+    x1, y1, x2, y2, outcome (Outcome value; "ignored" = left out by COCO: crowd region or
     beyond max_dets), iou, gt_index. gts: one row per annotation: ann_index, image_index,
     category_id, iscrowd, matched_pred, matched_score, iou, tide_missed (TIDE's Miss: unmatched
     and no classification/localization error to fix it). tide: error, count, dap in TIDE's
@@ -131,7 +131,7 @@ def _tide_and_ranked(dataset: Dataset, det: _DetArrays, gt: _GtArrays, outcome: 
     """TIDE's errors and the score-ranked index behind every threshold view."""
     position = np.empty(len(det.score), np.int64)                        # rank in det_order
     position[det_order] = np.arange(len(det.score))
-    rows = class_order[outcome.code[class_order] != ErrorType.IGNORED.code]  # sorted, as TIDE wants
+    rows = class_order[outcome.code[class_order] != Outcome.IGNORED.code]  # sorted, as TIDE wants
     tide = tide_errors(TideInput(
         det_class=det.cls[rows], det_order=position[rows], det_code=outcome.code[rows],
         det_gt=outcome.gt[rows], gt_class=np.where(gt.crowd, -1, gt.cls), gt_used=outcome.gt_det >= 0,
@@ -255,7 +255,7 @@ class _GtArrays:
 
 @dataclass(frozen=True)
 class _Outcome:
-    code: np.ndarray        # [N] ErrorType.code at iou_thr
+    code: np.ndarray        # [N] Outcome.code at iou_thr
     gt: np.ndarray          # [N] deciding ground truth or -1
     iou: np.ndarray         # [N]
     gt_det: np.ndarray      # [G] matched prediction (row in det arrays) or -1
@@ -279,7 +279,7 @@ def _cores() -> int:
 
 def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_dets: int) -> _Outcome:
     """Run the compiled matcher over all images (predictions are already grouped by image)."""
-    from core.kernels import kernels  # compiled code: loaded when evaluating, not on import
+    from core.kernel_build import kernels  # compiled code: loaded when evaluating, not on import
 
     gt_order = np.argsort(gt.image, kind="stable")                     # by image, ann order
     inverse = np.empty_like(gt_order)
@@ -337,7 +337,7 @@ def _accumulate_order(det: _DetArrays, dataset: Dataset) -> np.ndarray:
 
 def _coco_accumulate(outcome: _Outcome, det: _DetArrays, gt: _GtArrays, class_order: np.ndarray,
                      n_classes: int, max_dets: int) -> tuple[np.ndarray, np.ndarray]:
-    from core.kernels import kernels
+    from core.kernel_build import kernels
 
     class_start = np.searchsorted(det.cls[class_order], np.arange(n_classes + 1))
     lo, hi = COCO_AREA_RANGES[:, 0], COCO_AREA_RANGES[:, 1]

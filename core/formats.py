@@ -197,7 +197,7 @@ def load_any_predictions(source, dataset: Dataset | None, *, name: str | None = 
     if kind == PRED_ULTRALYTICS:
         from core.ultralytics_json import read_ultralytics_json
         return read_ultralytics_json(data, dataset=dataset, name=name)
-    from core.predictions import load_predictions
+    from core.prediction_files import load_predictions
     return load_predictions(data, dataset=dataset, name=name)
 
 

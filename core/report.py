@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.io as pio
 
 from core.charts import best_f1_threshold, threshold_curves_figure, tide_figure
-from core.errors import PREDICTION_ERRORS
+from core.outcomes import PREDICTION_ERRORS
 from core.metrics import STAT_NAMES
 
 _STAT_LABELS = {

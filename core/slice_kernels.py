@@ -4,14 +4,14 @@ A slice is pycocotools' `areaRng` generalised: ground truth outside the slice is
 (matched last, its matches ignored) and an unmatched prediction outside the slice is ignored,
 so a size slice is pycocotools with that areaRng and an image slice (every box of its images
 in, every other box out) is pycocotools with `imgIds` restricted. The matching loop is
-core.coco_kernels' own, so a slice re-matches exactly as pycocotools would.
+core.matching_kernels' own, so a slice re-matches exactly as pycocotools would.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from core.coco_kernels import COCO_DROPPED, COCO_FP, COCO_IGNORED, COCO_TP, _greedy, _image_ious
+from core.matching_kernels import COCO_DROPPED, COCO_FP, COCO_IGNORED, COCO_TP, _greedy, _image_ious
 
 
 @njit(cache=True, nogil=True)

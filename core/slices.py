@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core.errors import ERROR_TYPES, ErrorType
-from core.coco_kernels import COCO_FP, COCO_IGNORED, COCO_TP
+from core.outcomes import ERROR_TYPES, Outcome
+from core.matching_kernels import COCO_FP, COCO_IGNORED, COCO_TP
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
 from core.tide import TideInput, tide_dap_by_group
 from core.tide_per_class import tide_input_from
@@ -391,7 +391,7 @@ def json_field_dimensions(ev, doc: dict, max_values: int = MAX_FIELD_VALUES) -> 
                                          [f"{key} = {v}" for v in _distinct(values)], ctx))
     det, outcome, _ = ev._arrays
     if len(anns) == len(ctx.gt_image):
-        decided = (outcome.gt >= 0) & (outcome.code != ErrorType.BACKGROUND.code)  # near no object: none
+        decided = (outcome.gt >= 0) & (outcome.code != Outcome.BACKGROUND.code)  # near no object: none
         for key, values in _fields(anns, _COCO_ANN_KEYS, max_values):
             gt_in = np.stack([values == v for v in _distinct(values)], axis=1)       # [G, S]
             det_in = np.zeros((len(det.score), gt_in.shape[1]), bool)
@@ -508,8 +508,8 @@ def _whole_status(outcome, thrs: np.ndarray) -> np.ndarray:
     """[N, T] COCO status of every prediction in the whole set (area all) at each of thrs."""
     status = outcome.coco[:, :, 0]
     if len(thrs) > status.shape[1]:  # iou_thr is not one of COCO's: its outcomes say the same
-        at_iou = np.where(outcome.code == ErrorType.TP.code, COCO_TP,
-                          np.where(outcome.code == ErrorType.IGNORED.code, COCO_IGNORED, COCO_FP))
+        at_iou = np.where(outcome.code == Outcome.TP.code, COCO_TP,
+                          np.where(outcome.code == Outcome.IGNORED.code, COCO_IGNORED, COCO_FP))
         status = np.concatenate([status, at_iou[:, None].astype(np.uint8)], axis=1)
     return status
 

@@ -144,7 +144,7 @@ def _decode(data: bytes, name: str) -> str:
     if not stripped:
         raise _fatal(name, "empty file; a submission needs the header PredictionString,image_id and one row per image")
     if stripped[0] in "[{":
-        raise _fatal(name, "this is JSON, not a submission CSV; load it with core.predictions.load_predictions "
+        raise _fatal(name, "this is JSON, not a submission CSV; load it with core.prediction_files.load_predictions "
                            "(COCO results json) or give the CSV")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")

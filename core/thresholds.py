@@ -12,12 +12,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from core.errors import OUTCOME_CODES, PREDICTION_ERRORS, ErrorType
+from core.outcomes import OUTCOME_CODES, PREDICTION_ERRORS, Outcome
 from core.metrics import interpolated_ap
 
 _N_CODES = len(OUTCOME_CODES)
-_TP = ErrorType.TP.code
-_IGNORED = ErrorType.IGNORED.code
+_TP = Outcome.TP.code
+_IGNORED = Outcome.IGNORED.code
 
 
 @dataclass(frozen=True)
@@ -149,15 +149,15 @@ class ThresholdView:
 
     @cached_property
     def counts(self) -> dict:
-        """ErrorType value -> count, incl. "tp", "missed" (all unmatched GT) and "ignored"."""
+        """Outcome value -> count, incl. "tp", "missed" (all unmatched GT) and "ignored"."""
         per_code = np.bincount(self._r.det_code[self.keep], minlength=_N_CODES)
         counts = {e.value: int(per_code[e.code]) for e in OUTCOME_CODES}
-        counts[ErrorType.MISSED.value] = int(self.missed.sum())
+        counts[Outcome.MISSED.value] = int(self.missed.sum())
         return counts
 
     @property
     def n_tp(self) -> int:
-        return self.counts[ErrorType.TP.value]
+        return self.counts[Outcome.TP.value]
 
     @property
     def n_fp(self) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.errors import ERROR_TYPES, ErrorType
+from core.outcomes import ERROR_TYPES, Outcome
 from core.metrics import interpolated_ap
 
 
@@ -27,7 +27,7 @@ class TideInput:
     """The evaluated (not ignored) predictions and the regular ground truth, as TIDE sees them.
 
     det_class [E]: class position 0..K-1; det_order [E]: global rank in descending score
-    order (unique); det_code [E]: ErrorType.code; det_gt [E]: ground truth that decided the
+    order (unique); det_code [E]: Outcome.code; det_gt [E]: ground truth that decided the
     outcome (-1 if none). gt_class [G] (-1 for crowd boxes, which TIDE ignores), gt_used [G].
     """
 
@@ -97,7 +97,7 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
     key = det_class * big + det_order                                    # [E] sorted
     regular = data.gt_class >= 0
     n_gt = np.bincount(data.gt_class[regular], minlength=k).astype(np.float64)
-    is_tp = det_code == ErrorType.TP.code
+    is_tp = det_code == Outcome.TP.code
     sorted_data = TideInput(det_class, det_order, det_code, det_gt, data.gt_class, data.gt_used, k)
 
     fixable = _best_fixable_errors(sorted_data)                          # [E] bool
@@ -121,9 +121,9 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
     fixed = {}
     for error in ERROR_TYPES:
         this = det_code == error.code
-        if error is ErrorType.MISSED:
+        if error is Outcome.MISSED:
             ap = mean_ap(everything, is_tp, n_gt - np.bincount(data.gt_class[missed_gt], minlength=k))
-        elif error is ErrorType.CLASSIFICATION:
+        elif error is Outcome.CLASSIFICATION:
             # the fixed ones move to their ground truth's class, at the same score
             moved = this & fixable
             target = data.gt_class[det_gt[moved]] * big + det_order[moved]
@@ -131,7 +131,7 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
             kept = np.insert(stay, np.searchsorted(stay, np.sort(target)), np.sort(target))
             tps = np.sort(np.r_[key[is_tp], target])
             ap = tide_map(kept, tps, n_gt, big)
-        elif error is ErrorType.LOCALIZATION:
+        elif error is Outcome.LOCALIZATION:
             ap = mean_ap(~this | fixable, is_tp | (this & fixable))
         else:
             ap = mean_ap(~this, is_tp)
@@ -147,8 +147,8 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
             "false_positives": tide_map(np.sort(tp_first), np.sort(tp_first[is_tp]), n_gt, 2 * big) - base,
             "false_negatives": mean_ap(everything, is_tp, n_gt - n_unmatched) - base,
         }
-    counts = {e: int(np.sum(det_code == e.code)) for e in ERROR_TYPES if e is not ErrorType.MISSED}
-    counts[ErrorType.MISSED] = int(missed_gt.sum())
+    counts = {e: int(np.sum(det_code == e.code)) for e in ERROR_TYPES if e is not Outcome.MISSED}
+    counts[Outcome.MISSED] = int(missed_gt.sum())
     return _Run(base=base, fixed=fixed, special=specials, counts=counts, missed_gt=missed_gt)
 
 
@@ -170,7 +170,7 @@ def _best_fixable_errors(data: TideInput) -> np.ndarray:
 
 def _fix_candidates(data: TideInput) -> np.ndarray:
     """Rows of classification/localization errors whose ground truth nobody matched."""
-    is_loc_cls = np.isin(data.det_code, [ErrorType.LOCALIZATION.code, ErrorType.CLASSIFICATION.code])
+    is_loc_cls = np.isin(data.det_code, [Outcome.LOCALIZATION.code, Outcome.CLASSIFICATION.code])
     candidate = np.flatnonzero(is_loc_cls & (data.det_gt >= 0))
     return candidate[~data.gt_used[data.det_gt[candidate]]]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.errors import ERROR_TYPES, ErrorType
+from core.outcomes import ERROR_TYPES, Outcome
 from core.tide import TideInput, tide_dap_by_group
 
 
@@ -35,7 +35,7 @@ def tide_input_from(ev, class_order: np.ndarray, position: np.ndarray) -> tuple[
 
     det, outcome, _ = ev._arrays
     gt = _gt_arrays(ev.dataset)
-    rows = class_order[outcome.code[class_order] != ErrorType.IGNORED.code]
+    rows = class_order[outcome.code[class_order] != Outcome.IGNORED.code]
     data = TideInput(det_class=det.cls[rows], det_order=position[rows], det_code=outcome.code[rows],
                      det_gt=outcome.gt[rows], gt_class=np.where(gt.crowd, -1, gt.cls),
                      gt_used=outcome.gt_det >= 0, n_classes=len(ev.dataset.categories))

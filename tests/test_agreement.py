@@ -10,7 +10,7 @@ import pytest
 from core.agreement import agreement
 from core.cli import main
 from core.dataset import load_coco
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import REAL_TRASH, SAMPLE, need
 from tests.eval_support import pycocotools_eval
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.dataset import load_coco
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need
 from ui import state as S
 

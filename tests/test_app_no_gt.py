@@ -13,7 +13,7 @@ from core.agreement import agreement
 from core.browse import NO_GT_SORT_ORDERS
 from core.dataset import load_coco
 from core.no_gt import ALL_CLASSES, class_prior, suggest_thresholds
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.recipe import apply_recipe
 from core.submission import write_submission
 from tests.conftest import REAL_TRASH, SAMPLE, need

@@ -10,7 +10,7 @@ import pytest
 from core.calibration import (best_thresholds, calibration, cut_per_class, operating_points,
                               thresholds_json)
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import SAMPLE
 from tests.eval_support import dataset_of, predictions_of, random_case, results_of
 

@@ -13,7 +13,7 @@ from core.catalog.bootstrap import paired_bootstrap, resampled_map
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.formats import coco_results
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import REAL_TRASH, SAMPLE, need
 
 

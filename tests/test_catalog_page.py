@@ -10,7 +10,7 @@ from core.catalog.bootstrap import paired_bootstrap
 from core.catalog.store import Catalog
 from core.dataset import load_coco
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.catalog_support import store_url  # noqa: F401 - fixture
 from tests.conftest import SAMPLE
 from tests.test_app import assert_clean, open_app, texts

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from core.catalog.service import evaluate_cached, ground_truth_key, load_submission, register_predictions_file
 from core.catalog.store import SCHEMA_VERSION, Catalog, CatalogError, mask_url, resolve_url
 from core.dataset import load_coco
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.catalog_support import store_url  # noqa: F401 - fixture
 from tests.conftest import SAMPLE
 

@@ -11,7 +11,7 @@ from core.cli import main
 from core.dataset import load_coco
 from core.ensemble import EnsembleConfig, ensemble_predictions
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.catalog_support import store_url  # noqa: F401 - fixture
 from tests.conftest import SAMPLE
 from tests.test_catalog_store import pycocotools_map50

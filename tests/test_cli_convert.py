@@ -12,7 +12,7 @@ from core.cli import main
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.formats import load_any_predictions, load_ground_truth, write_ground_truth
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import REPO, SAMPLE
 
 GT = SAMPLE / "train.json"

@@ -13,7 +13,7 @@ import pytest
 
 from core.coco_analyze import CURVES, coco_analyze, supercategories_of
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import SAMPLE
 from tests.eval_support import dataset_of, predictions_of, random_case, results_of
 

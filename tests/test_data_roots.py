@@ -19,7 +19,7 @@ from core.data_roots import ENV_VAR, SAMPLE_DIR, DataRoots, PathRefused, app_dat
 from core.images import contained_path, folder_images, resolve_image_path
 from core.inference import CheckpointError, dataset_image_items, read_checkpoint
 from core.dataset import load_coco
-from core.sources import first_csv_image_id, json_kind, scan_folder
+from core.folder_scan import first_csv_image_id, json_kind, scan_folder
 from core.submission import read_submission
 from tests.conftest import REPO, SAMPLE, figure_image_sources
 from ui import state as S
@@ -153,7 +153,7 @@ class TestFolderScan:
 
     def test_unreadable_subfolder_and_file_are_skipped_not_raised(self, tmp_path, monkeypatch):
         # Tests run as root, where chmod 000 does not stop reads: make the OS calls fail instead.
-        import core.sources
+        import core.folder_scan
 
         root = small_dataset(tmp_path / "data", 1)
         (root / "locked").mkdir()
@@ -172,7 +172,7 @@ class TestFolderScan:
             return real_open(path, *args, **kwargs)
 
         monkeypatch.setattr(Path, "iterdir", iterdir)
-        monkeypatch.setattr(core.sources, "open", guarded_open, raising=False)
+        monkeypatch.setattr(core.folder_scan, "open", guarded_open, raising=False)
         scan = scan_folder(root)
         assert scan.problem is None and scan.ground_truths == ["train.json"]
         assert scan.unreadable == ["locked/", "other.json"]

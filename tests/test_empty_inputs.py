@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.dataset import load_coco
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import SAMPLE
 from tests.test_app import open_app, texts
 from ui import state as S

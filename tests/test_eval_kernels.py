@@ -3,24 +3,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import coco_kernels, kernels
+from core import kernel_build, matching_kernels
 from core.evaluation import _gt_arrays, _known_predictions
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
 from tests.eval_support import dataset_of, predictions_of, random_case
 
 
 def test_ahead_of_time_build_equals_jit(tmp_path, monkeypatch):
-    assert kernels.load_built(tmp_path) is None
+    assert kernel_build.load_built(tmp_path) is None
     # first use builds the kernels where they are missing
-    monkeypatch.setattr(kernels, "default_build_dir", lambda: tmp_path)
+    monkeypatch.setattr(kernel_build, "default_build_dir", lambda: tmp_path)
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
-    kernels.kernels.cache_clear()
+    kernel_build.kernels.cache_clear()
     try:
-        built = kernels.kernels()
+        built = kernel_build.kernels()
     finally:
-        kernels.kernels.cache_clear()
-    assert built is not coco_kernels and built.__name__ == kernels.module_name()
-    assert kernels.load_built(tmp_path) is not None
+        kernel_build.kernels.cache_clear()
+    assert built is not matching_kernels and built.__name__ == kernel_build.module_name()
+    assert kernel_build.load_built(tmp_path) is not None
 
     doc, *arrays = random_case(4, n_images=25, crowd_rate=0.1)
     dataset = dataset_of(doc)
@@ -30,7 +30,7 @@ def test_ahead_of_time_build_equals_jit(tmp_path, monkeypatch):
     args = (np.searchsorted(det.image, np.arange(len(dataset.images) + 1)), det.cls, det.score, det.xywh,
             np.searchsorted(gt.image[order], np.arange(len(dataset.images) + 1)), gt.cls[order], gt.xywh[order],
             gt.crowd[order], gt.area[order], 0.5, 0.1, COCO_IOU_THRS, COCO_AREA_RANGES, 100)
-    jit, aot = coco_kernels.match_images(*args), built.match_images(*args)
+    jit, aot = matching_kernels.match_images(*args), built.match_images(*args)
     for a, b in zip(jit, aot):
         np.testing.assert_array_equal(a, b)
     rank, coco, never = jit[0], jit[8], jit[9]
@@ -38,7 +38,7 @@ def test_ahead_of_time_build_equals_jit(tmp_path, monkeypatch):
     acc_args = (coco[class_order], never[class_order],
                 np.searchsorted(det.cls[class_order], np.arange(len(doc["categories"]) + 1)), rank[class_order],
                 np.array([1, 10, 100]), np.full((len(doc["categories"]), 4), 5, np.int64), COCO_RECALL_THRS)
-    for a, b in zip(coco_kernels.accumulate(*acc_args), built.accumulate(*acc_args)):
+    for a, b in zip(matching_kernels.accumulate(*acc_args), built.accumulate(*acc_args)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -46,21 +46,21 @@ def test_a_failed_build_falls_back_to_the_jit(tmp_path, monkeypatch):
     def no_compiler(folder):
         raise OSError("no C compiler")
 
-    monkeypatch.setattr(kernels, "default_build_dir", lambda: tmp_path)
-    monkeypatch.setattr(kernels, "build", no_compiler)
+    monkeypatch.setattr(kernel_build, "default_build_dir", lambda: tmp_path)
+    monkeypatch.setattr(kernel_build, "build", no_compiler)
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
-    kernels.kernels.cache_clear()
+    kernel_build.kernels.cache_clear()
     try:
-        assert kernels.kernels() is coco_kernels
+        assert kernel_build.kernels() is matching_kernels
     finally:
-        kernels.kernels.cache_clear()
+        kernel_build.kernels.cache_clear()
 
 
 def test_jit_forced_by_the_environment(monkeypatch):
     monkeypatch.setenv("DETLENS_KERNELS", "jit")
-    monkeypatch.setattr(kernels, "build", lambda folder: (_ for _ in ()).throw(AssertionError("built")))
-    kernels.kernels.cache_clear()
+    monkeypatch.setattr(kernel_build, "build", lambda folder: (_ for _ in ()).throw(AssertionError("built")))
+    kernel_build.kernels.cache_clear()
     try:
-        assert kernels.kernels() is coco_kernels
+        assert kernel_build.kernels() is matching_kernels
     finally:
-        kernels.kernels.cache_clear()
+        kernel_build.kernels.cache_clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import ERROR_TYPES, OUTCOME_CODES, ErrorType
+from core.outcomes import ERROR_TYPES, OUTCOME_CODES, Outcome
 from core.evaluation import evaluate
 from tests.eval_support import dataset_of, predictions_of, random_case, results_of
 
@@ -112,7 +112,7 @@ class TestTideAgainstHotcoco:
         for error in ERROR_TYPES[:-1]:
             assert tide[error.value] == view.counts[error.value]
         assert tide["missed"] <= view.counts["missed"]  # TIDE's Miss leaves out GT a fix can take
-        assert sum(view.counts[e.value] for e in OUTCOME_CODES if e is not ErrorType.MISSED) == len(ev.dets)
+        assert sum(view.counts[e.value] for e in OUTCOME_CODES if e is not Outcome.MISSED) == len(ev.dets)
 
 
 class TestEvaluationApi:
@@ -156,4 +156,4 @@ class TestEvaluationApi:
 
     def test_error_types_have_names_and_descriptions(self):
         assert [e.short_name for e in ERROR_TYPES] == ["Cls", "Loc", "Both", "Dupe", "Bkg", "Miss"]
-        assert all(e.description for e in ErrorType)
+        assert all(e.description for e in Outcome)

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from core import coco_kernels, evaluation, kernels
+from core import evaluation, kernel_build, matching_kernels
 from core.dataset import load_coco
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS, STAT_NAMES
 from core.submission import read_submission
@@ -71,7 +71,7 @@ def _kernel_args():
     match_args = (np.searchsorted(det.image, np.arange(n + 1)), det.cls, det.score, det.xywh,
                   np.searchsorted(gt.image[order], np.arange(n + 1)), gt.cls[order], gt.xywh[order],
                   gt.crowd[order], gt.area[order], 0.5, 0.1, COCO_IOU_THRS, COCO_AREA_RANGES, 100)
-    rank, coco, never = (coco_kernels.match_images(*match_args)[k] for k in (0, 8, 9))
+    rank, coco, never = (matching_kernels.match_images(*match_args)[k] for k in (0, 8, 9))
     class_order = np.lexsort((np.arange(len(det.score)), -det.score, det.cls))
     n_classes = len(doc["categories"])
     # n_pos bounds the kernel's true-positive buffers: every GT box is an upper bound
@@ -109,18 +109,18 @@ def _releases_gil(function, args) -> bool:
 
 def test_the_jit_kernels_release_the_gil():
     match_args, accumulate_args = _kernel_args()
-    assert _releases_gil(coco_kernels.match_images, match_args)
-    assert _releases_gil(coco_kernels.accumulate, accumulate_args)
+    assert _releases_gil(matching_kernels.match_images, match_args)
+    assert _releases_gil(matching_kernels.accumulate, accumulate_args)
 
 
 def test_the_ahead_of_time_kernels_release_the_gil(monkeypatch):
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
-    kernels.kernels.cache_clear()
+    kernel_build.kernels.cache_clear()
     try:
-        built = kernels.kernels()
+        built = kernel_build.kernels()
     finally:
-        kernels.kernels.cache_clear()
-    if built is coco_kernels:
+        kernel_build.kernels.cache_clear()
+    if built is matching_kernels:
         pytest.skip("no ahead-of-time build on this machine (no C compiler): the JIT serves")
     match_args, accumulate_args = _kernel_args()
     assert _releases_gil(built.match_images, match_args)

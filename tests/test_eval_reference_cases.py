@@ -10,7 +10,7 @@ import pytest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.metrics import STAT_NAMES
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import EXTERNAL, SAMPLE, need
 from tests.eval_support import pycocotools_eval, results_of
 

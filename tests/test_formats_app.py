@@ -8,8 +8,8 @@ import pytest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.formats import write_ground_truth, write_predictions
-from core.predictions import load_predictions
-from core.sources import scan_folder
+from core.prediction_files import load_predictions
+from core.folder_scan import scan_folder
 from tests.conftest import SAMPLE
 from tests.test_app import assert_clean, metric, open_app, texts
 from ui import state as S

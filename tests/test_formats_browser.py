@@ -9,7 +9,7 @@ import pytest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.formats import write_ground_truth, write_predictions
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.browser import PAGES, chromium_browser, new_page, page_problems, streamlit_server, wait_until_idle
 from tests.conftest import REPO, SAMPLE
 

@@ -6,12 +6,12 @@ import pytest
 from PIL import Image
 
 from core.dataset import load_coco
-from core.errors import ErrorType
+from core.outcomes import Outcome
 from core.evaluation import evaluate
 from core.formats import coco_ground_truth, detect_ground_truth_format, load_any_predictions, load_ground_truth, \
     write_ground_truth, write_predictions
 from core.metrics import STAT_NAMES
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.problems import Severity, ValidationError
 from core.voc import VOC_CLASSES, parse_xml, read_voc_dataset
 from tests.conftest import EXTERNAL, SAMPLE, need
@@ -84,8 +84,8 @@ class TestDifficult:
                                [[20, 20, 60, 40], [121, 11, 180, 60], [0, 95, 5, 100]])
         ev = evaluate(dataset, preds)
         outcome = dict(zip(ev.dets["score"], ev.dets["outcome"]))
-        assert outcome[0.9] == ErrorType.IGNORED.value and outcome[0.8] == ErrorType.TP.value
-        assert outcome[0.7] == ErrorType.BACKGROUND.value
+        assert outcome[0.9] == Outcome.IGNORED.value and outcome[0.8] == Outcome.TP.value
+        assert outcome[0.7] == Outcome.BACKGROUND.value
         assert ev.at(0).counts["missed"] == 0
         reference = pycocotools_eval(coco_ground_truth(dataset), results_of(dataset, preds)).stats
         np.testing.assert_allclose([ev.stats[k] for k in STAT_NAMES], reference, atol=1e-12, rtol=0)

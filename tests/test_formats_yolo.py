@@ -14,7 +14,7 @@ from core.formats import (PRED_COCO, PRED_ULTRALYTICS, PRED_YOLO, coco_ground_tr
                           detect_predictions_format, load_any_predictions, load_ground_truth, write_ground_truth,
                           write_predictions)
 from core.metrics import STAT_NAMES
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.problems import Severity, ValidationError
 from core.ultralytics_json import read_ultralytics_json
 from core.yolo import label_path_of, read_yolo_dataset, read_yolo_predictions

@@ -18,7 +18,7 @@ from core.evaluation import evaluate
 from core.label_issues import (LabelIssuesError, calibrated_confidence, cleanlab_box_scores,
                                cleanlab_suspects, find_label_issues)
 from core.label_noise import SHIFT_IOU_RANGE, found_shares, inject_label_noise, match_truth
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.simulate import STRONG, simulate_predictions
 from core.tables import Predictions
 from tests.conftest import REAL_TRASH, SAMPLE, need

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.dataset import load_coco
 from core.label_issues import find_label_issues
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.review import review_path
 from tests.conftest import REPO, SAMPLE
 from ui import state as S

@@ -19,7 +19,7 @@ import pytest
 from core.cli import main
 from core.dataset import load_coco
 from core.label_issues import find_label_issues
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.review import (ACCEPT, FIX_CLASS, REJECT, TAKE_BOX, ReviewError, apply_decisions, decide,
                          label_fix_worth, load_review, review_path, save_review)
 from tests.conftest import REAL_TRASH, REPO, SAMPLE, need

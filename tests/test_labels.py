@@ -11,7 +11,7 @@ import pytest
 
 from core.dataset import load_coco
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import REAL_TRASH, REPO, need
 from tests.test_app import open_app, texts
 from ui import state as S
@@ -141,16 +141,16 @@ def test_outside_image_warning_shown_once(page):
 
 def test_the_first_evaluation_says_it_builds_the_kernels(monkeypatch):
     """Issue 11: ~13 s behind "Matching predictions..." on a fresh checkout; the spinner now says
-    the kernels are built once, exactly when core.kernels has no build to load."""
+    the kernels are built once, exactly when core.kernel_build has no build to load."""
     import functools
 
-    from core import kernels
+    from core import kernel_build
     from ui.loaders import kernels_to_build
 
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
     fresh = functools.lru_cache(maxsize=1)(lambda: None)  # nothing loaded in this process yet
-    monkeypatch.setattr(kernels, "kernels", fresh)
-    monkeypatch.setattr(kernels, "module_name", lambda: "_detlens_kernels_never_built")
+    monkeypatch.setattr(kernel_build, "kernels", fresh)
+    monkeypatch.setattr(kernel_build, "module_name", lambda: "_detlens_kernels_never_built")
     assert kernels_to_build()                      # a fresh checkout: the build comes first
     monkeypatch.setenv("DETLENS_KERNELS", "jit")
     assert not kernels_to_build()                  # the JIT is forced: nothing is built

@@ -18,7 +18,7 @@ from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.memory_budget import (DEFAULT_BUDGET_MB, ENV_VAR, MIN_BUDGET_MB, RESERVED_MB, BoundedCache,
                                 Budget, cache_capacity, estimate_bytes, read_budget)
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import SAMPLE
 
 MB = 1 << 20

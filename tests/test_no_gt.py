@@ -9,7 +9,7 @@ from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.no_gt import (ALL_CLASSES, boxes_per_image, class_mix, class_prior, count_curve,
                         count_matching_threshold, images_without_boxes, suggest_thresholds)
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from tests.conftest import REAL_TRASH, SAMPLE, need
 
 

@@ -11,7 +11,7 @@ from core.cli import main
 from core.dataset import load_coco
 from core.ensemble import EnsembleConfig, ensemble_predictions
 from core.ensemble_sweep import run_sweep, sweep_grid
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.recipe import Recipe, apply_recipe
 from core.submission import write_submission
 from tests.conftest import SAMPLE

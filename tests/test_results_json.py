@@ -9,7 +9,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from core.dataset import load_coco
-from core.predictions import FORMAT_CSV, FORMAT_JSON, detect_format, load_predictions
+from core.prediction_files import FORMAT_CSV, FORMAT_JSON, detect_format, load_predictions
 from core.problems import Severity, ValidationError
 from core.results_json import read_results_json
 from core.submission import read_submission, write_submission

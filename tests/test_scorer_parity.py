@@ -17,7 +17,7 @@ import pytest
 from core.cli import main
 from core.dataset import load_coco
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.submission import read_submission
 from tests.conftest import REAL_TRASH, need
 from tests.eval_support import pycocotools_eval, random_case

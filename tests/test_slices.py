@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.evaluation import evaluate
-from core.predictions import load_predictions
+from core.prediction_files import load_predictions
 from core.slices import IMAGE, build_slices
 from tests.conftest import SAMPLE
 from tests.eval_support import dataset_of, predictions_of, random_case, results_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import ERROR_TYPES
+from core.outcomes import ERROR_TYPES
 from core.evaluation import evaluate
 from core.tide import tide_dap_by_group, tide_errors
 from core.tide_per_class import tide_input_of, tide_per_class

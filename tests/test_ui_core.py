@@ -13,7 +13,7 @@ from core.colors import class_colors, palette, text_color_on
 from core.drawing import (BoxLayer, Panel, crop_region, gt_layers, panels_figure,
                           prediction_layers, render_crop)
 from core.images import resolve_image_path
-from core.sources import default_predictions, json_kind, scan_folder
+from core.folder_scan import default_predictions, json_kind, scan_folder
 from core.tables import Dataset, Predictions
 
 from tests.conftest import EXTERNAL, REAL_TRASH, need

@@ -266,16 +266,16 @@ def evaluation(dataset: Dataset, dataset_key: str, predictions: Predictions, pre
 
 
 def kernels_to_build() -> bool:
-    """Whether the next evaluation builds the matching kernels first (core.kernels: once per
+    """Whether the next evaluation builds the matching kernels first (core.kernel_build: once per
     checkout, when no build for this source and these versions is there and none is loaded)."""
     import importlib.machinery
     import os
 
-    from core import kernels
+    from core import kernel_build
 
-    if os.environ.get("DETLENS_KERNELS") == "jit" or kernels.kernels.cache_info().currsize:
+    if os.environ.get("DETLENS_KERNELS") == "jit" or kernel_build.kernels.cache_info().currsize:
         return False
-    folder, name = kernels.default_build_dir(), kernels.module_name()
+    folder, name = kernel_build.default_build_dir(), kernel_build.module_name()
     return not any((folder / f"{name}{suffix}").exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 

@@ -9,7 +9,7 @@ from core.charts import histogram_figure, per_class_box_figure
 from core.no_gt import (ALL_CLASSES, ClassPrior, boxes_per_image, class_mix, class_prior, count_curve,
                         images_without_boxes, suggest_thresholds)
 from core.no_gt_charts import boxes_per_image_figure, class_mix_figure, count_curve_figure
-from core.sources import default_ground_truth, scan_folder
+from core.folder_scan import default_ground_truth, scan_folder
 from ui import loaders
 from ui import state as S
 from ui.loaders import Source

@@ -11,7 +11,7 @@ import streamlit as st
 from core.charts import iou_text
 from core.compare import Comparison, biggest_differences, compare
 from core.problems import Problem
-from core.sources import first_csv_image_id
+from core.folder_scan import first_csv_image_id
 from core.tables import Predictions
 from ui import loaders
 from ui import state as S

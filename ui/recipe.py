@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.recipe import Recipe, apply_recipe
-from core.sources import scan_folder
+from core.folder_scan import scan_folder
 from core.submission import write_submission
 from ui import loaders
 from ui import state as S

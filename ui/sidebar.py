@@ -10,7 +10,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from core.colors import class_colors
 from core.data_roots import PathRefused
 from core.problems import Problem
-from core.sources import default_ground_truth, default_predictions, scan_folder
+from core.folder_scan import default_ground_truth, default_predictions, scan_folder
 from core.tables import Dataset, Predictions
 from ui import loaders
 from ui import state as S

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import ErrorType
+from core.outcomes import Outcome
 from core.metrics import COCO_RECALL_THRS
 
 
@@ -63,7 +63,7 @@ class _Ranked:
 def _ranked(ev) -> _Ranked:
     """Counted predictions of `ev` sorted by class, then pycocotools' accumulate order."""
     r = ev._ranked
-    counted = np.flatnonzero(r.det_code != ErrorType.IGNORED.code)
+    counted = np.flatnonzero(r.det_code != Outcome.IGNORED.code)
     ids = ev.dataset.images["id"].to_numpy()
     image_rank = np.empty(len(ids), np.int64)
     image_rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
@@ -73,7 +73,7 @@ def _ranked(ev) -> _Ranked:
     k = len(r.category_ids)
     return _Ranked(
         class_start=np.searchsorted(r.det_cls[rows], np.arange(k + 1)).astype(np.int64),
-        det_image=r.det_image[rows].astype(np.int64), det_tp=r.det_code[rows] == ErrorType.TP.code,
+        det_image=r.det_image[rows].astype(np.int64), det_tp=r.det_code[rows] == Outcome.TP.code,
         gt_image=r.gt_image[r.gt_regular].astype(np.int64), gt_cls=r.gt_cls[r.gt_regular].astype(np.int64),
         n_classes=k)
 

@@ -47,7 +47,7 @@ class _UsageError(Exception):
 def _run(args) -> int:
     from core.agreement import agreement
     from core.dataset import load_coco
-    from core.predictions import load_predictions
+    from core.prediction_files import load_predictions
 
     if not 0.0 <= args.ref_thr <= 1.0:
         raise _UsageError(f"--ref-threshold {args.ref_thr} is outside [0, 1]; give e.g. 0.5")

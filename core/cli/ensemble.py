@@ -248,7 +248,7 @@ def _load_json(path: Path):
 
 
 def _load_input(path: Path, dataset):
-    from core.predictions import load_predictions
+    from core.prediction_files import load_predictions
 
     preds = load_predictions(path, dataset=dataset)
     errors = errors_of(preds.problems)

@@ -123,7 +123,7 @@ def _scipy_hidden():
 
 
 def _print_report(ev) -> None:
-    from core.errors import PREDICTION_ERRORS
+    from core.outcomes import PREDICTION_ERRORS
 
     for (title, kind, iou, area, max_dets), value in zip(_SUMMARY, ev.stats.values()):
         print(f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d} ] = {value:0.3f}")
@@ -153,9 +153,9 @@ def _print_report(ev) -> None:
 
 
 def _short(value: str) -> str:
-    from core.errors import ErrorType
+    from core.outcomes import Outcome
 
-    return ErrorType(value).short_name
+    return Outcome(value).short_name
 
 
 def _fmt(value) -> str:

@@ -1,11 +1,11 @@
 """The compiled evaluation kernels: an ahead-of-time build when there is one, numba's JIT otherwise.
 
-`core.coco_kernels` is the one source. Run through numba's JIT it costs every new process
+`core.matching_kernels` is the one source. Run through numba's JIT it costs every new process
 ~0.5 s (importing numba, setting up its compiler) before the cached machine code runs. The
 same functions compiled ahead of time by numba.pycc into an extension module import in
 milliseconds and need no numba at run time, which is what a command-line run wants:
 
-    python -m core.kernels        # build once (~13 s); done on first use when missing
+    python -m core.kernel_build        # build once (~13 s); done on first use when missing
 
 The build is tagged with a hash of the kernel source and the numba/numpy/Python versions,
 so an edited kernel is never served stale; without a build everything still works (JIT).
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("coco_kernels.py")
+SOURCE = Path(__file__).with_name("matching_kernels.py")
 # numba signatures of the exported functions (all arrays C-contiguous or not: layout "A")
 SIGNATURES = {
     "match_images": "Tuple((i8[:], i8[:], i8[:], f8[:], i8[:], i8[:], b1[:], i8[:], u1[:,:,:], b1[:]))"
@@ -45,9 +45,9 @@ def kernels():
         built = load_built(folder) or _try_build(folder)
         if built is not None:
             return built
-    from core import coco_kernels  # numba JIT (cache=True: compiled once per checkout)
+    from core import matching_kernels  # numba JIT (cache=True: compiled once per checkout)
 
-    return coco_kernels
+    return matching_kernels
 
 
 def _try_build(folder: Path):
@@ -125,7 +125,7 @@ def build(folder: Path) -> Path:
         warnings.simplefilter("ignore")
         from numba.pycc import CC
 
-    from core import coco_kernels
+    from core import matching_kernels
 
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:  # then one atomic rename
@@ -133,7 +133,7 @@ def build(folder: Path) -> Path:
         cc.output_dir = scratch
         cc.verbose = False
         for function, signature in SIGNATURES.items():
-            cc.export(function, signature)(getattr(coco_kernels, function).py_func)
+            cc.export(function, signature)(getattr(matching_kernels, function).py_func)
         with _releasing_gil():
             cc.compile()
         (built,) = Path(scratch).glob(f"{module_name()}*")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# outcome codes: the positions in core.errors.OUTCOME_CODES
+# outcome codes: the positions in core.outcomes.OUTCOME_CODES
 TP, CLASSIFICATION, LOCALIZATION, BOTH, DUPLICATE, BACKGROUND, IGNORED = 0, 1, 2, 3, 4, 5, 6
 # status of a prediction in COCO's matching at one (IoU threshold, area range)
 COCO_FP, COCO_TP, COCO_IGNORED, COCO_DROPPED = 0, 1, 2, 3
