@@ -5,7 +5,6 @@ Inside DetLens boxes are absolute-pixel xyxy; these formats are converted at ent
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import tempfile
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
 from core.data_roots import HOW_TO_ADD, DataRoots
 from core.output_files import OutputError
@@ -25,7 +23,6 @@ IMAGE_SUFFIXES = (".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tif
 # Text formats carry decimals; rebuilding pixels from them (cx * W - w * W / 2, x + w) adds float
 # noise of ~1e-13 px. Rounding to 1e-6 px removes it, so a round trip gives back the exact numbers.
 COORDINATE_DECIMALS = 6
-_QUARTER_TURN_EXIF = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 MAX_LISTED = 50                    # problems of one kind listed one by one
 
 
@@ -38,29 +35,6 @@ def format_number(value: float) -> str:
     """Shortest text that reads back as the same float; whole numbers without '.0'."""
     value = float(value)
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _header_size(path: str, mtime_ns: int, size: int) -> tuple[int, int] | None:
-    try:
-        with Image.open(path) as image:           # reads the header only, no pixel decoding
-            width, height = image.size
-            orientation = image.getexif().get(0x0112)
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-    return (height, width) if orientation in _QUARTER_TURN_EXIF else (width, height)
-
-
-def image_size_upright(path: Path) -> tuple[int, int] | None:
-    """(width, height) as Ultralytics sees the image (EXIF rotation applied), from the header; cached.
-
-    YOLO labels are normalised by this size (Ultralytics' `exif_size`); None if unreadable.
-    """
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return None
-    return _header_size(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def image_ids_for(file_names: list[str]) -> np.ndarray:

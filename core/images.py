@@ -10,6 +10,7 @@ their range, and refuses images over `max_image_pixels()` before decoding them.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -209,15 +210,34 @@ def read_image(source: str | Path | bytes, *, name: str | None = None) -> tuple[
     return rgb, notices
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header only, or None if unreadable."""
+# EXIF orientations that swap width and height (a quarter turn)
+_QUARTER_TURN_EXIF = {5, 6, 7, 8}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _header_size(path: str, mtime_ns: int, size: int, upright: bool) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return image.size
+            with Image.open(path) as image:  # reads the header only, no pixel decoding
+                width, height = image.size
+                orientation = image.getexif().get(0x0112) if upright else None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
+    return (height, width) if orientation in _QUARTER_TURN_EXIF else (width, height)
+
+
+def image_size(path: Path, *, upright: bool = False) -> tuple[int, int] | None:
+    """(width, height) from the file header only (cached per file version), or None if unreadable.
+
+    upright: with the EXIF rotation applied, as Ultralytics' `exif_size` (YOLO labels are
+    normalised by that size); otherwise the stored pixel grid, which read_image draws.
+    """
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return _header_size(str(path), stat.st_mtime_ns, stat.st_size, upright)
 
 
 def size_mismatch(name: str, actual: tuple[int, int], expected: tuple[float, float] | None) -> str | None:

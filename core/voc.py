@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from core.data_roots import DataRoots
-from core.format_tables import (IMAGE_SUFFIXES, inside_roots, build_dataset, capped, format_number, image_size_upright,
+from core.format_tables import (IMAGE_SUFFIXES, inside_roots, build_dataset, capped, format_number,
                                 place_image, snap)
+from core.images import image_size
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset
 
@@ -222,7 +223,7 @@ def _size(root: Node, shown: str, image_path: Path | None, bad: list, problems: 
     if width and height:
         return width, height
     what = "has no <size>" if size is None else "has no positive <width> and <height> in <size>"
-    header = image_size_upright(image_path) if image_path is not None and image_path.is_file() else None
+    header = image_size(image_path, upright=True) if image_path is not None and image_path.is_file() else None
     line = size.line if size is not None else root.line
     if header is None:
         bad.append((shown, line, f"<annotation> {what} and its image cannot be read; "

@@ -20,7 +20,8 @@ import numpy as np
 
 from core.data_roots import DataRoots
 from core.format_tables import (IMAGE_SUFFIXES, build_dataset, capped, class_index_of, format_number, inside_roots,
-                                image_size_upright, place_image, predictions_from_rows, snap, stem_index)
+                                place_image, predictions_from_rows, snap, stem_index)
+from core.images import image_size
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
 
@@ -103,7 +104,7 @@ def read_yolo_dataset(path: Path | str, *, split: str | None = None, roots: Data
     images, boxes = [], []
     bad_lines: list[tuple[str, int | None, str]] = []
     for image_path, file_name in zip(image_paths, file_names):
-        size = image_size_upright(image_path)
+        size = image_size(image_path, upright=True)
         if size is None:
             problems.append(Problem(Severity.ERROR, "not a readable image, so its size (which YOLO labels are "
                                     "normalised by) is unknown; this image and its labels are left out",

@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.dataset import load_coco
 from core.evaluation import evaluate
-from core.format_tables import image_size_upright
+from core.images import image_size
 from core.formats import (PRED_COCO, PRED_ULTRALYTICS, PRED_YOLO, coco_ground_truth, detect_ground_truth_format,
                           detect_predictions_format, load_any_predictions, load_ground_truth, write_ground_truth,
                           write_predictions)
@@ -245,7 +245,7 @@ class TestBadGroundTruth:
         exif = image.getexif()
         exif[0x0112] = 6  # rotate 90 degrees when shown
         image.save(tmp_path / "r.jpg", exif=exif)
-        assert image_size_upright(tmp_path / "r.jpg") == (20, 40)
+        assert image_size(tmp_path / "r.jpg", upright=True) == (20, 40)
 
 
 class TestPredictions:
