@@ -61,10 +61,6 @@ class Loaded:
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.is_error]
 
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
-
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
