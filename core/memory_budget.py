@@ -232,7 +232,7 @@ class BoundedCache:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._total = 0
         self._lock = threading.RLock()
-        self._creating: dict[Hashable, threading.Lock] = {}
+        self._creating: dict[Hashable, _Flight] = {}
         self.evictions = 0
 
     # -- reading
@@ -286,22 +286,29 @@ class BoundedCache:
         return value
 
     def get_or_create(self, key: Hashable, create: Callable[[], object], *, depends_on: Iterable = ()):
-        """The cached value, or create() stored under key; concurrent callers of one key wait
-        for a single create() instead of each building the value."""
-        value = self.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
+        """The cached value, or create() stored under key. Single flight: concurrent callers of
+        one key wait for the one create() already running and get its value, or its exception."""
         with self._lock:
-            creating = self._creating.setdefault(key, threading.Lock())
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                return entry.value
+            flight = self._creating.get(key)
+            leading = flight is None
+            if leading:
+                flight = self._creating[key] = _Flight()
+        if not leading:
+            return flight.wait(lambda: self.get_or_create(key, create, depends_on=depends_on))
         try:
-            with creating:
-                value = self.get(key, _MISSING)
-                if value is _MISSING:
-                    value = self.put(key, create(), depends_on=depends_on)
-        finally:
+            flight.value = self.put(key, create(), depends_on=depends_on)
+        except Exception as exc:  # every waiter raises it too: the same input fails the same way
+            flight.error = exc
+            raise
+        finally:  # also on a BaseException (a Streamlit rerun stopping this thread): waiters retry
             with self._lock:
                 self._creating.pop(key, None)
-        return value
+            flight.done.set()
+        return flight.value
 
     def remeasure(self, key: Hashable) -> None:
         """Size the entry again (its value built lazy parts since), evicting others if needed."""
@@ -381,3 +388,22 @@ class BoundedCache:
 
 
 _MISSING = object()
+
+
+class _Flight:
+    """One create() in progress: the callers waiting for it read its value or its exception."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.value = _MISSING
+        self.error: Exception | None = None
+
+    def wait(self, retry: Callable[[], object]):
+        """The flight's value once it landed; its exception raised here; retry() when the
+        creating thread was stopped before it finished (no value, no exception)."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        if self.value is _MISSING:
+            return retry()
+        return self.value
