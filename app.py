@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.browse import busiest_image
+from core.colors import text_color_on
 from ui.sidebar import active_data, page_setup
 from ui.widgets import draw_image_panels, gt_rows, image_panels, image_ref_for, prediction_rows
 
@@ -33,24 +34,25 @@ images = (f"images from `{data.root}`" if data.root is not None
 st.caption(f"Ground truth **{data.gt_label}** · {images} · dataset folder `{data.folder}` · "
            f"active predictions **{data.predictions_label or 'none'}**")
 
-left, right = st.columns([1, 2])
+left, right = st.columns([2, 3])  # the class table's three columns fit at 1280 px
 with left:
     st.subheader("Classes")
     per_class = ds.annotations.groupby("category_id").size() if len(ds.annotations) else pd.Series(dtype=int)
-    colors = data.class_colors
+    colors = [data.class_colors[int(c)] for c in ds.categories["id"]]
     table = pd.DataFrame({
         "id": ds.categories["id"].to_numpy(), "class": ds.categories["name"].to_numpy(),
-        "boxes": per_class.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy(),
-        "colour": [colors[int(c)] for c in ds.categories["id"]]})
+        "boxes": per_class.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy()})
     if not len(ds.annotations) and data.predictions is not None:  # a test set: what was predicted
         keep = data.predictions.scores >= data.score_thr
         predicted = pd.Series(data.predictions.labels[keep]).value_counts()
-        table = table.rename(columns={"boxes": "GT boxes"})
-        table.insert(3, f"predicted ≥ {data.score_thr:.2f}",
-                     predicted.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy())
+        table = table.drop(columns="boxes").assign(**{  # its GT boxes are all 0: the metric says so
+            f"predicted ≥ {data.score_thr:.2f}": predicted.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy()})
+    # each class's colour on its name: a colour column of its own pushed the table past its width
     st.dataframe(
-        table.style.map(lambda c: f"background-color: {c}; color: {c}", subset=["colour"]),
-        hide_index=True, width="stretch", height=min(38 * len(table) + 40, 560))
+        table.style.apply(lambda _: [f"background-color: {c}; color: {text_color_on(c)}" for c in colors],
+                          subset=["class"]),
+        hide_index=True, width="stretch", height=min(38 * len(table) + 40, 560),
+        column_config={"id": st.column_config.NumberColumn(width="small")})
 with right:
     st.subheader("An image with its boxes")
     busiest, what = busiest_image(ds, data.predictions, data.score_thr)

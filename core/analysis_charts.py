@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.colors import OUTCOME_LABELS
 from core.outcomes import ERROR_TYPES
 
 TINY_COLOR = "#c8c8c8"
@@ -33,10 +32,9 @@ def slice_bars_figure(table: pd.DataFrame, whole_ap50: float, iou_thr: float) ->
 
 def tide_heatmap_figure(table: pd.DataFrame) -> go.Figure:
     """Classes x TIDE error types, dAP as colour (tide_per_class's table, rows in its order)."""
-    errors = [e.value for e in ERROR_TYPES]
-    z = table[errors].to_numpy(float)
+    z = table[[e.value for e in ERROR_TYPES]].to_numpy(float)
     fig = go.Figure(go.Heatmap(
-        z=z, x=[OUTCOME_LABELS.get(e, e) for e in errors], y=table["name"].astype(str).tolist(),
+        z=z, x=[e.label for e in ERROR_TYPES], y=table["name"].astype(str).tolist(),
         colorscale="Reds", zmin=0, colorbar=dict(title="dAP"),
         text=np.round(z, 3), texttemplate="%{text}" if len(table) <= 40 else None,
         hovertemplate="%{y}<br>%{x}<br>dAP %{z:.4f}<extra></extra>"))

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
+from core.outcomes import Outcome
 
 _CURVE_COLORS = {"precision": "#1f77b4", "recall": "#ff7f0e", "f1": "#2ca02c", "map50": "#d62728"}
 _CURVE_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1"}
@@ -64,10 +64,10 @@ def pr_curve_figure(curve: pd.DataFrame, score_thr: float, *, title: str) -> go.
 
 def tide_figure(tide: pd.DataFrame, iou_thr: float = 0.5, scope: str = "") -> go.Figure:
     """dAP per error type (TIDE-style) as bars, each labelled with its count; scope ends the title."""
-    errors = [str(e) for e in tide["error"]]
+    errors = [Outcome(str(e)) for e in tide["error"]]  # in the table's order: TIDE's, as displayed
     fig = go.Figure(go.Bar(
-        x=[OUTCOME_LABELS.get(e, e) for e in errors], y=tide["dap"],
-        marker_color=[OUTCOME_COLORS.get(e, "#888888") for e in errors],
+        x=[e.label for e in errors], y=tide["dap"],
+        marker_color=[e.color for e in errors],
         text=[f"{c:,} boxes" for c in tide["count"]], textposition="outside",
         hovertemplate="%{x}<br>dAP %{y:.4f}<br>%{text}<extra></extra>"))
     top = float(np.nanmax(tide["dap"])) if len(tide) and np.isfinite(tide["dap"]).any() else 0.0

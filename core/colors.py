@@ -1,4 +1,5 @@
-"""Colours: one distinct colour per class (readable with 40+ classes) and one per outcome.
+"""Class colours: one distinct colour per class (readable with 40+ classes); outcome colours are
+in core.outcomes.
 
 Class colours are assigned by the class's position in the sorted category list, not by its
 id, so COCO's gapped ids (1..90) get the same well-spread palette as 0..N-1.
@@ -14,35 +15,6 @@ _BASE_PALETTE = [
     "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
     "#808000", "#ffd8b1", "#000075", "#a9a9a9",
 ]
-
-# Outcome colours: green = right, warm colours = false positives, blue = missed ground truth.
-OUTCOME_COLORS = {
-    "tp": "#2ca02c",
-    "duplicate": "#e377c2",
-    "localization": "#ffbf00",
-    "classification": "#ff7f0e",
-    "both": "#9467bd",
-    "background": "#d62728",
-    "missed": "#1f77b4",
-    "crowd": "#7f7f7f",
-    "ignored": "#bcbd22",
-    "gt": "#17becf",
-    "prediction": "#ff00ff",
-}
-
-OUTCOME_LABELS = {
-    "tp": "TP",
-    "duplicate": "Duplicate",
-    "localization": "Localization",
-    "classification": "Classification",
-    "both": "Cls + loc",
-    "background": "Background",
-    "missed": "Missed GT",
-    "crowd": "Crowd (ignored)",
-    "ignored": "Ignored (on crowd)",
-    "gt": "Ground truth",
-    "prediction": "Prediction",
-}
 
 
 def _golden_ratio_color(i: int) -> str:
@@ -64,14 +36,6 @@ def class_colors(category_ids) -> dict[int, str]:
     return dict(zip(ids, palette(len(ids))))
 
 
-def outcome_color(outcome: str) -> str:
-    """Hex colour of an outcome ("tp", "background", ..., "missed", "crowd")."""
-    try:
-        return OUTCOME_COLORS[outcome]
-    except KeyError:
-        raise ValueError(f"Unknown outcome {outcome!r}. Known: {', '.join(OUTCOME_COLORS)}") from None
-
-
 def text_color_on(hex_color: str) -> str:
     """Black or white, whichever reads better on hex_color (WCAG relative luminance)."""
     r, g, b = (int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5))
@@ -79,8 +43,3 @@ def text_color_on(hex_color: str) -> str:
     luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
     return "#000000" if luminance > 0.179 else "#ffffff"
 
-
-def with_alpha(hex_color: str, alpha: float) -> str:
-    """'#rrggbb' -> 'rgba(r,g,b,alpha)'."""
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"

@@ -15,6 +15,7 @@ import plotly.io as pio
 from PIL import Image, ImageDraw
 
 from core.colors import text_color_on
+from core.outcomes import OUTCOME_LABELS, PREDICTION_OUTCOMES, GTStatus
 
 BLANK_CANVAS_COLOR = "#e8e8e8"
 MAX_LABELS_PER_PANEL = 300  # beyond this, labels hide the image; hover still works
@@ -163,8 +164,12 @@ def panels_figure(
     """
     n = max(len(panels), 1)
     gap = 0.015
+    # Side by side, "Predictions (file, score ≥ t)" is wider than a panel on a narrow page:
+    # its parenthesis goes on a second line.
+    titles = [p.title.replace(" (", "<br>(", 1) if n > 1 else p.title for p in panels]
     layout: dict = dict(
-        height=figure_height, margin=dict(l=4, r=4, t=28, b=4), dragmode="pan",
+        height=figure_height, margin=dict(l=4, r=4, t=44 if any("<br>" in t for t in titles) else 28, b=4),
+        dragmode="pan",
         hovermode="closest", plot_bgcolor="white",
         legend=dict(orientation="h", yanchor="top", y=-0.01, xanchor="left", x=0),
         images=[], annotations=[], uirevision="boxes",
@@ -201,7 +206,7 @@ def panels_figure(
                 x=width / 2, y=height / 2, xref=xref, yref=yref, text=missing_notice,
                 showarrow=False, font=dict(size=13, color="#555555")))
         layout["annotations"].append(dict(
-            text=f"<b>{panel.title}</b>", x=(i + 0.5) / n, y=1.0, xref="paper", yref="paper",
+            text=f"<b>{titles[i]}</b>", x=(i + 0.5) / n, y=1.0, xref="paper", yref="paper",
             xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
         n_labels = 0
         # data units per screen pixel with the whole image shown (the panel is height- or width-bound)
@@ -266,13 +271,6 @@ def render_crop(
 
 
 # ------------------------------------------------------------------ tables of boxes -> layers
-PREDICTION_OUTCOMES = [
-    "tp", "duplicate", "localization", "classification", "both", "background",
-    "ignored",  # on a crowd region, or beyond COCO's 100 boxes per image: not counted
-]
-GT_STATUSES = ["tp", "missed", "crowd", "gt"]  # "gt": no predictions to compare with
-
-
 def _names(category_ids, class_names: dict[int, str]) -> list[str]:
     return [class_names.get(int(c), f"class {int(c)}") for c in category_ids]
 
@@ -280,9 +278,8 @@ def _names(category_ids, class_names: dict[int, str]) -> list[str]:
 def prediction_layers(dets, *, color_by: str, class_names: dict[int, str],
                       class_colors: dict[int, str], with_labels: bool = True) -> list[BoxLayer]:
     """Layers for predictions: a table with category_id, score, x1, y1, x2, y2 and optionally
-    outcome (an Outcome value) and iou. color_by "outcome" (needs the outcome column) or "class"."""
-    from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
-
+    outcome (an Outcome value) and iou. color_by "outcome" (needs the outcome column) or "class";
+    outcome layers come in core.outcomes' display order."""
     if color_by not in ("outcome", "class"):
         raise ValueError(f"Invalid color_by {color_by!r}. Only 'outcome' and 'class' are supported.")
     if color_by == "outcome" and "outcome" not in dets:
@@ -302,7 +299,7 @@ def prediction_layers(dets, *, color_by: str, class_names: dict[int, str],
         hovers.append(card)
     boxes = dets[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64).reshape(-1, 4)
     if color_by == "outcome":
-        groups = [(OUTCOME_LABELS[o], OUTCOME_COLORS[o], outcomes == o) for o in PREDICTION_OUTCOMES]
+        groups = [(o.label, o.color, outcomes == o.value) for o in PREDICTION_OUTCOMES]
     else:
         category_ids = dets["category_id"].to_numpy()
         groups = [(class_names.get(int(c), f"class {int(c)}"), class_colors.get(int(c), "#ff00ff"),
@@ -319,40 +316,36 @@ def prediction_layers(dets, *, color_by: str, class_names: dict[int, str],
 
 def gt_layers(gts, *, color_by: str, class_names: dict[int, str], class_colors: dict[int, str],
               with_labels: bool = True) -> list[BoxLayer]:
-    """Layers for ground truth: a table with category_id, x1, y1, x2, y2, status (one of
-    GT_STATUSES) and optionally hover_extra (text added to the hover card). Crowd boxes are
+    """Layers for ground truth: a table with category_id, x1, y1, x2, y2, status (a GTStatus
+    value) and optionally hover_extra (text added to the hover card). Crowd boxes are
     always grey and dotted (COCO ignores them); missed boxes are dashed."""
-    from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
-
     names = _names(gts["category_id"], class_names)
     status = gts["status"].astype(str).to_numpy()
     extra = gts["hover_extra"].astype(str).tolist() if "hover_extra" in gts else [""] * len(gts)
     boxes = gts[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64).reshape(-1, 4)
-    labels = [f"{n} (crowd)" if s == "crowd" else n for n, s in zip(names, status)]
+    labels = [f"{n} (crowd)" if s == GTStatus.CROWD.value else n for n, s in zip(names, status)]
     hovers = [f"<b>{n}</b> (ground truth)<br>{OUTCOME_LABELS[s]}" + (f"<br>{e}" if e else "")
               for n, s, e in zip(names, status, extra)]
     layers = []
-    dash = {"tp": "solid", "missed": "dash", "crowd": "dot", "gt": "solid"}
     if color_by == "outcome":
-        for s in GT_STATUSES:
-            idx = np.flatnonzero(status == s)
+        for s in GTStatus:
+            idx = np.flatnonzero(status == s.value)
             if len(idx):
                 layers.append(BoxLayer(
-                    f"GT: {OUTCOME_LABELS[s]}" if s != "gt" else OUTCOME_LABELS[s],
-                    OUTCOME_COLORS[s], boxes[idx], dash=dash[s],
+                    s.label if s is GTStatus.PLAIN else f"GT: {s.label}", s.color, boxes[idx], dash=s.dash,
                     labels=[labels[i] for i in idx] if with_labels else [],
                     hovers=[hovers[i] for i in idx]))
         return layers
     category_ids = gts["category_id"].to_numpy()
     for c in sorted(set(category_ids.tolist())):
         for crowd in (False, True):
-            idx = np.flatnonzero((category_ids == c) & ((status == "crowd") == crowd))
+            idx = np.flatnonzero((category_ids == c) & ((status == GTStatus.CROWD.value) == crowd))
             if len(idx):
                 name = class_names.get(int(c), f"class {int(c)}")
                 layers.append(BoxLayer(
                     f"{name} (crowd)" if crowd else name,
-                    OUTCOME_COLORS["crowd"] if crowd else class_colors.get(int(c), "#ff00ff"),
-                    boxes[idx], dash="dot" if crowd else "solid",
+                    GTStatus.CROWD.color if crowd else class_colors.get(int(c), "#ff00ff"),
+                    boxes[idx], dash=GTStatus.CROWD.dash if crowd else "solid",
                     labels=[labels[i] for i in idx] if with_labels else [],
                     hovers=[hovers[i] for i in idx]))
     return layers

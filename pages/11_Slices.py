@@ -6,8 +6,7 @@ import streamlit as st
 
 from core.analysis_charts import analyze_figure, slice_bars_figure, tide_heatmap_figure
 from core.coco_analyze import AREAS
-from core.colors import OUTCOME_LABELS
-from core.errors import ERROR_TYPES
+from core.outcomes import ERROR_TYPES
 from ui import analysis as A
 from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import need_evaluation
@@ -106,10 +105,10 @@ tide = tide.assign(total=tide[[e.value for e in ERROR_TYPES]].sum(axis=1))
 top = A.search_and_top(tide[tide["n_gt"] > 0], key="_tide_classes", sort_by="total")
 st.plotly_chart(tide_heatmap_figure(top), key="tide_heatmap", width="stretch")
 picked = st.dataframe(
-    top.rename(columns={e.value: OUTCOME_LABELS.get(e.value, e.value) for e in ERROR_TYPES}),
+    top.rename(columns={e.value: e.label for e in ERROR_TYPES}),
     hide_index=True, width="stretch", key="tide_table", on_select="rerun", selection_mode="single-row",
     column_config={c: st.column_config.NumberColumn(format="%.4f") for c in
-                   ["ap", "total", *(OUTCOME_LABELS.get(e.value, e.value) for e in ERROR_TYPES)]})
+                   ["ap", "total", *(e.label for e in ERROR_TYPES)]})
 st.caption("Each class's AP at the IoU gained by fixing every error of a type (the whole set's fixes: "
            "a fixed classification error raises the AP of its true class). Select a row to see that "
            "class's boxes of its costliest error type in Class errors.")

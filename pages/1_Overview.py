@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.charts import best_f1_threshold, confusion_figure, iou_text, threshold_curves_figure, tide_figure
 from core.analysis_charts import with_cell_picks
-from core.colors import OUTCOME_LABELS
+from core.outcomes import DISPLAY_ORDER, Outcome
 from ui import state as S
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
@@ -49,8 +49,8 @@ if not view.keep.any():
             "threshold figures below count every ground truth as missed. Lower the score threshold "
             "in the sidebar.")
 counts = view.counts
-st.markdown(" · ".join(f"**{OUTCOME_LABELS.get(k, k)}** {int(v):,}" for k, v in counts.items()
-                       if v or k != "ignored"))
+st.markdown(" · ".join(f"**{o.label}** {counts[o.value]:,}" for o in DISPLAY_ORDER
+                       if counts[o.value] or o is not Outcome.IGNORED))
 st.caption(f"Boxes at score ≥ {data.score_thr:.2f} matched at IoU {iou}; Missed GT: every ground "
            "truth none of them matched.")
 
@@ -70,7 +70,7 @@ with left:
     tide_pick = st.plotly_chart(tide_figure(ev.tide, data.iou_thr, " (all boxes)"), key="tide",
                                 width="stretch", on_select="rerun", selection_mode="points")
     open_drilldown(data, tide_pick, "tide")  # a bar opens the images with boxes of that error type
-    tide_table = ev.tide.assign(error=[OUTCOME_LABELS.get(str(e), str(e)) for e in ev.tide["error"]])
+    tide_table = ev.tide.assign(error=[Outcome(str(e)).label for e in ev.tide["error"]])
     st.dataframe(tide_table, hide_index=True, width="stretch",
                  column_config={"dap": st.column_config.NumberColumn("dAP", format="%.4f")})
     st.caption("TIDE's breakdown counts every box, whatever the score threshold (its dAP is a gain "

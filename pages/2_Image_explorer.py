@@ -6,15 +6,13 @@ import streamlit as st
 
 from core.browse import NO_GT_SORT_ORDERS, SORT_ORDERS, find_image
 from core.charts import iou_text
-from core.colors import OUTCOME_LABELS
-from core.drawing import PREDICTION_OUTCOMES
+from core.outcomes import OUTCOME_CHOICES, OUTCOME_LABELS
 from ui import state as S
 from ui.explorer import ImageList, disagreement_source, image_list
 from ui.sidebar import ActiveData, active_data, page_setup, score_slider
 from ui.widgets import (box_table, draw_image_panels, gt_rows, image_panels, image_ref_for,
                         outcome_legend, prediction_rows)
 
-OUTCOME_CHOICES = PREDICTION_OUTCOMES + ["missed"]
 JUMP_ERROR = "_explorer_jump_error"
 POSITION = "_explorer_position"  # the position box's key starts so; the list's order ends it
 

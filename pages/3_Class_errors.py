@@ -6,14 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import class_counts_figure, iou_text, pr_curve_figure
-from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
+from core.outcomes import DISPLAY_ORDER, GTStatus, Outcome
 from ui import state as S
 from ui.loaders import crop_png, pil_image
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
 from ui.analysis import open_boxes_at_score
 
-ERROR_KINDS = ["background", "classification", "localization", "both", "duplicate", "missed", "tp"]
+# Every outcome a box of the class can have, in display order (ignored boxes count for nothing)
+OUTCOMES = [o.value for o in DISPLAY_ORDER if o is not Outcome.IGNORED]
 COLUMNS = 6
 
 page_setup("Class errors")
@@ -32,10 +33,12 @@ category_id = {v: k for k, v in names.items()}[chosen]
 dets = view.dets[view.dets["category_id"] == category_id]
 gts = view.gts[(view.gts["category_id"] == category_id) & view.gts["missed"].astype(bool)
                & ~view.gts["iscrowd"].astype(bool)]
-counts = {kind: int((dets["outcome"].astype(str) == kind).sum()) for kind in ERROR_KINDS if kind != "missed"}
-counts["missed"] = len(gts)
-kind = top[1].radio("Error type", ERROR_KINDS, horizontal=True, key="_errors_kind",
-                    format_func=lambda k: f"{OUTCOME_LABELS[k]} ({counts[k]:,})")
+counts = {o: int((dets["outcome"].astype(str) == o).sum()) for o in OUTCOMES if o != Outcome.MISSED.value}
+counts[Outcome.MISSED.value] = len(gts)
+# opens on background boxes: usually the most frequent false positive
+outcome = top[1].radio("Error type", OUTCOMES, horizontal=True, key="_errors_kind",
+                       index=OUTCOMES.index(Outcome.BACKGROUND.value),
+                       format_func=lambda o: f"{Outcome(o).label} ({counts[o]:,})")
 n_show = top[2].number_input("Crops", min_value=6, max_value=120, value=24, step=6, key="_errors_n")
 st.caption({
     "background": "Predicted boxes on nothing of any class, highest score first.",
@@ -45,42 +48,42 @@ st.caption({
     "duplicate": "A second box on an object already matched by a higher-scoring box.",
     "missed": f"{chosen} objects no prediction found at the current threshold, largest first.",
     "tp": "Correct detections, highest score first (for comparison).",
-}[kind])
+}[outcome])
 
 images = ds.images
 ann = ds.annotations
-if kind == "missed":
+if outcome == Outcome.MISSED.value:
     rows = gts.assign(area=ann["area"].to_numpy()[gts["ann_index"].to_numpy()])
     rows = rows.sort_values("area", ascending=False).head(int(n_show))
 else:
-    rows = dets[dets["outcome"].astype(str) == kind].sort_values("score", ascending=False).head(int(n_show))
+    rows = dets[dets["outcome"].astype(str) == outcome].sort_values("score", ascending=False).head(int(n_show))
 
 if not len(rows):
-    st.info(f"No {OUTCOME_LABELS[kind].lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
+    st.info(f"No {Outcome(outcome).label.lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
 grid = st.columns(COLUMNS)
 for i, (_, item) in enumerate(rows.iterrows()):
     image_index = int(item["image_index"])
     key = str(images["file_name"].iloc[image_index])
     size = (float(images["width"].iloc[image_index]), float(images["height"].iloc[image_index]))
-    if kind == "missed":
+    if outcome == Outcome.MISSED.value:
         a = int(item["ann_index"])
         focus = ann[["x1", "y1", "x2", "y2"]].to_numpy()[a]
-        outlines = [(focus, OUTCOME_COLORS["missed"])]
+        outlines = [(focus, Outcome.MISSED.color)]
         caption = f"{key} · area {ann['area'].iloc[a]:,.0f}"
     else:
         focus = np.array([item["x1"], item["y1"], item["x2"], item["y2"]], dtype=np.float64)
         outlines = []
         if int(item["gt_index"]) >= 0:  # the GT that decided the outcome, for context
             g = int(item["gt_index"])
-            outlines.append((ann[["x1", "y1", "x2", "y2"]].to_numpy()[g], OUTCOME_COLORS["gt"]))
-        outlines.append((focus, OUTCOME_COLORS[kind]))
+            outlines.append((ann[["x1", "y1", "x2", "y2"]].to_numpy()[g], GTStatus.PLAIN.color))
+        outlines.append((focus, Outcome(outcome).color))
         caption = f"{key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
-        if kind in ("classification", "both") and int(item["gt_index"]) >= 0:
+        if outcome in ("classification", "both") and int(item["gt_index"]) >= 0:
             caption += f" · true {data.class_name(ann['category_id'].iloc[int(item['gt_index'])])}"
     crop = crop_png(data.root, key, size, focus, outlines)  # cached: a threshold move redraws none
     cell = grid[i % COLUMNS]
     cell.image(crop, caption=caption, width="stretch")
-    if cell.button("Open in explorer", key=f"_open_{kind}_{i}", width="stretch"):
+    if cell.button("Open in explorer", key=f"_open_{outcome}_{i}", width="stretch"):
         st.session_state[S.EXPLORER_IMAGE] = key
         st.session_state[S.EXPLORER_CLASSES] = []
         st.session_state[S.EXPLORER_OUTCOMES] = []

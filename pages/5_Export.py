@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.colors import OUTCOME_LABELS
 from core.export import filtered_submission_csv, outcome_counts, outcome_table
+from core.outcomes import OUTCOME_LABELS
 from ui.sidebar import active_data, page_setup
 
 PREVIEW_ROWS = 1000  # the whole table (490,000 rows at competition scale) only goes to the download

@@ -95,6 +95,33 @@ def test_every_page_on_the_sample_data(browser):
         assert page.get_by_text("Download the filtered submission CSV").count() == 1
 
 
+def _clipped_tables(page) -> list[tuple[int, int]]:
+    """(scrollWidth, clientWidth) of each data grid wider than its frame (clipped on the right)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+              .map(e => [e.scrollWidth, e.clientWidth]).filter(([s, c]) => s > c)""")
+
+
+@pytest.mark.parametrize("dataset", ["sample", "real_test_set"])
+def test_landing_class_table_fits_at_1280px(browser, dataset, tmp_path):
+    """Issue 11: the landing page's per-class table was clipped on the right (a test set's extra
+    column at 1280 px: 389 px of table in a 263 px frame)."""
+    folder = None
+    if dataset == "real_test_set":  # test.json sorts first: the folder's default ground truth
+        folder = tmp_path
+        for name in ("test.json", "test_submission_cascade.csv", "test"):
+            (folder / name).symlink_to(need(REAL_TRASH / name))
+    with streamlit_server(folder) as url:
+        page = new_page(browser, width=1280, height=900)
+        page.goto(url)
+        wait_until_idle(page, quiet_ms=800)
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"home_1280_{dataset}.png"))
+        assert page_problems(page) == []
+        assert page.locator('[data-testid="stDataFrame"]').count() == 1
+        assert _clipped_tables(page) == []
+
+
 def test_every_page_on_voc_cartucho(browser):
     root = need(EXTERNAL / "voc-cartucho")
     with streamlit_server(root) as url:

@@ -237,21 +237,21 @@ def confusion_shown(view, key: str = "_confusion_top"):
 def open_drilldown(data: ActiveData, event, chart: str) -> None:
     """A click on Overview's TIDE bars ("tide": x = error label) or confusion matrix
     ("confusion": the cell's x / y labels) opens the images behind it in the explorer."""
-    from core.colors import OUTCOME_LABELS
     from core.drilldown import confusion_cell_images, outcome_images
+    from core.outcomes import Outcome
 
     points = selected_points(event)
     if not points:
         return
     view, k = data.view, len(data.dataset.categories)
     if chart == "tide":
-        by_label = {v: key for key, v in OUTCOME_LABELS.items()}
+        by_label = {o.label: o.value for o in Outcome}
         outcome = by_label.get(points[0].get("x"))
         if outcome is None:
             return
         images = outcome_images(view, outcome)
         st.session_state[S.EXPLORER_OUTCOMES] = [outcome]
-        label = f"{OUTCOME_LABELS[outcome].lower()} boxes"
+        label = f"{Outcome(outcome).label.lower()} boxes"
     else:
         # the cell's labels, not its position: the chart may show the top N classes only
         names = list(view.confusion.index)

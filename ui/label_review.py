@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.colors import OUTCOME_COLORS
 from core.data_roots import PathRefused
 from core.drawing import crop_region
 from core.label_issues import LabelIssuesError, SuspectKind, find_label_issues
+from core.outcomes import PREDICTION_COLOR, GTStatus
 from core.output_files import OutputError, check_writable
 from core.review import ReviewError, decide, file_sha256, load_review, review_path, save_review
 from ui import loaders
@@ -30,8 +30,8 @@ KINDS = "label_review_kinds"           # list[str]: suspect kinds shown (empty =
 CLASSES = "label_review_classes"       # list[str]: class names shown (empty = all)
 SHOW_DECIDED = "label_review_show_decided"  # bool: decided suspects stay in the queue
 NOTICE = "label_review_notice"         # str | None: what the last save said
-GT_COLOR = OUTCOME_COLORS["gt"]
-MODEL_COLOR = OUTCOME_COLORS["prediction"]
+GT_COLOR = GTStatus.PLAIN.color
+MODEL_COLOR = PREDICTION_COLOR
 
 
 def init() -> None:

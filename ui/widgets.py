@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core.boxes import box_iou
-from core.colors import OUTCOME_COLORS, OUTCOME_LABELS
+from core.colors import text_color_on
+from core.outcomes import OUTCOME_LABELS, legend_entries
 from core.drawing import Panel, gt_layers, panels_figure, prediction_layers
 from ui.loaders import ImageRef, image_ref
 from ui.sidebar import ActiveData
@@ -34,13 +35,12 @@ def draw_image_panels(image: ImageRef, panels: list[Panel], *, key: str, show_la
     st.plotly_chart(figure, key=key, config=PLOTLY_CONFIG, width="stretch")
 
 
-def outcome_legend(kinds=("tp", "duplicate", "localization", "classification", "both",
-                          "background", "missed", "crowd")) -> None:
-    """A one-line colour key of the outcomes."""
+def outcome_legend(kinds=None) -> None:
+    """A one-line colour key of the outcomes (values; default all and crowd GT), in display order."""
     chips = " ".join(
-        f"<span style='background:{OUTCOME_COLORS[k]};color:white;padding:1px 6px;"
-        f"border-radius:4px;font-size:0.8em;margin-right:2px'>{OUTCOME_LABELS[k]}</span>"
-        for k in kinds)
+        f"<span style='background:{color};color:{text_color_on(color)};padding:1px 6px;"
+        f"border-radius:4px;font-size:0.8em;margin-right:2px'>{label}</span>"
+        for label, color in legend_entries(kinds))
     st.markdown(chips, unsafe_allow_html=True)
 
 
