@@ -7,7 +7,7 @@ import streamlit as st
 from core.browse import busiest_image
 from core.colors import text_color_on
 from ui.sidebar import active_data, page_setup
-from ui.widgets import draw_image_panels, gt_rows, image_panels, image_ref_for, prediction_rows
+from ui.widgets import boxes_of, draw_image_panels, image_panels, image_ref_for
 
 page_setup("Home")
 data = active_data()
@@ -42,9 +42,8 @@ with left:
     table = pd.DataFrame({
         "id": ds.categories["id"].to_numpy(), "class": ds.categories["name"].to_numpy(),
         "boxes": per_class.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy()})
-    if not len(ds.annotations) and data.predictions is not None:  # a test set: what was predicted
-        keep = data.predictions.scores >= data.score_thr
-        predicted = pd.Series(data.predictions.labels[keep]).value_counts()
+    if not len(ds.annotations) and data.prediction_view is not None:  # a test set: what was predicted
+        predicted = pd.Series(data.prediction_view.kept.labels).value_counts()
         table = table.drop(columns="boxes").assign(**{  # its GT boxes are all 0: the metric says so
             f"predicted ≥ {data.score_thr:.2f}": predicted.reindex(ds.categories["id"]).fillna(0).astype(int).to_numpy()})
     # each class's colour on its name: a colour column of its own pushed the table past its width
@@ -55,11 +54,10 @@ with left:
         column_config={"id": st.column_config.NumberColumn(width="small")})
 with right:
     st.subheader("An image with its boxes")
-    busiest, what = busiest_image(ds, data.predictions, data.score_thr)
+    busiest, what = busiest_image(ds, data.prediction_view)
     if len(ds.images):
         key = str(ds.images["file_name"].iloc[busiest])
-        dets = prediction_rows(data, key, busiest)
-        gts = gt_rows(data, busiest, dets)
+        dets, gts = boxes_of(data, key, busiest)
         st.caption(f"`{key}`: {what}. Open the **Image explorer** to browse them all.")
         draw_image_panels(image_ref_for(data, key, busiest),
                           image_panels(data, gts, dets, color_by="class", show_labels=True),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.problems import Problem, Severity
+from core.thresholds import at_or_above
 from core.tables import ANNOTATION_COLUMNS, CATEGORY_COLUMNS, IMAGE_COLUMNS, Dataset, Predictions
 
 DEFAULT_REF_THR = 0.5
@@ -48,7 +49,8 @@ def pseudo_ground_truth(ref: Predictions, ref_thr: float = DEFAULT_REF_THR, *,
         categories = pd.DataFrame({"id": labels, "name": pd.Series([f"class {c}" for c in labels], dtype=object)},
                                   columns=CATEGORY_COLUMNS)
     image_index = ref.image_index_in(_images_only(images))
-    keep = (ref.scores >= ref_thr) & (image_index >= 0) & np.isin(ref.labels, categories["id"].to_numpy())
+    kept = at_or_above(ref.scores, ref_thr)
+    keep = kept & (image_index >= 0) & np.isin(ref.labels, categories["id"].to_numpy())
     rows = np.flatnonzero(keep)
     rows = rows[np.argsort(image_index[rows], kind="stable")]           # image by image, file order
     xyxy = ref.boxes_xyxy[rows].reshape(-1, 4)
@@ -62,7 +64,7 @@ def pseudo_ground_truth(ref: Predictions, ref_thr: float = DEFAULT_REF_THR, *,
         "area": xywh[:, 2] * xywh[:, 3], "iscrowd": np.zeros(len(rows), np.int64),
     }, columns=ANNOTATION_COLUMNS)
     problems = []
-    n_left = int(((ref.scores >= ref_thr) & ~keep).sum())
+    n_left = int((kept & ~keep).sum())
     if n_left:
         problems.append(Problem(Severity.WARNING, f"{n_left} box(es) of the reference scoring >= {ref_thr:g} are on "
                                 "images or of classes the dataset lacks; they are not in the pseudo ground truth.",

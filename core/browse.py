@@ -5,10 +5,17 @@ no ground truth) are appended so a test CSV still browses, with predictions only
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from core.tables import Dataset, Predictions
+from core.boxes import box_iou
+from core.outcomes import OUTCOME_LABELS
+from core.tables import Dataset
+
+if TYPE_CHECKING:
+    from core.thresholds import PredictionView
 
 SORT_ORDERS = ["most errors", "lowest image AP", "file name"]
 # Without ground-truth boxes (a test set): orders that mean something there. "most
@@ -17,11 +24,16 @@ NO_GT_SORT_ORDERS = ["most boxes", "fewest boxes", "highest top score", "lowest 
                      "most disagreement", "file name"]
 TABLE_COLUMNS = ["key", "image_index", "image_id", "width", "height", "n_gt", "n_pred", "n_tp",
                  "n_fp", "n_missed", "n_errors", "ap50", "top_score"]
+DET_COLUMNS = ["pred_index", "category_id", "score", "x1", "y1", "x2", "y2"]
+GT_COLUMNS = ["ann_index", "category_id", "x1", "y1", "x2", "y2", "area", "status", "hover_extra",
+              "best_iou"]
+BOX_TABLE_COLUMNS = ["kind", "class", "score", "outcome", "IoU", "x1", "y1", "x2", "y2"]
 
 
-def image_table(dataset: Dataset | None, predictions: Predictions | None, score_thr: float,
+def image_table(dataset: Dataset | None, view: "PredictionView | None",
                 per_image: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Rows TABLE_COLUMNS; per_image (a ThresholdView's) gives the error counts when evaluated.
+    """Rows TABLE_COLUMNS of the dataset's images and the view's (None: no predictions); the
+    error counts come from per_image (default: the view's evaluated per_image) when there is one.
 
     key is the image's file name; image_index is -1 for an image the ground truth lacks.
     Counts that cannot be known (no ground truth) are NaN.
@@ -39,56 +51,37 @@ def image_table(dataset: Dataset | None, predictions: Predictions | None, score_
         n_gt = np.bincount(dataset.annotations["image_index"].to_numpy(np.int64),
                            minlength=len(table)) if has_gt_boxes else np.zeros(len(table))
         table["n_gt"] = n_gt.astype(np.float64)
+        if per_image is None and view is not None and view.evaluated is not None:
+            per_image = view.evaluated.per_image
         if per_image is not None and len(per_image):
             stats = per_image.set_index("image_index")
             for column in ("n_pred", "n_tp", "n_fp", "n_missed", "ap50"):
                 table[column] = stats[column].reindex(table["image_index"]).to_numpy(np.float64)
         else:
-            table["n_pred"] = _predictions_per_image(dataset, predictions, score_thr, len(table))
+            table["n_pred"] = (view.boxes_per_image().astype(np.float64) if view is not None
+                               else np.full(len(table), np.nan))
             for column in ("n_tp", "n_fp", "n_missed", "ap50"):
                 table[column] = np.nan
         parts.append(table)
-    if predictions is not None:
-        parts.append(_prediction_only_images(dataset, predictions, score_thr))
+    if view is not None:
+        parts.append(_prediction_only_images(dataset, view))
     if not parts:
         return pd.DataFrame({c: [] for c in TABLE_COLUMNS})
     table = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     table["n_errors"] = table["n_fp"].fillna(0) + table["n_missed"].fillna(0)
-    table["top_score"] = _top_scores(predictions, table["key"].to_numpy(dtype=object), score_thr)
+    table["top_score"] = (view.top_scores(table["key"].to_numpy(dtype=object)) if view is not None
+                          else np.full(len(table), np.nan))
     return table[TABLE_COLUMNS]
 
 
-def _top_scores(predictions: Predictions | None, keys: np.ndarray, score_thr: float) -> np.ndarray:
-    """[len(keys)] highest score >= score_thr on each image; NaN where it has none."""
-    if predictions is None or not len(predictions):
-        return np.full(len(keys), np.nan)
-    keep = predictions.scores >= score_thr
-    top = np.full(len(predictions.image_keys), -np.inf)
-    np.maximum.at(top, predictions.image_pos[keep], predictions.scores[keep])
-    position = pd.Index(np.asarray(predictions.image_keys, dtype=object)).get_indexer(pd.Index(keys, dtype=object))
-    found = np.where(position >= 0, top[np.maximum(position, 0)], -np.inf)
-    return np.where(np.isfinite(found), found, np.nan)
-
-
-def _predictions_per_image(dataset: Dataset, predictions: Predictions | None, score_thr: float,
-                           n_images: int) -> np.ndarray:
-    if predictions is None:
-        return np.full(n_images, np.nan)
-    image_index = predictions.image_index_in(dataset)
-    keep = (predictions.scores >= score_thr) & (image_index >= 0)
-    return np.bincount(image_index[keep], minlength=n_images).astype(np.float64)
-
-
-def _prediction_only_images(dataset: Dataset | None, predictions: Predictions,
-                            score_thr: float) -> pd.DataFrame:
+def _prediction_only_images(dataset: Dataset | None, view: "PredictionView") -> pd.DataFrame:
     """Rows for the images the predictions list but the ground truth lacks."""
-    keys = np.asarray(predictions.image_keys, dtype=object)
+    keys = np.asarray(view.predictions.image_keys, dtype=object)
     if dataset is not None:
         unknown = dataset.image_index_of_file(keys) < 0
     else:
         unknown = np.ones(len(keys), dtype=bool)
-    keep = predictions.scores >= score_thr
-    n_pred = np.bincount(predictions.image_pos[keep], minlength=len(keys)).astype(np.float64)
+    n_pred = view.boxes_per_key.astype(np.float64)
     rows = np.flatnonzero(unknown)
     nan = np.full(len(rows), np.nan)
     return pd.DataFrame({
@@ -96,6 +89,106 @@ def _prediction_only_images(dataset: Dataset | None, predictions: Predictions,
         "image_id": [None] * len(rows), "width": nan, "height": nan, "n_gt": nan,
         "n_pred": n_pred[rows], "n_tp": nan, "n_fp": nan, "n_missed": nan, "ap50": nan,
     })
+
+
+def image_boxes(view: "PredictionView", key: str, image_index: int) -> pd.DataFrame:
+    """The kept boxes of one image, by descending score: DET_COLUMNS, plus ev.dets' columns
+    (outcome, iou, ...) when the view is evaluated and the image is a dataset one."""
+    if view.evaluated is not None and image_index >= 0:
+        # A slice of ev.dets (sorted by image, then -score), not of view.dets: no 490k-row copy
+        # per threshold. Greedy matching goes by score, so outcomes do not depend on it.
+        dets = view.evaluated.evaluation.dets
+        lo, hi = np.searchsorted(dets["image_index"].to_numpy(), [image_index, image_index + 1])
+        return dets.iloc[lo:hi][view.evaluated.keep[lo:hi]]
+    preds = view.predictions
+    positions = np.flatnonzero(preds.image_keys == key)
+    if not len(positions):
+        return pd.DataFrame(columns=DET_COLUMNS)
+    rows = np.flatnonzero((preds.image_pos == positions[0]) & view.keep)
+    rows = rows[np.argsort(-preds.scores[rows], kind="stable")]
+    boxes = preds.boxes_xyxy[rows].reshape(-1, 4)
+    return pd.DataFrame({"pred_index": rows, "category_id": preds.labels[rows],
+                         "score": preds.scores[rows], "x1": boxes[:, 0], "y1": boxes[:, 1],
+                         "x2": boxes[:, 2], "y2": boxes[:, 3]})
+
+
+def gt_rows(dataset: Dataset | None, image_index: int, dets: pd.DataFrame,
+            missed: np.ndarray | None = None, class_names: dict[int, str] | None = None) -> pd.DataFrame:
+    """The image's GT boxes (GT_COLUMNS) with status and a hover line on the best-overlapping
+    box of dets. missed: [G] bool per annotation (a ThresholdView's) gives status tp/missed/crowd;
+    without it (no evaluation) status is gt/crowd."""
+    if dataset is None or image_index < 0 or not len(dataset.annotations):
+        return pd.DataFrame(columns=GT_COLUMNS)
+    ann = dataset.annotations
+    idx = np.flatnonzero(ann["image_index"].to_numpy() == image_index)
+    rows = ann.iloc[idx]
+    crowd = rows["iscrowd"].to_numpy().astype(bool)
+    if missed is not None:
+        status = np.where(crowd, "crowd", np.where(np.asarray(missed)[idx].astype(bool), "missed", "tp"))
+    else:
+        status = np.where(crowd, "crowd", "gt")
+    gt_boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+    pred_boxes = dets[["x1", "y1", "x2", "y2"]].to_numpy(np.float64) if len(dets) else np.zeros((0, 4))
+    iou = box_iou(gt_boxes, pred_boxes)  # [G, P]: small, one image
+    best_iou = iou.max(axis=1) if iou.shape[1] else np.zeros(len(idx))
+    best = iou.argmax(axis=1) if iou.shape[1] else np.zeros(len(idx), np.int64)
+    names = class_names or {}
+    extra = []
+    for g in range(len(idx)):
+        if iou.shape[1] and best_iou[g] > 0:
+            d = dets.iloc[int(best[g])]
+            extra.append(f"best IoU {best_iou[g]:.2f} with {_class_name(names, d['category_id'])} "
+                         f"{d['score']:.2f}")
+        else:
+            extra.append("no prediction overlaps it")
+    return pd.DataFrame({
+        "ann_index": idx, "category_id": rows["category_id"].to_numpy(),
+        "x1": gt_boxes[:, 0], "y1": gt_boxes[:, 1], "x2": gt_boxes[:, 2], "y2": gt_boxes[:, 3],
+        "area": rows["area"].to_numpy(np.float64), "status": status, "hover_extra": extra,
+        "best_iou": best_iou,
+    })
+
+
+def box_table(gts: pd.DataFrame, dets: pd.DataFrame, class_names: dict[int, str]) -> pd.DataFrame:
+    """One row per box of an image (gt_rows, then image_boxes rows): BOX_TABLE_COLUMNS; outcome
+    is "(no ground truth)" for predictions that were not evaluated."""
+    parts = []
+    if len(gts):
+        parts.append(pd.DataFrame({
+            "kind": "ground truth", "class": [_class_name(class_names, c) for c in gts["category_id"]],
+            "score": np.nan, "outcome": [OUTCOME_LABELS[s] for s in gts["status"]],
+            "IoU": gts["best_iou"].to_numpy(np.float64),
+            "x1": gts["x1"], "y1": gts["y1"], "x2": gts["x2"], "y2": gts["y2"]}))
+    if len(dets):
+        outcomes = ([OUTCOME_LABELS.get(str(o), str(o)) for o in dets["outcome"]]
+                    if "outcome" in dets else ["(no ground truth)"] * len(dets))
+        parts.append(pd.DataFrame({
+            "kind": "prediction", "class": [_class_name(class_names, c) for c in dets["category_id"]],
+            "score": dets["score"].to_numpy(np.float64), "outcome": outcomes,
+            "IoU": dets["iou"].to_numpy(np.float64) if "iou" in dets else np.nan,
+            "x1": dets["x1"].to_numpy(), "y1": dets["y1"].to_numpy(),
+            "x2": dets["x2"].to_numpy(), "y2": dets["y2"].to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=BOX_TABLE_COLUMNS)
+    return pd.concat(parts, ignore_index=True).round({"score": 3, "IoU": 3, "x1": 1, "y1": 1,
+                                                       "x2": 1, "y2": 1})
+
+
+def only_shown(dets: pd.DataFrame, gts: pd.DataFrame, class_ids, outcomes
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(dets, gts) of one image restricted to class_ids and outcomes (None = all); a GT box's
+    outcome is its status; predictions without an outcome column pass the outcome filter."""
+    if class_ids is not None:
+        dets = dets[dets["category_id"].isin(class_ids)]
+        gts = gts[gts["category_id"].isin(class_ids)]
+    if outcomes is not None:
+        dets = dets[dets["outcome"].astype(str).isin(outcomes)] if "outcome" in dets else dets
+        gts = gts[gts["status"].isin(outcomes)]
+    return dets, gts
+
+
+def _class_name(class_names: dict[int, str], category_id) -> str:
+    return class_names.get(int(category_id), f"class {int(category_id)}")
 
 
 def images_with(dets: pd.DataFrame | None, gts: pd.DataFrame | None, category_ids, outcomes
@@ -143,16 +236,16 @@ def sort_images(table: pd.DataFrame, order: str) -> pd.DataFrame:
                      "are supported.")
 
 
-def busiest_image(dataset: Dataset, predictions: Predictions | None, score_thr: float) -> tuple[int, str]:
+def busiest_image(dataset: Dataset, view: "PredictionView | None") -> tuple[int, str]:
     """(image index, what it is) of the image to show first: the most ground-truth boxes, or
-    without any (a test set) the most predicted boxes at score_thr, else the first image."""
+    without any (a test set) the most predicted boxes kept by the view, else the first image."""
     if len(dataset.annotations):
         counts = np.bincount(dataset.annotations["image_index"].to_numpy(np.int64), minlength=len(dataset.images))
         return int(np.argmax(counts)), "the image with the most ground-truth boxes"
-    if predictions is not None and len(dataset.images):
-        counts = _predictions_per_image(dataset, predictions, score_thr, len(dataset.images))
+    if view is not None and len(dataset.images):
+        counts = view.boxes_per_image()
         if counts.max(initial=0) > 0:
-            return int(np.argmax(counts)), f"the image with the most predicted boxes at score ≥ {score_thr:.2f} (no ground truth)"
+            return int(np.argmax(counts)), f"the image with the most predicted boxes at score ≥ {view.score_thr:.2f} (no ground truth)"
     return 0, "the first image (no ground-truth boxes)"
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from core.outcomes import Outcome
 from core.tables import Predictions
+from core.thresholds import at_or_above
 
 N_BINS = 10
 
@@ -61,7 +62,7 @@ class Calibration:
 def _counted(ev, score_thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(class position, score, correct) of the predictions COCO counts, score >= score_thr."""
     det, outcome, _ = ev._arrays
-    keep = (outcome.code != Outcome.IGNORED.code) & (det.score >= score_thr)
+    keep = (outcome.code != Outcome.IGNORED.code) & at_or_above(det.score, score_thr)
     return det.cls[keep], det.score[keep], outcome.code[keep] == Outcome.TP.code
 
 
@@ -192,7 +193,7 @@ def cut_per_class(predictions: Predictions, thresholds: dict[int, float], defaul
     for label, value in thresholds.items():
         if value is not None and not np.isnan(value):
             thr[labels == label] = float(value)
-    return predictions.subset(predictions.scores >= thr)
+    return predictions.subset(at_or_above(predictions.scores, thr))
 
 
 def cut_per_class_csv(predictions: Predictions, thresholds: dict[int, float]) -> tuple[str, int]:

@@ -181,3 +181,36 @@ def per_class_figure(per_class: pd.DataFrame, names: Sequence[str]):
     fig.update_layout(barmode="group", yaxis_title="AP@0.5", yaxis_range=[0, 1.02], height=360,
                       margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
     return fig
+
+
+COLOR_SCHEMES = ["outcome", "class"]
+
+
+def comparison_panels(dataset, image_key: str, image_index: int, shown: Sequence[tuple[str, object]], *,
+                      color_by: str, class_names: dict[int, str], class_colors: dict[int, str],
+                      with_labels: bool = True) -> list:
+    """[Ground truth, then one panel per (title, PredictionView)] of one image, all in one colour
+    scheme, so the figure's one legend never mixes class and outcome colours.
+
+    "class": every box by its class. "outcome": the ground truth as plain reference boxes (one
+    colour), each model's predictions by outcome with the ground truth it missed (dashed); a
+    model without outcomes (not evaluated) turns the whole figure to "class".
+    """
+    from core.browse import DET_COLUMNS, gt_rows
+    from core.drawing import Panel, gt_layers, prediction_layers
+
+    if color_by not in COLOR_SCHEMES:
+        raise ValueError(f"Invalid color_by {color_by!r}. Only {', '.join(map(repr, COLOR_SCHEMES))} are supported.")
+    if any(not view.has_outcomes for _, view in shown):
+        color_by = "class"
+    style = dict(color_by=color_by, class_names=class_names, class_colors=class_colors, with_labels=with_labels)
+    reference = gt_rows(dataset, image_index, pd.DataFrame(columns=DET_COLUMNS))  # status gt / crowd
+    panels = [Panel("Ground truth", gt_layers(reference, **style))]
+    for title, view in shown:
+        dets = view.image_boxes(image_key, image_index)
+        layers = prediction_layers(dets, **style)
+        if color_by == "outcome":
+            gts = view.image_gts(image_index, dets)
+            layers = gt_layers(gts[gts["status"] == "missed"], **style) + layers
+        panels.append(Panel(title, layers))
+    return panels

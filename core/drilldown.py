@@ -16,7 +16,7 @@ def confusion_cell_images(view, gt_class: int | None, pred_class: int | None) ->
     if gt_class is None:                                                  # background row
         stray = view.keep & r.cm_det_counted & ~r.cm_det_matched & (r.det_cls == pred_class)
         return np.unique(r.det_image[stray])
-    found = (r.cm_gt_cls >= 0) & (r.cm_gt_score >= view.score_thr)
+    found = view.cm_found
     if pred_class is None:                                                # background column
         rows = (r.cm_gt_cls == gt_class) & ~found
     else:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from core.tables import Dataset, Predictions
+from core.thresholds import PredictionView
 
 OUTCOME_TABLE_COLUMNS = ["image_id", "kind", "class_id", "class", "score", "outcome", "iou",
                          "x1", "y1", "x2", "y2"]
@@ -19,7 +20,7 @@ def filtered_submission_csv(predictions: Predictions, score_thr: float) -> tuple
     """
     from core.submission import write_submission
 
-    kept = predictions.subset(predictions.scores >= score_thr)
+    kept = PredictionView(predictions, score_thr).kept
     buffer = io.StringIO()
     write_submission(kept, buffer)
     return buffer.getvalue(), len(kept)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.tables import Dataset, Predictions
+from core.thresholds import PredictionView, at_or_above
 
 ALL_CLASSES = -1  # category_id of the overall row in suggest_thresholds
 
@@ -59,9 +60,8 @@ def _known(preds: Predictions, dataset: Dataset) -> tuple[np.ndarray, np.ndarray
 
 def boxes_per_image(preds: Predictions, dataset: Dataset, score_thr: float) -> np.ndarray:
     """[N images] boxes scoring >= score_thr on each dataset image (0 where the CSV has no row)."""
-    image_index, known = _known(preds, dataset)
-    keep = known & (preds.scores >= score_thr)
-    return np.bincount(image_index[keep], minlength=len(dataset.images))
+    _, known = _known(preds, dataset)
+    return PredictionView(preds, score_thr, dataset).boxes_per_image(known)
 
 
 def images_without_boxes(preds: Predictions, dataset: Dataset, score_thr: float) -> pd.DataFrame:
@@ -69,7 +69,7 @@ def images_without_boxes(preds: Predictions, dataset: Dataset, score_thr: float)
     image_index, known = _known(preds, dataset)
     top = np.full(len(dataset.images), -np.inf)
     np.maximum.at(top, image_index[known], preds.scores[known])
-    empty = np.flatnonzero(top < score_thr)
+    empty = np.flatnonzero(~at_or_above(top, score_thr))
     return pd.DataFrame({"file_name": dataset.images["file_name"].to_numpy()[empty],
                          "top_score": np.where(np.isfinite(top[empty]), top[empty], np.nan)})
 
@@ -78,7 +78,7 @@ def class_mix(preds: Predictions, dataset: Dataset, prior: ClassPrior, score_thr
     """category_id, name, predicted (boxes >= score_thr), expected (training rate x test images),
     ratio (predicted / expected; NaN when nothing is expected), share_predicted, share_train."""
     _, known = _known(preds, dataset)
-    keep = known & (preds.scores >= score_thr)
+    keep = known & PredictionView(preds, score_thr, dataset).keep
     ids = dataset.category_ids
     predicted = pd.Series(preds.labels[keep]).value_counts().reindex(ids).fillna(0).astype(np.int64).to_numpy()
     n_images = len(dataset.images)
@@ -109,7 +109,7 @@ def count_matching_threshold(scores: np.ndarray, expected: float) -> tuple[float
         threshold = float(scores[-1]) if len(scores) else 0.0
     else:
         threshold = float(scores[k - 1])
-    return threshold, int((scores >= threshold).sum())
+    return threshold, int(at_or_above(scores, threshold).sum())
 
 
 def suggest_thresholds(preds: Predictions, dataset: Dataset, prior: ClassPrior) -> pd.DataFrame:

@@ -1,6 +1,8 @@
-"""Cheap views of an evaluation at a score threshold, and curves over thresholds.
+"""Where the score threshold is applied: views of predictions (`PredictionView`) and of an
+evaluation (`ThresholdView`) at a score threshold, and curves over thresholds.
 
-Every view is arithmetic over arrays prepared once (`Ranked`): keeping the predictions with
+`at_or_above` and the views are the one place the cut `score >= score_thr` is written; every
+page, widget and core module asks them. Every evaluation view is arithmetic over arrays prepared once (`Ranked`): keeping the predictions with
 score >= t keeps a prefix of every score-ordered list, so outcomes, matches, the TP positions
 that AP depends on and the class-agnostic matches of the confusion matrix all stay valid.
 """
@@ -12,6 +14,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from core import browse
 from core.outcomes import OUTCOME_CODES, PREDICTION_ERRORS, Outcome
 from core.metrics import interpolated_ap
 
@@ -107,6 +110,11 @@ class Ranked:
         return interpolated_ap(self.tp_cls[keep], self.tp_pos[keep], self.n_gt)
 
 
+def at_or_above(scores: np.ndarray, score_thr) -> np.ndarray:
+    """[N] bool: the scores kept at score_thr (a number, or [N] per-box thresholds)."""
+    return np.asarray(scores, dtype=np.float64) >= score_thr
+
+
 def lookup(values: np.ndarray, index: np.ndarray, missing) -> np.ndarray:
     """values[index] where index >= 0, `missing` where it is -1 (safe when values is empty)."""
     out = np.full(len(index), missing, dtype=np.result_type(values.dtype, np.asarray(missing).dtype))
@@ -138,6 +146,11 @@ class ThresholdView:
         self._dataset = dataset
         self.keep = ranked.det_score >= score_thr                      # [N] rows of ev.dets kept
         self.missed = ranked.gt_regular & ~(ranked.gt_matched_score >= score_thr)  # [G]
+
+    @property
+    def evaluation(self):
+        """The Evaluation this view cuts (read-only)."""
+        return self._evaluation
 
     @cached_property
     def dets(self) -> pd.DataFrame:
@@ -237,6 +250,11 @@ class ThresholdView:
         })
 
     @cached_property
+    def cm_found(self) -> np.ndarray:
+        """[G] bool: regular GT whose class-agnostic match (confusion matrix) is kept."""
+        return (self._r.cm_gt_cls >= 0) & (self._r.cm_gt_score >= self.score_thr)
+
+    @cached_property
     def confusion(self) -> pd.DataFrame:
         """(K+1)x(K+1) counts: rows GT class + "background", columns predicted class + "background".
 
@@ -246,7 +264,7 @@ class ThresholdView:
         """
         r, k = self._r, len(self._r.category_ids)
         matrix = np.zeros((k + 1, k + 1), np.int64)
-        found = (r.cm_gt_cls >= 0) & (r.cm_gt_score >= self.score_thr)
+        found = self.cm_found
         np.add.at(matrix, (r.cm_gt_cls[found], r.cm_gt_pred_cls[found]), 1)
         missed = (r.cm_gt_cls >= 0) & ~found
         matrix[:k, k] = np.bincount(r.cm_gt_cls[missed], minlength=k)
@@ -254,6 +272,110 @@ class ThresholdView:
         matrix[k, :k] = np.bincount(r.det_cls[stray], minlength=k)
         labels = list(r.category_names) + ["background"]
         return pd.DataFrame(matrix, index=pd.Index(labels, name="gt"), columns=pd.Index(labels, name="pred"))
+
+
+class PredictionView:
+    """These predictions at this score threshold, with or without ground truth: one surface.
+
+    dataset: the images the boxes are placed on (None: none known). evaluated: the evaluation's
+    ThresholdView at the same threshold; without it, outcome columns (outcome, iou, n_tp, ...)
+    are absent or NaN, never faked. Lazy and cheap: build one per threshold.
+    """
+
+    def __init__(self, predictions, score_thr: float, dataset=None,
+                 evaluated: ThresholdView | None = None):
+        if evaluated is not None and evaluated.score_thr != score_thr:
+            raise ValueError(f"Invalid evaluated view at score {evaluated.score_thr!r}: "
+                             f"this view is at {score_thr!r}; only the same threshold is supported.")
+        self.predictions = predictions
+        self.score_thr = float(score_thr)
+        self.dataset = dataset
+        self.evaluated = evaluated
+
+    @property
+    def has_outcomes(self) -> bool:
+        return self.evaluated is not None
+
+    @cached_property
+    def keep(self) -> np.ndarray:
+        """[N] bool over the Predictions rows: score >= score_thr."""
+        return at_or_above(self.predictions.scores, self.score_thr)
+
+    @cached_property
+    def kept(self):
+        """The Predictions restricted to the kept boxes (every image keeps its entry)."""
+        return self.predictions.subset(self.keep)
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.keep.sum())
+
+    @cached_property
+    def image_index(self) -> np.ndarray:
+        """[N] dataset image index of every box; -1 on images the dataset lacks (all without one)."""
+        if self.dataset is None:
+            return np.full(len(self.predictions), -1, np.int64)
+        return self.predictions.image_index_in(self.dataset)
+
+    @cached_property
+    def boxes_per_key(self) -> np.ndarray:
+        """[R] kept boxes on each image of predictions.image_keys."""
+        preds = self.predictions
+        return np.bincount(preds.image_pos[self.keep], minlength=len(preds.image_keys))
+
+    @cached_property
+    def top_score_per_key(self) -> np.ndarray:
+        """[R] highest kept score on each image of predictions.image_keys; NaN where none is kept."""
+        preds = self.predictions
+        top = np.full(len(preds.image_keys), -np.inf)
+        np.maximum.at(top, preds.image_pos[self.keep], preds.scores[self.keep])
+        return np.where(np.isfinite(top), top, np.nan)
+
+    def boxes_per_image(self, known: np.ndarray | None = None) -> np.ndarray:
+        """[dataset images] kept boxes on each dataset image (known: [N] bool, boxes to count)."""
+        keep = self.keep & (self.image_index >= 0)
+        if known is not None:
+            keep &= known
+        n_images = len(self.dataset.images) if self.dataset is not None else 0
+        return np.bincount(self.image_index[keep], minlength=n_images)
+
+    def top_scores(self, keys) -> np.ndarray:
+        """[len(keys)] highest kept score on each image key; NaN where it has none."""
+        position = pd.Index(np.asarray(self.predictions.image_keys, dtype=object)).get_indexer(
+            pd.Index(np.asarray(keys, dtype=object), dtype=object))
+        return np.where(position >= 0, self.top_score_per_key[np.maximum(position, 0)], np.nan) \
+            if len(self.top_score_per_key) else np.full(len(position), np.nan)
+
+    @property
+    def class_names(self) -> dict[int, str]:
+        return self.dataset.category_names if self.dataset is not None else {}
+
+    def image_table(self) -> pd.DataFrame:
+        """One row per browsable image (core.browse.TABLE_COLUMNS) at this threshold."""
+        return browse.image_table(self.dataset, self)
+
+    def image_boxes(self, key: str, image_index: int) -> pd.DataFrame:
+        """The kept boxes of one image (core.browse.image_boxes); outcome and iou when evaluated."""
+        return browse.image_boxes(self, key, image_index)
+
+    def image_gts(self, image_index: int, dets: pd.DataFrame) -> pd.DataFrame:
+        """The image's GT boxes with status tp/missed/crowd when evaluated, gt/crowd otherwise."""
+        missed = self.evaluated.missed if self.evaluated is not None else None
+        return browse.gt_rows(self.dataset, image_index, dets, missed, self.class_names)
+
+    def box_table(self, gts: pd.DataFrame, dets: pd.DataFrame) -> pd.DataFrame:
+        """One row per box of an image (ground truth, then predictions), for a table."""
+        return browse.box_table(gts, dets, self.class_names)
+
+    def filter_sources(self) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """(dets, gts) tables for core.browse.images_with: kept boxes with image_index and
+        category_id (+ outcome when evaluated); GT with `missed` when evaluated."""
+        if self.evaluated is not None:
+            return self.evaluated.dets, self.evaluated.gts
+        gts = self.dataset.annotations if self.dataset is not None and len(self.dataset.annotations) else None
+        dets = pd.DataFrame({"image_index": self.image_index[self.keep],
+                             "category_id": self.predictions.labels[self.keep]})
+        return dets, gts
 
 
 def _ratio(num: float, den: float) -> float:

@@ -4,37 +4,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.browse import NO_GT_SORT_ORDERS, SORT_ORDERS, find_image
+from core.browse import NO_GT_SORT_ORDERS, SORT_ORDERS, box_table, only_shown
 from core.charts import iou_text
 from core.outcomes import OUTCOME_CHOICES, OUTCOME_LABELS
 from ui import state as S
-from ui.explorer import ImageList, disagreement_source, image_list
+from ui.explorer import disagreement_source, image_list, navigation
 from ui.sidebar import ActiveData, active_data, page_setup, score_slider
-from ui.widgets import (box_table, draw_image_panels, gt_rows, image_panels, image_ref_for,
-                        outcome_legend, prediction_rows)
-
-JUMP_ERROR = "_explorer_jump_error"
-POSITION = "_explorer_position"  # the position box's key starts so; the list's order ends it
-
-
-def _go_to(key: str) -> None:
-    st.session_state[S.EXPLORER_IMAGE] = key
-    st.session_state[JUMP_ERROR] = None
-
-
-def _go_to_position(keys: list[str], widget: str) -> None:
-    _go_to(keys[int(st.session_state[widget]) - 1])
-
-
-def _jump(listing: ImageList) -> None:
-    query = st.session_state["_explorer_jump"]
-    found = find_image(listing.table, query)
-    if found is None:
-        st.session_state[JUMP_ERROR] = (f"No image '{query}' in the list (file name or image id; "
-                                        "filters above may hide it).")
-    else:
-        _go_to(listing.keys[found])
-    st.session_state["_explorer_jump"] = ""
+from ui.widgets import boxes_of, draw_image_panels, image_panels, image_ref_for, outcome_legend
 
 
 def _filters(data: ActiveData):
@@ -59,31 +35,6 @@ def _filters(data: ActiveData):
     show_labels = controls[4].toggle("Labels", **S.bind(S.EXPLORER_LABELS))
     class_ids = [name_to_id[n] for n in class_filter] or None
     return order, class_ids, list(outcome_filter) or None, color_by, show_labels
-
-
-def _navigation(listing: ImageList) -> tuple[int, st.delta_generator.DeltaGenerator]:
-    """Previous / position / next / jump; returns the shown row and the cell for its facts."""
-    keys = listing.keys
-    position = listing.positions.get(st.session_state[S.EXPLORER_IMAGE], 0)
-    st.session_state[S.EXPLORER_IMAGE] = keys[position]
-    nav = st.columns([0.6, 1.2, 0.6, 2.2, 3])
-    nav[0].button("◀ Previous", key="_explorer_prev", on_click=_go_to,
-                  args=(keys[max(position - 1, 0)],), disabled=position == 0, width="stretch")
-    # A position means an image only in this order: keyed by it, a position the browser sends
-    # from an older order (score key presses reorder the list faster than it redraws) is dropped
-    widget = f"{POSITION}_{hash(tuple(keys)) & 0xFFFFFFFF:08x}"
-    st.session_state[widget] = position + 1
-    nav[1].number_input(f"Image (of {len(keys):,})", min_value=1, max_value=len(keys), step=1,
-                        key=widget, on_change=_go_to_position, args=(keys, widget),
-                        label_visibility="collapsed")
-    nav[2].button("Next ▶", key="_explorer_next", on_click=_go_to,
-                  args=(keys[min(position + 1, len(keys) - 1)],),
-                  disabled=position >= len(keys) - 1, width="stretch")
-    nav[3].text_input("Jump to", key="_explorer_jump", on_change=_jump, args=(listing,),
-                      label_visibility="collapsed", placeholder="jump to file name or image id")
-    if st.session_state.get(JUMP_ERROR):
-        st.error(st.session_state[JUMP_ERROR])
-    return position, nav[4]
 
 
 def _facts(data: ActiveData, row, position: int, n_images: int) -> str:
@@ -128,19 +79,12 @@ def explorer(data: ActiveData) -> None:
     if not len(listing.table):
         st.warning("No image matches the class and outcome filters; clear them above.")
         return
-    position, facts_cell = _navigation(listing)
+    position, facts_cell = navigation(listing)
     row = listing.table.iloc[position]
     key, image_index = str(row["key"]), int(row["image_index"])
     facts_cell.markdown(_facts(data, row, position, len(listing.keys)))
 
-    dets = prediction_rows(data, key, image_index)
-    gts = gt_rows(data, image_index, dets)
-    if class_ids is not None:
-        dets = dets[dets["category_id"].isin(class_ids)]
-        gts = gts[gts["category_id"].isin(class_ids)]
-    if outcomes is not None:
-        dets = dets[dets["outcome"].astype(str).isin(outcomes)] if "outcome" in dets else dets
-        gts = gts[gts["status"].isin(outcomes)]
+    dets, gts = only_shown(*boxes_of(data, key, image_index), class_ids, outcomes)
     effective_color = color_by if data.view is not None else "class"
     if effective_color == "outcome":
         outcome_legend()
@@ -149,7 +93,7 @@ def explorer(data: ActiveData) -> None:
                       key="explorer_panels")
     st.caption("Scroll to zoom, drag to pan: both panels follow. Hover a box (centre or label "
                "corner) for its class, score, IoU and outcome. Click a legend entry to hide it.")
-    boxes = box_table(data, gts, dets)
+    boxes = box_table(gts, dets, data.class_names)
     # st.table, not st.dataframe: the data grid redraws ~150 ms after every slider move
     # (bench/bench_slider.py); a static table in a scroll box is there with the panels.
     shown = boxes.style.format({"score": "{:.3f}", "IoU": "{:.2f}", "x1": "{:.1f}", "y1": "{:.1f}",

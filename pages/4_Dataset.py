@@ -96,8 +96,8 @@ with right:
     st.plotly_chart(per_class_box_figure(scores, "score", names=names, colors=colors,
                                          title="Score distribution per class", y_title="score"),
                     key="scores_per_class", width="stretch")
-known = preds.image_index_in(ds) >= 0
-keep = known & (preds.scores >= data.score_thr)
+known = data.prediction_view.image_index >= 0
+keep = known & data.prediction_view.keep
 all_ids = sorted(set(ds.categories["id"].tolist()) | set(np.unique(preds.labels).tolist()))
 predicted = pd.Series(preds.labels[keep]).value_counts().reindex(all_ids).fillna(0).astype(int)
 true = ann.groupby("category_id").size().reindex(all_ids).fillna(0).astype(int) if len(ann) \

@@ -19,7 +19,7 @@ if data.predictions is None:
 preds = data.predictions
 stem = (data.predictions_label or "predictions").rsplit("/", 1)[-1].rsplit(".", 1)[0]
 stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
-kept = int((preds.scores >= data.score_thr).sum())
+kept = data.prediction_view.n_kept
 st.subheader("Submission filtered at the score threshold")
 if not kept:
     st.info(f"No predicted boxes in {data.predictions_label} at score ≥ {data.score_thr:.2f}: the "

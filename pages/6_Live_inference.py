@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 import streamlit as st
 
@@ -10,12 +9,13 @@ from core.drawing import image_data_uri
 from core.images import read_image, resolve_image_path
 from core.inference import dataset_image_items, expected_image_sizes, predict_images, to_predictions
 from core.submission import write_submission
+from core.thresholds import PredictionView
 from ui import loaders
 from ui import state as S
-from ui.inference import detections_frame, first_image_found, image_detections, model_picker
+from ui.inference import first_image_found, image_detections, model_picker
 from ui.loaders import ImageRef
 from ui.sidebar import active_data, page_setup, register_predictions
-from ui.widgets import box_table, draw_image_panels, gt_rows, image_panels, image_ref_for
+from ui.widgets import draw_image_panels, image_panels, image_ref_for
 
 FROM_DATASET = "From the dataset"
 UPLOADED = "Upload an image"
@@ -85,11 +85,10 @@ if detector is None:
     st.stop()
 
 dets = image_detections(choice, cache_key, image)
-frame = detections_frame(dets, data.score_thr)
-live = to_predictions([image_key], [dets.above(data.score_thr)], source=choice.label)
-# the live model stands in for the active predictions: GT boxes get plain status, no outcome
-shown = replace(data, predictions=live, predictions_label=choice.label, view=None, evaluation=None)
-gts = gt_rows(shown, image_index, frame)
+# the live model's own view at the sidebar's threshold: not evaluated, so GT boxes get plain status
+live = PredictionView(to_predictions([image_key], [dets], source=choice.label), data.score_thr, data.dataset)
+frame = live.image_boxes(image_key, image_index)
+gts = live.image_gts(image_index, frame)
 
 metrics = st.columns(4)
 metrics[0].metric("Inference time", f"{dets.elapsed_s * 1000:.0f} ms", help=f"forward pass on {detector.device}, "
@@ -98,11 +97,11 @@ metrics[1].metric(f"Boxes ≥ {data.score_thr:.2f}", len(frame))
 metrics[2].metric("Ground-truth boxes", len(gts) if image_index >= 0 else "–")
 metrics[3].metric("Image size", f"{dets.width} × {dets.height}")
 show_labels = st.toggle("Labels", value=True, key="_infer_labels")
-draw_image_panels(ref, image_panels(shown, gts, frame, color_by="class", show_labels=show_labels,
+draw_image_panels(ref, image_panels(data, gts, frame, color_by="class", show_labels=show_labels,
                                     prediction_title=f"{choice.label}, score ≥ {data.score_thr:.2f}"),
                   key="infer_panels", show_labels=show_labels)
 st.caption("The score threshold in the sidebar filters the boxes; moving it does not re-run the model.")
-st.dataframe(box_table(shown, gts, frame), hide_index=True, width="stretch")
+st.dataframe(live.box_table(gts, frame), hide_index=True, width="stretch")
 
 # --- the whole dataset ------------------------------------------------------------------------------
 st.subheader("Predict the whole dataset")

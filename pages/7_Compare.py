@@ -1,68 +1,20 @@
 """Compare models: metrics, per-class AP and error counts side by side; the images where one
-model beats the other most, in a synchronised three-panel view (GT | A | B)."""
+model beats the other most, GT | A | B side by side or one panel at a time (ui.compare)."""
 from __future__ import annotations
-
-from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 from core.charts import iou_text
 from core.compare import per_class_figure
-from core.drawing import Panel, gt_layers, prediction_layers
 from ui import state as S
 from ui.agreement import agreement_section, compare_without_gt
 from ui.catalog import bootstrap_section
-from ui.prediction_sets import choose_prediction_sets, comparison_tables, data_for, pair_tables
+from ui.compare import image_view, styled
+from ui.prediction_sets import choose_prediction_sets, comparison_tables, pair_tables
 from ui.sidebar import active_data, page_setup, score_slider
-from ui.widgets import draw_image_panels, gt_rows, image_ref_for, outcome_legend, prediction_rows
 
 TOP_IMAGES = 10  # images listed per direction
-
-
-def _delta_colour(value) -> str:
-    if pd.isna(value) or abs(value) < 1e-9:
-        return ""
-    return "color: #1a7f37" if value > 0 else "color: #cf222e"
-
-
-def _styled(table: pd.DataFrame, deltas: list[str], number_format: str = "{:.4f}"):
-    """Numbers formatted, Δ columns signed and green/red."""
-    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-    styler = table.style.format(number_format, subset=[c for c in numeric if c not in deltas], na_rep="–")
-    styler = styler.format("{:+.4f}" if "f}" in number_format else "{:+,}", subset=deltas, na_rep="–")
-    return styler.map(_delta_colour, subset=deltas)
-
-
-@st.fragment
-def _image_view(data, per_image: pd.DataFrame, candidates: pd.DataFrame, sets, name_a: str,
-                name_b: str) -> None:
-    """GT | A | B of one listed image; a fragment, so its widgets rerun only this view."""
-    labels = {row.file_name: f"{row.file_name}  (A − B {row.difference:+.3f})" for row in candidates.itertuples()}
-    options = list(labels)
-    view_controls = st.columns([3, 1, 1])
-    image_key = view_controls[0].selectbox("Image", options, format_func=labels.get,
-                                           **S.bind(S.COMPARE_IMAGE, options))
-    color_by = view_controls[1].radio("Colour by", ["outcome", "class"], key="_compare_color_by", horizontal=True)
-    show_labels = view_controls[2].toggle("Labels", value=True, key="_compare_labels")
-
-    image_index = int(per_image.loc[per_image["file_name"] == image_key, "image_index"].iloc[0])
-    by_label = {s.label: s for s in sets}
-    no_boxes = pd.DataFrame(columns=["category_id", "score", "x1", "y1", "x2", "y2"])
-    gts = gt_rows(replace(data, view=None), image_index, no_boxes).drop(columns=["hover_extra"])
-    panels = [Panel("Ground truth", gt_layers(gts, color_by="class", class_names=data.class_names,
-                                              class_colors=data.class_colors, with_labels=show_labels))]
-    row = per_image.loc[per_image["image_index"] == image_index].iloc[0]
-    for letter, name, ap50 in (("A", name_a, row["ap50_a"]), ("B", name_b, row["ap50_b"])):
-        dets = prediction_rows(data_for(data, by_label[name]), image_key, image_index)
-        title = f"{letter}: {name} · AP@{iou_text(data.iou_thr)} {ap50:.3f}" if pd.notna(ap50) else f"{letter}: {name}"
-        panels.append(Panel(title, prediction_layers(dets, color_by=color_by, class_names=data.class_names,
-                                                     class_colors=data.class_colors, with_labels=show_labels)))
-    if color_by == "outcome":
-        outcome_legend(kinds=("tp", "duplicate", "localization", "classification", "both", "background"))
-    draw_image_panels(image_ref_for(data, image_key, image_index), panels, key="compare_panels")
-    st.caption("Scroll to zoom, drag to pan: the three panels follow each other. Boxes below the score "
-               "threshold are hidden.")
 
 
 @st.fragment
@@ -81,20 +33,19 @@ def _at_threshold(data, sets) -> None:
     # slider move where the data grid takes ~150 ms each (bench/bench_slider.py)
     st.subheader("Metrics")
     metrics = tables.metrics
-    styled = _styled(metrics, deltas).format("{:,.0f}", subset=pd.IndexSlice[["boxes kept"], names])
-    styled = styled.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas])
-    st.table(styled)
+    shown = styled(metrics, deltas).format("{:,.0f}", subset=pd.IndexSlice[["boxes kept"], names])
+    st.table(shown.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas]))
 
     iou = iou_text(data.iou_thr)  # the per-class and per-image APs are at the sidebar's IoU
     st.subheader(f"Per-class AP@{iou}")
     per_class = tables.per_class
     figure = per_class_figure(per_class, names).update_layout(yaxis_title=f"AP@{iou}")
     st.plotly_chart(figure, key="compare_per_class_chart", width="stretch")
-    st.table(_styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
+    st.table(styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
              hide_index=True)
 
     st.subheader("Error types")
-    st.table(_styled(tables.error_counts, deltas, "{:,}"))
+    st.table(styled(tables.error_counts, deltas, "{:,}"))
     st.caption("tp: correct boxes; the errors follow TIDE (classification, localization, both, "
                "duplicate, background); missed: ground-truth boxes no prediction found.")
 
@@ -135,7 +86,7 @@ def _at_threshold(data, sets) -> None:
     if not len(candidates):
         st.info("The two models score the same on every image.")
         return
-    _image_view(data, per_image, candidates, sets, name_a, name_b)
+    image_view(data, per_image, candidates, sets, name_a, name_b)
 
 
 page_setup("Compare models", icon=":material/compare_arrows:")

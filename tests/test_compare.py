@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.compare import biggest_differences, compare, delta_column, unique_names
 from core.dataset import load_coco
 from core.evaluation import evaluate
+from core.outcomes import OUTCOME_LABELS
 from core.submission import read_submission
 from core.tables import Predictions
 from tests.conftest import REAL_TRASH, REPO, SAMPLE, need
@@ -169,6 +170,12 @@ def panel_titles(chart) -> list[str]:
     return [re.sub(r"</?b>", "", a["text"]) for a in spec["layout"].get("annotations", []) if "text" in a]
 
 
+def legend_names(chart) -> list[str]:
+    """The names the figure's one legend lists."""
+    spec = json.loads(chart.proto.spec)
+    return [t["name"] for t in spec["data"] if t.get("showlegend", True) and t.get("name")]
+
+
 SAMPLE_PAIR = ["predictions_strong.csv", "predictions_weak.csv"]
 
 
@@ -226,6 +233,40 @@ class TestComparePage:
         assert after.loc["mAP@0.5", "predictions_strong.csv"] == before.loc["mAP@0.5", "predictions_strong.csv"]
         assert after.loc["boxes kept", "predictions_strong.csv"] < before.loc["boxes kept", "predictions_strong.csv"]
         assert any("score threshold 0.60" in c.value for c in at.caption)
+
+    def test_layouts_side_by_side_and_one_panel_at_a_time(self):
+        """Issue 11: the user picks the layout; one at a time shows A, B or the GT, full width."""
+        at = open_compare()
+        assert at.radio(key="_compare_layout").value == "side by side"
+        assert len(panel_titles(at.get("plotly_chart")[1])) == 3
+        at.radio(key="_compare_layout").set_value("one at a time").run()
+        assert not at.exception, [e.value for e in at.exception]
+        titles = panel_titles(at.get("plotly_chart")[1])
+        assert len(titles) == 1 and titles[0].startswith("A: predictions_strong.csv")
+        for panel, start in (("B", "B: predictions_weak.csv"), ("Ground truth", "Ground truth")):
+            at.radio(key="_compare_panel").set_value(panel).run()
+            assert not at.exception
+            titles = panel_titles(at.get("plotly_chart")[1])
+            assert len(titles) == 1 and titles[0].startswith(start)
+        at.radio(key="_compare_layout").set_value("side by side").run()
+        assert len(panel_titles(at.get("plotly_chart")[1])) == 3
+
+    @pytest.mark.parametrize("layout", ["side by side", "one at a time"])
+    def test_one_legend_never_mixes_class_and_outcome_colours(self, layout):
+        """Issue 11: the GT panel was coloured by class beside outcome-coloured predictions in one
+        legend (Paper and TP both green). Each scheme's legend holds only its own entries."""
+        classes = set(load_coco(SAMPLE / "train.json").category_names.values())
+        outcomes = set(OUTCOME_LABELS.values())
+        at = open_compare(**{"_compare_layout": layout})
+        for color_by in ("outcome", "class"):
+            at.radio(key="_compare_color_by").set_value(color_by).run()
+            assert not at.exception, [e.value for e in at.exception]
+            names = legend_names(at.get("plotly_chart")[1])
+            assert names, "no legend entries"
+            if color_by == "outcome":
+                assert {n.removeprefix("GT: ") for n in names} <= outcomes, names
+            else:
+                assert {n.removesuffix(" (crowd)") for n in names} <= classes, names
 
     def test_one_set_asks_for_another(self):
         at = open_compare(**{S.COMPARE_SETS: ["predictions_strong.csv"]})

@@ -15,6 +15,7 @@ from core.drawing import (BoxLayer, Panel, crop_region, gt_layers, panels_figure
 from core.images import resolve_image_path
 from core.folder_scan import default_predictions, json_kind, scan_folder
 from core.tables import Dataset, Predictions
+from core.thresholds import PredictionView
 
 from tests.conftest import EXTERNAL, REAL_TRASH, need
 
@@ -126,7 +127,7 @@ class TestCrops:
 
 class TestImageList:
     def test_rows_for_gt_images_and_prediction_only_images(self):
-        table = image_table(_dataset(), _predictions(), 0.05)
+        table = image_table(_dataset(), PredictionView(_predictions(), 0.05, _dataset()))
         assert table["key"].tolist() == ["a.jpg", "b.jpg", "c.jpg", "test/x.jpg"]
         assert table["image_index"].tolist() == [0, 1, 2, -1]
         assert table["n_gt"].tolist()[:3] == [2, 0, 1] and np.isnan(table["n_gt"].iloc[3])
@@ -135,7 +136,7 @@ class TestImageList:
     def test_per_image_stats_and_sort(self):
         per_image = pd.DataFrame({"image_index": [0, 1, 2], "n_pred": [2, 0, 0], "n_tp": [1, 0, 0],
                                   "n_fp": [1, 0, 0], "n_missed": [1, 0, 1], "ap50": [0.5, np.nan, 0.0]})
-        table = image_table(_dataset(), None, 0.0, per_image)
+        table = image_table(_dataset(), None, per_image)
         assert sort_images(table, "most errors")["key"].tolist() == ["a.jpg", "c.jpg", "b.jpg"]
         assert sort_images(table, "lowest image AP")["key"].tolist() == ["c.jpg", "a.jpg", "b.jpg"]
         with pytest.raises(ValueError, match="Invalid sort order"):
@@ -147,7 +148,7 @@ class TestImageList:
         assert images_with(dets, gts, [3], None).tolist() == [1, 2]
         assert images_with(dets, gts, None, ["missed"]).tolist() == [1]
         assert images_with(dets, gts, [1], ["tp"]).tolist() == [0]
-        table = image_table(_dataset(), _predictions(), 0.05)
+        table = image_table(_dataset(), PredictionView(_predictions(), 0.05, _dataset()))
         assert find_image(table, "x.jpg") == 3
         assert find_image(table, "12") == 2
         assert find_image(table, "nope") is None

@@ -8,6 +8,8 @@ How a page uses it::
     #   data.dataset / data.dataset_key       the ground truth (core.tables.Dataset) or None
     #   data.predictions / data.predictions_key / data.predictions_label   the active set or None
     #   data.evaluation / data.view           cached Evaluation and ev.at(score_thr), or None
+    #   data.prediction_view                  core.thresholds.PredictionView: the active set at
+    #                                         score_thr (with or without GT), or None
     #   data.score_thr / data.iou_thr         the shared thresholds (sidebar sliders)
     #   data.root                             dataset folder images resolve in (None: none)
     #   data.class_names / data.class_colors / data.class_name(id)
@@ -25,7 +27,9 @@ Modules:
 - `ui.widgets`: `draw_image_panels(image_ref, [Panel, ...], key=...)`: N side-by-side panels of
   one image with synchronised zoom/pan (GT | predictions, or GT | A | B); build each Panel's
   layers with `core.drawing.gt_layers` / `prediction_layers` (colour by outcome or class), or use
-  `image_panels(data, gts, dets, ...)` for the standard pair and `prediction_rows` / `gt_rows`
-  for one image's boxes; `box_table`, `outcome_legend`, `need_evaluation(data)`.
-The score threshold slider is part of the sidebar: read `data.score_thr`, never draw another.
+  `image_panels(data, gts, dets, ...)` for the standard pair and `boxes_of(data, key, index)`
+  for one image's (predictions, GT) rows; `outcome_legend`, `need_evaluation(data)`.
+- `ui.prediction_sets.set_view(data, chosen)`: another set's PredictionView (Compare, agreement).
+The score threshold slider is part of the sidebar: read `data.score_thr`, never draw another; the
+cut itself is core.thresholds' (`data.prediction_view.keep`, `.kept`, `.image_boxes`, ...).
 """

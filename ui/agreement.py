@@ -89,11 +89,10 @@ def agreement_section(data: ActiveData, sets: list[PredictionSet]) -> None:
 @st.fragment
 def _disagreement_images(data: ActiveData, ref: PredictionSet, other: PredictionSet, ag: Agreement) -> None:
     """The images where the two disagree most, and one of them drawn: [GT |] reference | other."""
-    from dataclasses import replace
-
+    from core.browse import DET_COLUMNS, gt_rows
     from core.drawing import Panel, gt_layers, prediction_layers
-    from ui.prediction_sets import data_for
-    from ui.widgets import draw_image_panels, gt_rows, image_ref_for, prediction_rows
+    from ui.prediction_sets import set_view
+    from ui.widgets import draw_image_panels, image_ref_for
 
     top = ag.per_image.head(TOP_IMAGES)
     top = top[top["disagreements"] > 0]
@@ -111,13 +110,11 @@ def _disagreement_images(data: ActiveData, ref: PredictionSet, other: Prediction
     names, colors = data.class_names, data.class_colors
     panels = []
     if data.has_gt_boxes:
-        no_boxes = pd.DataFrame(columns=["category_id", "score", "x1", "y1", "x2", "y2"])
-        gts = gt_rows(replace(data, view=None), image_index, no_boxes).drop(columns=["hover_extra"])
+        gts = gt_rows(data.dataset, image_index, pd.DataFrame(columns=DET_COLUMNS)).drop(columns=["hover_extra"])
         panels.append(Panel("Ground truth", gt_layers(gts, color_by="class", class_names=names,
                                                       class_colors=colors, with_labels=True)))
     for title, chosen in ((f"reference: {ref.label}", ref), (other.label, other)):
-        shown = replace(data_for(data, replace(chosen, evaluation=None)), score_thr=ag.ref_thr)
-        dets = prediction_rows(shown, key, image_index)
+        dets = set_view(data, chosen, ag.ref_thr, evaluated=False).image_boxes(key, image_index)
         panels.append(Panel(f"{title} (score ≥ {ag.ref_thr:.2f})", prediction_layers(
             dets, color_by="class", class_names=names, class_colors=colors, with_labels=True)))
     draw_image_panels(image_ref_for(data, key, image_index), panels, key="agree_panels")

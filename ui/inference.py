@@ -142,15 +142,6 @@ def image_detections(choice: ModelChoice, image_key: str, image) -> ImageDetecti
     return _detections(choice.key, image_key, choice.detector, image)
 
 
-def detections_frame(dets: ImageDetections, score_thr: float) -> pd.DataFrame:
-    """The boxes at or above score_thr as the drawing widgets' prediction table."""
-    kept = dets.above(score_thr)
-    boxes = kept.boxes_xyxy
-    return pd.DataFrame({"pred_index": range(len(kept.scores)), "category_id": kept.labels,
-                         "score": kept.scores, "x1": boxes[:, 0], "y1": boxes[:, 1],
-                         "x2": boxes[:, 2], "y2": boxes[:, 3]})
-
-
 def first_image_found(root: Path | None, names: list[str], preferred: str | None, limit: int = 500) -> str:
     """`preferred` when its file exists, else the first of `names` (up to `limit` looked at) whose
     file exists, else names[0]: the page opens on an image it can show."""

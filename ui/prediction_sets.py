@@ -3,7 +3,7 @@ folder, upload and in-app set (ensembles, live inference) the sidebar offers, lo
 evaluated through the shared cached loaders."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +13,7 @@ from core.compare import Comparison, biggest_differences, compare
 from core.problems import Problem
 from core.folder_scan import first_csv_image_id
 from core.tables import Predictions
+from core.thresholds import PredictionView
 from ui import loaders
 from ui import state as S
 from ui.loaders import Source
@@ -81,14 +82,15 @@ def _fits(data: ActiveData, option: Source | RegisteredPredictions) -> bool:
     return True
 
 
-def data_for(data: ActiveData, chosen: PredictionSet) -> ActiveData:
-    """The active data with `chosen` as its predictions, for the shared drawing helpers."""
+def set_view(data: ActiveData, chosen: PredictionSet, score_thr: float | None = None, *,
+             evaluated: bool = True) -> PredictionView:
+    """`chosen`'s predictions at score_thr (default: the sidebar's) on the active dataset; with
+    outcomes when it was evaluated (its cached ThresholdView), unless evaluated=False."""
+    score_thr = data.score_thr if score_thr is None else float(score_thr)
     view = None
-    if chosen.evaluation is not None:
-        view = loaders.threshold_view(chosen.evaluation, data.dataset_key, chosen.key, data.iou_thr,
-                                      data.score_thr)
-    return replace(data, predictions_label=chosen.label, predictions=chosen.predictions,
-                   predictions_key=chosen.key, evaluation=chosen.evaluation, view=view)
+    if evaluated and chosen.evaluation is not None:
+        view = loaders.threshold_view(chosen.evaluation, data.dataset_key, chosen.key, data.iou_thr, score_thr)
+    return PredictionView(chosen.predictions, score_thr, data.dataset, view)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from core.data_roots import PathRefused
 from core.problems import Problem
 from core.folder_scan import default_ground_truth, default_predictions, scan_folder
 from core.tables import Dataset, Predictions
+from core.thresholds import PredictionView
 from ui import loaders
 from ui import state as S
 from ui.loaders import Loaded, Source
@@ -51,6 +52,17 @@ class ActiveData:
     iou_thr: float
     score_slot: object = None  # the sidebar container the score slider is drawn in
     folder: Path | None = None  # the dataset folder (its prediction files); root is the image folder
+    # the predictions at score_thr (view is its evaluated part); None without predictions
+    prediction_view: PredictionView | None = None
+
+    def at_threshold(self, score_thr: float) -> "ActiveData":
+        """The same data at another score threshold (cached views: a move back costs nothing)."""
+        view = None
+        if self.evaluation is not None:
+            view = loaders.threshold_view(self.evaluation, self.dataset_key, self.predictions_key,
+                                          self.iou_thr, score_thr)
+        return replace(self, score_thr=score_thr, view=view,
+                       prediction_view=prediction_view(self.predictions, score_thr, self.dataset, view))
 
     @property
     def has_gt_boxes(self) -> bool:
@@ -331,13 +343,15 @@ def score_slider(data: ActiveData) -> ActiveData:
     """
     with data.score_slot:
         score_thr = _score_slider()
-    if score_thr == data.score_thr:
-        return data
-    view = None
-    if data.evaluation is not None:
-        view = loaders.threshold_view(data.evaluation, data.dataset_key, data.predictions_key,
-                                      data.iou_thr, score_thr)
-    return replace(data, score_thr=score_thr, view=view)
+    return data if score_thr == data.score_thr else data.at_threshold(score_thr)
+
+
+def prediction_view(predictions: Predictions | None, score_thr: float, dataset: Dataset | None,
+                    evaluated=None) -> PredictionView | None:
+    """`predictions` at score_thr on `dataset` (evaluated: their ThresholdView there), or None."""
+    if predictions is None:
+        return None
+    return PredictionView(predictions, score_thr, dataset, evaluated)
 
 
 def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
@@ -401,7 +415,8 @@ def active_data(*, score_slider_in_fragment: bool = False) -> ActiveData:
         from ui.catalog import note_loaded  # a store failure is a sidebar message, never an exception
         note_loaded(pred_source, loaded, dataset_key, gt_label, evaluation, iou_thr)
     data = ActiveData(image_root, gt_label, dataset, dataset_key, pred_label, predictions, pred_key,
-                      evaluation, view, score_thr, iou_thr, score_slot, folder=root)
+                      evaluation, view, score_thr, iou_thr, score_slot, folder=root,
+                      prediction_view=prediction_view(predictions, score_thr, dataset, view))
     _summary(data)
     return data
 

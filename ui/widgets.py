@@ -1,20 +1,21 @@
-"""Drawing widgets shared by the pages: synchronised image panels, per-image box tables."""
+"""Drawing widgets shared by the pages: synchronised image panels, the outcome legend.
+
+The rows they draw come from core (core.thresholds.PredictionView, core.browse)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.boxes import box_iou
 from core.colors import text_color_on
-from core.outcomes import OUTCOME_LABELS, legend_entries
+from core.outcomes import legend_entries
+from core.browse import DET_COLUMNS, gt_rows
 from core.drawing import Panel, gt_layers, panels_figure, prediction_layers
+from core.thresholds import PredictionView
 from ui.loaders import ImageRef, image_ref
 from ui.sidebar import ActiveData
 
 PLOTLY_CONFIG = {"scrollZoom": True, "displaylogo": False,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
-_DET_COLUMNS = ["pred_index", "category_id", "score", "x1", "y1", "x2", "y2"]
 # What a test set (no ground-truth boxes) can still show, linked from pages that cannot.
 NO_GT_PAGES = [
     ("pages/1_Overview.py", "Overview: class mix against train.json, threshold suggestion, score distributions"),
@@ -44,84 +45,37 @@ def outcome_legend(kinds=None) -> None:
     st.markdown(chips, unsafe_allow_html=True)
 
 
-def image_ref_for(data: ActiveData, key: str, image_index: int) -> ImageRef:
-    """The drawable image for a row of the explorer's list (size from the GT when it has it)."""
+def image_ref_for(data: ActiveData, key: str, image_index: int, view: PredictionView | None = None) -> ImageRef:
+    """The drawable image for a row of the explorer's list (size from the GT when it has it;
+    else large enough for the boxes of `view`, by default the active predictions')."""
     size = None
     if image_index >= 0 and data.dataset is not None:
         row = data.dataset.images.iloc[image_index]
         size = (float(row["width"]), float(row["height"]))
     fallback = (1024.0, 1024.0)
-    if size is None and data.predictions is not None:  # no size known: cover every box
-        dets = prediction_rows(data, key, image_index)
+    view = view if view is not None else data.prediction_view
+    if size is None and view is not None:  # no size known: cover every box
+        dets = view.image_boxes(key, image_index)
         if len(dets):
             fallback = (max(1024.0, float(dets["x2"].max())), max(1024.0, float(dets["y2"].max())))
     return image_ref(data.root, key, size, fallback)
 
 
-def prediction_rows(data: ActiveData, key: str, image_index: int) -> pd.DataFrame:
-    """The image's predictions at the score threshold; with outcome and iou when evaluated."""
-    if data.evaluation is not None and image_index >= 0:
-        # A slice of ev.dets (sorted by image, then -score), not of view.dets: no 490k-row copy
-        # per threshold. Greedy matching goes by score, so outcomes do not depend on it.
-        dets = data.evaluation.dets
-        lo, hi = np.searchsorted(dets["image_index"].to_numpy(), [image_index, image_index + 1])
-        rows = dets.iloc[lo:hi]
-        return rows[rows["score"].to_numpy() >= data.score_thr]
-    preds = data.predictions
-    if preds is None:
-        return pd.DataFrame(columns=_DET_COLUMNS)
-    positions = np.flatnonzero(preds.image_keys == key)
-    if not len(positions):
-        return pd.DataFrame(columns=_DET_COLUMNS)
-    rows = np.flatnonzero((preds.image_pos == positions[0]) & (preds.scores >= data.score_thr))
-    rows = rows[np.argsort(-preds.scores[rows], kind="stable")]
-    boxes = preds.boxes_xyxy[rows].reshape(-1, 4)
-    return pd.DataFrame({"pred_index": rows, "category_id": preds.labels[rows],
-                         "score": preds.scores[rows], "x1": boxes[:, 0], "y1": boxes[:, 1],
-                         "x2": boxes[:, 2], "y2": boxes[:, 3]})
-
-
-def gt_rows(data: ActiveData, image_index: int, dets: pd.DataFrame) -> pd.DataFrame:
-    """The image's GT boxes with status (tp/missed/crowd/gt) and a hover line on its best match."""
-    columns = ["ann_index", "category_id", "x1", "y1", "x2", "y2", "area", "status", "hover_extra",
-               "best_iou"]
-    if data.dataset is None or image_index < 0 or not len(data.dataset.annotations):
-        return pd.DataFrame(columns=columns)
-    ann = data.dataset.annotations
-    idx = np.flatnonzero(ann["image_index"].to_numpy() == image_index)
-    rows = ann.iloc[idx]
-    crowd = rows["iscrowd"].to_numpy().astype(bool)
-    if data.view is not None:
-        # view.missed ([G] bool) avoids building view.gts, a table copy, on every threshold
-        missed_all = data.view.missed if hasattr(data.view, "missed") else data.view.gts["missed"].to_numpy()
-        missed = np.asarray(missed_all)[idx].astype(bool)
-        status = np.where(crowd, "crowd", np.where(missed, "missed", "tp"))
-    else:
-        status = np.where(crowd, "crowd", "gt")
-    gt_boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
-    pred_boxes = dets[["x1", "y1", "x2", "y2"]].to_numpy(np.float64) if len(dets) else np.zeros((0, 4))
-    iou = box_iou(gt_boxes, pred_boxes)  # [G, P]: small, one image
-    best_iou = iou.max(axis=1) if iou.shape[1] else np.zeros(len(idx))
-    best = iou.argmax(axis=1) if iou.shape[1] else np.zeros(len(idx), np.int64)
-    extra = []
-    for g in range(len(idx)):
-        if iou.shape[1] and best_iou[g] > 0:
-            d = dets.iloc[int(best[g])]
-            extra.append(f"best IoU {best_iou[g]:.2f} with {data.class_name(d['category_id'])} "
-                         f"{d['score']:.2f}")
-        else:
-            extra.append("no prediction overlaps it")
-    return pd.DataFrame({
-        "ann_index": idx, "category_id": rows["category_id"].to_numpy(),
-        "x1": gt_boxes[:, 0], "y1": gt_boxes[:, 1], "x2": gt_boxes[:, 2], "y2": gt_boxes[:, 3],
-        "area": rows["area"].to_numpy(np.float64), "status": status, "hover_extra": extra,
-        "best_iou": best_iou,
-    })
+def boxes_of(data: ActiveData, key: str, image_index: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions, ground truth) rows of one image at the data's threshold, from its
+    PredictionView; without predictions, no prediction rows and plain GT."""
+    view = data.prediction_view
+    if view is None:
+        dets = pd.DataFrame(columns=DET_COLUMNS)
+        return dets, gt_rows(data.dataset, image_index, dets, None, data.class_names)
+    dets = view.image_boxes(key, image_index)
+    return dets, view.image_gts(image_index, dets)
 
 
 def image_panels(data: ActiveData, gts: pd.DataFrame, dets: pd.DataFrame, *, color_by: str,
                  show_labels: bool, prediction_title: str | None = None) -> list[Panel]:
-    """The two standard panels: ground truth | predictions (GT panel omitted without GT)."""
+    """The two standard panels: ground truth | predictions (GT panel omitted without GT).
+    prediction_title: draw the predictions panel under it (default: the active set's, if any)."""
     names, colors = data.class_names, data.class_colors
     for name in set(dets["category_id"].tolist()) - set(names) if len(dets) else ():
         names = {**names, int(name): f"unknown class {int(name)}"}
@@ -129,35 +83,12 @@ def image_panels(data: ActiveData, gts: pd.DataFrame, dets: pd.DataFrame, *, col
     if data.dataset is not None and len(data.dataset.annotations):
         panels.append(Panel("Ground truth", gt_layers(
             gts, color_by=color_by, class_names=names, class_colors=colors, with_labels=show_labels)))
-    if data.predictions is not None:
-        title = prediction_title or f"Predictions ({data.predictions_label}, score ≥ {data.score_thr:.2f})"
-        panels.append(Panel(title, prediction_layers(
+    if prediction_title is None and data.predictions is not None:
+        prediction_title = f"Predictions ({data.predictions_label}, score ≥ {data.score_thr:.2f})"
+    if prediction_title is not None:
+        panels.append(Panel(prediction_title, prediction_layers(
             dets, color_by=color_by, class_names=names, class_colors=colors, with_labels=show_labels)))
     return panels or [Panel("Image")]
-
-
-def box_table(data: ActiveData, gts: pd.DataFrame, dets: pd.DataFrame) -> pd.DataFrame:
-    """One row per box of the image (ground truth, then predictions), for st.dataframe."""
-    parts = []
-    if len(gts):
-        parts.append(pd.DataFrame({
-            "kind": "ground truth", "class": [data.class_name(c) for c in gts["category_id"]],
-            "score": np.nan, "outcome": [OUTCOME_LABELS[s] for s in gts["status"]],
-            "IoU": gts["best_iou"].to_numpy(np.float64),
-            "x1": gts["x1"], "y1": gts["y1"], "x2": gts["x2"], "y2": gts["y2"]}))
-    if len(dets):
-        outcomes = ([OUTCOME_LABELS.get(str(o), str(o)) for o in dets["outcome"]]
-                    if "outcome" in dets else ["(no ground truth)"] * len(dets))
-        parts.append(pd.DataFrame({
-            "kind": "prediction", "class": [data.class_name(c) for c in dets["category_id"]],
-            "score": dets["score"].to_numpy(np.float64), "outcome": outcomes,
-            "IoU": dets["iou"].to_numpy(np.float64) if "iou" in dets else np.nan,
-            "x1": dets["x1"].to_numpy(), "y1": dets["y1"].to_numpy(),
-            "x2": dets["x2"].to_numpy(), "y2": dets["y2"].to_numpy()}))
-    if not parts:
-        return pd.DataFrame(columns=["kind", "class", "score", "outcome", "IoU", "x1", "y1", "x2", "y2"])
-    return pd.concat(parts, ignore_index=True).round({"score": 3, "IoU": 3, "x1": 1, "y1": 1,
-                                                       "x2": 1, "y2": 1})
 
 
 def need_evaluation(data: ActiveData) -> bool:

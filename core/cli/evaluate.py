@@ -23,6 +23,7 @@ from pathlib import Path
 from core.cli.checks import load_ground_truth_or_say, load_predictions_or_say, outputs_writable, print_problems
 from core.output_files import write_text_atomic
 from core.problems import ValidationError, errors_of
+from core.thresholds import PredictionView
 # pycocotools' summarize lines, in STAT_NAMES order
 _SUMMARY = [
     ("Average Precision", "(AP)", "0.50:0.95", "all", 100), ("Average Precision", "(AP)", "0.50", "all", 100),
@@ -81,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print_problems(dataset.problems + preds.problems)
     if args.score_threshold is not None:
-        kept = preds.scores >= args.score_threshold
-        print(f"score threshold {args.score_threshold:g}: {int((~kept).sum())} of {len(preds)} boxes deleted")
-        preds = preds.subset(kept)
+        view = PredictionView(preds, args.score_threshold)
+        print(f"score threshold {args.score_threshold:g}: {len(preds) - view.n_kept} of {len(preds)} boxes deleted")
+        preds = view.kept
     with _scipy_hidden():
         ev = evaluate(dataset, preds, iou_thr=args.iou)
     for problem in ev.problems:
