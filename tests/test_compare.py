@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.compare import biggest_differences, compare, delta_column, unique_names
+from core.compare import biggest_differences, compare, comparison_panels, delta_column, unique_names
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.outcomes import OUTCOME_LABELS
@@ -148,6 +148,48 @@ def test_real_trash_tta_against_the_model():
     table = comparison.per_image()
     assert len(table) == 958
     assert (table["difference"] > 0).sum() > 50 and (table["difference"] < 0).sum() > 50
+
+
+def test_comparison_panels_one_scheme_each_model_its_own_missed_gt():
+    """Outcome scheme: GT plain, each model's panel its predictions by outcome and the GT boxes
+    that model missed (its ThresholdView's); class scheme: class names only; a set without
+    outcomes turns the figure to classes rather than mix."""
+    from core.colors import class_colors
+    from core.prediction_files import load_predictions
+    from core.thresholds import PredictionView
+
+    dataset = load_coco(SAMPLE / "train.json")
+    names, colors = dataset.category_names, class_colors(list(dataset.category_names))
+    views = {}
+    for name in SAMPLE_PAIR:
+        preds = load_predictions(SAMPLE / name, dataset=dataset)
+        views[name] = PredictionView(preds, 0.3, dataset, evaluate(dataset, preds, iou_thr=0.5).at(0.3))
+    shown = list(views.items())
+    outcome_names = set(OUTCOME_LABELS.values())
+    n_missed_drawn = 0
+    for image_index in range(0, len(dataset.images), 9):
+        key = str(dataset.images["file_name"].iloc[image_index])
+        panels = comparison_panels(dataset, key, image_index, shown, color_by="outcome",
+                                   class_names=names, class_colors=colors)
+        assert [p.title for p in panels] == ["Ground truth", *SAMPLE_PAIR]
+        for panel in panels:
+            assert {layer.name.removeprefix("GT: ") for layer in panel.layers} <= outcome_names
+        for panel, (name, view) in zip(panels[1:], shown):
+            gts = view.evaluated.gts
+            missed = gts[(gts["image_index"] == image_index) & gts["missed"] & (gts["iscrowd"] == 0)]
+            drawn = [layer for layer in panel.layers if layer.name == f"GT: {OUTCOME_LABELS['missed']}"]
+            boxes = drawn[0].boxes_xyxy if drawn else np.zeros((0, 4))
+            expected = dataset.annotations.iloc[missed["ann_index"].to_numpy()][["x1", "y1", "x2", "y2"]]
+            np.testing.assert_array_equal(boxes, expected.to_numpy(np.float64))
+            n_missed_drawn += len(boxes)
+        panels = comparison_panels(dataset, key, image_index, shown, color_by="class",
+                                   class_names=names, class_colors=colors)
+        assert {layer.name.removesuffix(" (crowd)") for p in panels for layer in p.layers} <= set(names.values())
+    assert n_missed_drawn > 0  # the images looked at do have missed GT
+    plain = [(n, PredictionView(v.predictions, 0.3, dataset)) for n, v in shown]
+    panels = comparison_panels(dataset, key, image_index, [shown[0], plain[1]], color_by="outcome",
+                               class_names=names, class_colors=colors)
+    assert {layer.name.removesuffix(" (crowd)") for p in panels for layer in p.layers} <= set(names.values())
 
 
 def test_invalid_comparisons():
