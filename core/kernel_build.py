@@ -31,12 +31,13 @@ SIGNATURES = {
                     "(i8[:], i8[:], f8[:], f8[:,:], i8[:], i8[:], f8[:,:], b1[:], f8[:], f8, f8, f8[:], "
                     "f8[:,:], i8)",
     "accumulate": "Tuple((f8[:,:,:,:,:], f8[:,:,:,:]))(u1[:,:,:], b1[:], i8[:], i8[:], i8[:], i8[:,:], f8[:])",
+    "parse_numbers": "Tuple((f8[:], i8[:], b1[:]))(u1[:], i8[:], i8[:])",
 }
 
 
 @lru_cache(maxsize=1)
 def kernels():
-    """The module with `match_images` and `accumulate`: the ahead-of-time build, made on first
+    """The module with `match_images`, `accumulate` and `parse_numbers`: the ahead-of-time build, made on first
     use when missing (DETLENS_KERNELS=jit in the environment forces the JIT)."""
     if os.environ.get("DETLENS_KERNELS") != "jit":
         folder = default_build_dir()

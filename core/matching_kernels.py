@@ -1,4 +1,5 @@
-"""Compiled (numba) loops: COCO matching per image, TIDE's error cascade, COCO accumulation.
+"""Compiled (numba) loops: COCO matching per image, TIDE's error cascade, COCO accumulation,
+and the submission CSV's number parser.
 
 Semantics are pycocotools' `COCOeval.evaluateImg` / `accumulate` for bbox and tidecv's
 `TIDERun._eval_image`, written as plain loops because greedy matching is sequential.
@@ -341,3 +342,102 @@ def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs
                             i += 1
                         precision[t, ri, k, a, m] = prec[i] if i < count else 0.0
     return precision, recall
+
+
+@njit(cache=True)
+def _is_space(byte):
+    """ASCII whitespace as str.split() sees it (space, \\t \\n \\v \\f \\r and \\x1c-\\x1f)."""
+    return byte == 32 or 9 <= byte <= 13 or 28 <= byte <= 31
+
+
+_POWERS_OF_TEN = np.array([10.0 ** k for k in range(23)])  # each exact in float64
+
+
+@njit(cache=True)
+def _exact_float(text, i, j):
+    """The decimal text[i:j] as float(text) parses it, where Clinger's fast path makes that exact
+    (at most 18 digits, an integer up to 2**53 times or over a power of ten up to 1e22: one
+    IEEE rounding); NaN for anything else, which the caller hands to float()."""
+    k = i
+    negative = False
+    if k < j and (text[k] == 43 or text[k] == 45):     # + -
+        negative = text[k] == 45
+        k += 1
+    mantissa = 0
+    digits = 0
+    while k < j and 48 <= text[k] <= 57:
+        mantissa = mantissa * 10 + (text[k] - 48)
+        digits += 1
+        k += 1
+    exponent = 0
+    if k < j and text[k] == 46:                            # .
+        k += 1
+        while k < j and 48 <= text[k] <= 57:
+            mantissa = mantissa * 10 + (text[k] - 48)
+            digits += 1
+            exponent -= 1
+            k += 1
+    if digits == 0 or digits > 18:
+        return np.nan
+    if k < j and (text[k] == 101 or text[k] == 69):       # e E
+        k += 1
+        sign = 1
+        if k < j and (text[k] == 43 or text[k] == 45):
+            sign = -1 if text[k] == 45 else 1
+            k += 1
+        if k == j or j - k > 4:
+            return np.nan
+        written = 0
+        while k < j and 48 <= text[k] <= 57:
+            written = written * 10 + (text[k] - 48)
+            k += 1
+        exponent += sign * written
+    if k != j:
+        return np.nan
+    if mantissa == 0:
+        return -0.0 if negative else 0.0
+    if mantissa > 2 ** 53 or exponent > 22 or exponent < -22:
+        return np.nan
+    value = mantissa * _POWERS_OF_TEN[exponent] if exponent >= 0 else mantissa / _POWERS_OF_TEN[-exponent]
+    return -value if negative else value
+
+
+@njit(cache=True, nogil=True)
+def parse_numbers(text, row_start, row_end):
+    """Every whitespace-separated token of the rows text[row_start[r]:row_end[r]] as float64.
+
+    text [B] uint8 (ASCII); row_start, row_end [R]. Returns values [T] (NaN where a token is
+    not a plain decimal), counts [R] (tokens per row), slow [T]: tokens to parse with float()
+    (not a decimal, or beyond the exact fast path). Bit-equal to float() elsewhere.
+    """
+    n_rows = row_end.shape[0]
+    counts = np.zeros(n_rows, np.int64)
+    for r in range(n_rows):
+        inside = False
+        found = 0
+        for i in range(row_start[r], row_end[r]):
+            space = _is_space(text[i])
+            found += (not space) and (not inside)
+            inside = not space
+        counts[r] = found
+    total = 0
+    for r in range(n_rows):
+        total += counts[r]
+    values = np.empty(total)
+    slow = np.zeros(total, np.bool_)
+    t = 0
+    for r in range(n_rows):
+        i, n = row_start[r], row_end[r]
+        while True:
+            while i < n and _is_space(text[i]):
+                i += 1
+            if i == n:
+                break
+            j = i
+            while j < n and not _is_space(text[j]):
+                j += 1
+            values[t] = _exact_float(text, i, j)
+            slow[t] = np.isnan(values[t])
+            t += 1
+            i = j
+    return values, counts, slow

@@ -1,8 +1,9 @@
 """Read, validate and write submission CSVs (`PredictionString,image_id`, VOC xyxy pixels).
 
 PredictionString holds `label score xmin ymin xmax ymax` per box. Rows are split in python
-(one per image, a few thousand); the boxes' numbers are parsed in one pass by pandas' C
-parser over all tokens at once and checked as whole arrays.
+(one per image, a few thousand); the boxes' numbers are parsed in one compiled pass over the
+bytes of all rows (core.matching_kernels.parse_numbers, bit-equal to float()) and checked as
+whole arrays.
 
 Policy: keep every box the competition's scorer (pycocotools on the converted results) keeps.
 Each kind of problem is one `Problem` naming its physical CSV lines (header = line 1):
@@ -33,8 +34,6 @@ TOKENS_PER_BOX = 6  # label score xmin ymin xmax ymax
 MAX_EXAMPLES = 3    # offending boxes quoted per problem
 MAX_LINES = 20      # lines named per problem before a "... and N more"
 MAX_LISTED = 50     # unknown image_ids warned one by one before a "... and N more"
-# Whitespace of any kind separates tokens; the fast parser reads one token per line.
-_TO_NEWLINE = str.maketrans({" ": "\n", "\t": "\n", "\r": "\n", "\x0b": "\n", "\x0c": "\n"})
 
 
 @dataclass
@@ -57,8 +56,9 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     """
     data, name, _ = read_source(source, name)
     problems: list[Problem] = []
-    text = _decode(data, name)
-    rows = _split_rows(text, name, problems)
+    rows = _plain_rows(data)
+    if rows is None:                      # anything unusual: the general reader finds and names it
+        rows = _split_rows(_decode(data, name), name, problems)
     values, counts = _parse_numbers(rows.strings)
     keep_box, row_of_box, boxes = _check_boxes(values, counts, rows, dataset, name, problems)
 
@@ -69,9 +69,10 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     row_lines = np.asarray(rows.lines, dtype=np.int64)
     first_row = np.flatnonzero(~pd.Series(rows.image_ids, dtype=object).duplicated().to_numpy())
     _warn_repeated_images(rows, row_image, first_row, name, problems)
-    image_pos = row_image[row_of_box[keep_box]].astype(np.int64)              # [N]
-    box_lines = row_lines[row_of_box[keep_box]]                               # [N]
-    boxes = boxes[keep_box]
+    if not keep_box.all():                                                    # usually every box is kept
+        row_of_box, boxes = row_of_box[keep_box], boxes[keep_box]
+    image_pos = row_image.astype(np.int64)[row_of_box]                        # [N]
+    box_lines = row_lines[row_of_box]                                         # [N]
     if len(first_row) < len(row_image):                                       # regroup by image
         order = np.argsort(image_pos, kind="stable")
         image_pos, box_lines, boxes = image_pos[order], box_lines[order], boxes[order]
@@ -149,6 +150,64 @@ def _decode(data: bytes, name: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
+
+
+class _Spans:
+    """PredictionStrings as byte spans of the file, decoded only when one is asked for (a
+    competition file's are 200 MB at 10x; the parser reads the bytes)."""
+
+    def __init__(self, data: bytes, starts: list[int], ends: list[int]):
+        self.data = data
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.ends = np.asarray(ends, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, r: int) -> str:
+        return self.data[self.starts[r]:self.ends[r]].decode("ascii")
+
+
+def _plain_rows(data: bytes) -> _Rows | None:
+    """The rows of a plain file without decoding it: ASCII, no quotes, the two columns, every
+    non-blank row with one comma and an image_id. None for anything else (the general reader
+    then reads it and names what is wrong)."""
+    if not data.isascii() or b'"' in data or b"\x00" in data[:4096] or data.count(b"\r") != data.count(b"\r\n"):
+        return None
+    n = len(data)
+    end = data.find(b"\n")
+    end = n if end < 0 else end
+    names = [h.strip().lower() for h in data[:end].decode("ascii").split(",")]
+    if sorted(names) != sorted([PREDICTION_COLUMN.lower(), IMAGE_COLUMN.lower()]):
+        return None
+    prediction_first = names[0] == PREDICTION_COLUMN.lower()
+    starts, ends, image_ids, lines = [], [], [], []
+    pos, line = end + 1, 1
+    find, count = data.find, data.count
+    while pos < n:
+        end = find(b"\n", pos)
+        end = n if end < 0 else end
+        line += 1
+        comma = find(b",", pos, end)
+        if comma < 0 or count(b",", comma + 1, end):
+            if comma < 0 and not data[pos:end].strip():
+                pos = end + 1                 # a blank line
+                continue
+            return None
+        if prediction_first:
+            start, stop, image_id = pos, comma, data[comma + 1:end].strip()
+        else:
+            start, stop, image_id = comma + 1, end, data[pos:comma].strip()
+        if not image_id:
+            return None
+        if stop - start < 8 and data[start:stop].strip().lower() == b"nan":
+            stop = start
+        starts.append(start)
+        ends.append(stop)
+        image_ids.append(image_id.decode("ascii"))
+        lines.append(line)
+        pos = end + 1
+    return _Rows(strings=_Spans(data, starts, ends), image_ids=image_ids, lines=lines)
 
 
 def _records(text: str):
@@ -233,30 +292,37 @@ def _guess_image_id(fields: list[str], image_col: int, n_fields: int) -> str | N
     return None
 
 
-def _parse_numbers(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """All tokens of all rows as one float64 array ([T], NaN where not a number) and [R] token counts."""
-    # One token per line, so pandas' C parser reads every number of the file in one call and a
-    # row's token count is its newline count (+1) when tokens are single-space separated.
-    one_per_line = [s.strip().translate(_TO_NEWLINE) for s in strings]
-    counts = np.fromiter((s.count("\n") + 1 if s else 0 for s in one_per_line), dtype=np.int64,
-                         count=len(strings))
-    if not counts.any():
-        return np.zeros(0), counts
-    try:
-        values = pd.read_csv(
-            io.BytesIO("\n".join(s for s in one_per_line if s).encode()), header=None, names=["v"],
-            dtype=np.float64, engine="c", sep="\t", quoting=csv.QUOTE_NONE, skip_blank_lines=True,
-            na_filter=False,
-        )["v"].to_numpy()
-    except (ValueError, pd.errors.ParserError):
-        values = None  # a token is not a number: find it row by row below
-    if values is not None and len(values) != counts.sum():  # runs of spaces: count tokens properly
-        counts = np.fromiter((len(s.split()) for s in strings), dtype=np.int64, count=len(strings))
-    if values is not None and len(values) == counts.sum():
-        return values, counts
-    parsed = [_parse_row(s) for s in strings]
-    counts = np.fromiter((len(v) for v in parsed), dtype=np.int64, count=len(parsed))
-    return np.concatenate(parsed), counts
+def _parse_numbers(strings) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens of all rows as one float64 array ([T], NaN where not a number) and [R] token counts.
+
+    strings: the rows' PredictionStrings, a list or the file's `_Spans`."""
+    from core.kernel_build import kernels  # compiled: loaded when a CSV is read, not on import
+
+    if isinstance(strings, _Spans):
+        data, row_start, row_end = strings.data, strings.starts, strings.ends
+    else:
+        joined = " ".join(strings)
+        data = joined.encode()
+        if len(data) != len(joined):      # non-ASCII: str.split() knows more whitespace
+            parsed = [_parse_row(s) for s in strings]
+            counts = np.fromiter((len(v) for v in parsed), dtype=np.int64, count=len(parsed))
+            return (np.concatenate(parsed) if parsed else np.zeros(0)), counts
+        del joined
+        row_end = np.cumsum(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)) + 1) - 1
+        row_start = row_end - np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    # one compiled pass over the bytes: decimals parsed exactly as float() parses them
+    values, counts, slow = kernels().parse_numbers(np.frombuffer(data, np.uint8), row_start, row_end)
+    if slow.any():                        # 17-digit reprs, inf, nan, words: float() decides
+        token = np.flatnonzero(slow)
+        row_start = np.cumsum(counts) - counts
+        row = np.searchsorted(row_start, token, side="right") - 1
+        split = {r: strings[r].split() for r in np.unique(row).tolist()}
+        texts = [split[r][k] for r, k in zip(row.tolist(), (token - row_start[row]).tolist())]
+        try:
+            values[token] = np.array(texts, dtype=np.float64)
+        except ValueError:
+            values[token] = [_to_float(t) for t in texts]
+    return values, counts
 
 
 def _parse_row(string: str) -> np.ndarray:
@@ -300,18 +366,24 @@ def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: D
 
     # Cut the rows that have whole boxes into [B, 6].
     whole = counts % TOKENS_PER_BOX == 0
-    row_of_token = np.repeat(np.arange(n_rows), counts)                       # [T]
-    boxes = values[whole[row_of_token]].reshape(-1, TOKENS_PER_BOX)           # [B,6]
+    if len(ragged):
+        row_of_token = np.repeat(np.arange(n_rows), counts)                   # [T]
+        values = values[whole[row_of_token]]
+    boxes = values.reshape(-1, TOKENS_PER_BOX)                                 # [B,6]
     boxes_per_row = np.where(whole, counts // TOKENS_PER_BOX, 0)              # [R]
-    row_of_box = np.repeat(np.arange(n_rows), boxes_per_row)                   # [B]
+    row_of_box = np.repeat(np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64),
+                           boxes_per_row)                                      # [B]
     first_box = np.cumsum(boxes_per_row) - boxes_per_row                       # [R]
-    box_index = np.arange(len(row_of_box)) - first_box[row_of_box]             # [B] box number in its row
+
+    def box_index(b: int) -> int:
+        """Box b's number in its row (0-based), for messages."""
+        return int(b - first_box[row_of_box[b]])
 
     finite = np.isfinite(boxes).all(axis=1)
     labels, scores = boxes[:, 0], boxes[:, 1]
 
     def token_text(b: int) -> str:
-        tokens = rows.strings[row_of_box[b]].split()[box_index[b] * TOKENS_PER_BOX:][:TOKENS_PER_BOX]
+        tokens = rows.strings[row_of_box[b]].split()[box_index(b) * TOKENS_PER_BOX:][:TOKENS_PER_BOX]
         return ", ".join(repr(t) for t, v in zip(tokens, boxes[b]) if not np.isfinite(v))
 
     def box_text(b: int) -> str:
@@ -351,7 +423,7 @@ def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: D
         if not len(bad_idx):
             continue
         bad_lines = row_lines[row_of_box[bad_idx]]
-        examples = ", ".join(f"line {bad_lines[k]} box {box_index[b] + 1}: {show(b)}"
+        examples = ", ".join(f"line {bad_lines[k]} box {box_index(b) + 1}: {show(b)}"
                              for k, b in enumerate(bad_idx[:MAX_EXAMPLES]))
         more = " ..." if len(bad_idx) > MAX_EXAMPLES else ""
         problems.append(_kind_problem(

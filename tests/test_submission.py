@@ -431,3 +431,81 @@ class TestRealFiles:
         assert error.line == 10 and error.image_id == lines[9].rsplit(",", 1)[1]
         assert "line 10 box" in error.message and "'O." in error.message and "left out" in error.message
         assert len(preds.image_keys) == 958 and len(preds) == 41188 - 1   # that box only
+
+
+# ------------------------------------------------------------------ the compiled number parser
+TOKEN = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),                       # 17 digits: float()'s
+    st.builds(lambda v, d: f"{v:.{d}f}", st.floats(-1e6, 1e6), st.integers(0, 9)),    # a detector's %.6f
+    st.builds(lambda v, d, e: f"{v:.{d}{e}}", st.floats(-1e30, 1e30), st.integers(0, 12), st.sampled_from("eE")),
+    st.integers(-10**20, 10**20).map(str),
+    st.sampled_from(["-0", "+5", ".5", "5.", "007.50", "1e22", "1e23", "3e-22", "3e-23", "1e-0005", "0e999",
+                     "9007199254740993", "123456789012345678", "1234567890123456789", "0.0000000000000000000001",
+                     ".", "-", "1e", "1e+", "0x10", "inf", "-nan", "1_0", "abc", "1.2.3", "--1"]),
+)
+
+
+def float_or_nan(token: str) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        return float("nan")
+
+
+class TestNumberParser:
+    """core.matching_kernels.parse_numbers (both builds) and the reader around it, against float()."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.lists(TOKEN, max_size=12), max_size=8), st.sampled_from([" ", "  ", "\t", " \x0b", "\x1c"]))
+    def test_every_token_as_float_parses_it(self, rows, space):
+        from core import kernel_build, matching_kernels
+        from core.submission import _parse_numbers
+
+        strings = [space.join(tokens) for tokens in rows]
+        expected = [float_or_nan(t) for s in strings for t in s.split()]
+        data = " ".join(strings).encode()
+        ends = np.cumsum([len(s) + 1 for s in strings], dtype=np.int64) - 1
+        starts = ends - np.array([len(s) for s in strings], dtype=np.int64)
+        for kernel in (matching_kernels.parse_numbers, kernel_build.kernels().parse_numbers):
+            values, counts, slow = kernel(np.frombuffer(data, np.uint8), starts, ends)
+            assert counts.tolist() == [len(s.split()) for s in strings]
+            fast = ~slow
+            # bit-equal where the compiled path answers; the rest is flagged for float()
+            assert values[fast].tobytes() == np.array(expected)[fast].tobytes()
+            assert np.isnan(values[slow]).all()
+        values, counts = _parse_numbers(strings)
+        np.testing.assert_array_equal(values, expected)
+        assert counts.tolist() == [len(s.split()) for s in strings]
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["a.jpg", "b.jpg", " c.jpg ", "", "nan"]),
+                              st.lists(st.sampled_from(["1", "0.5", "3.25", "-2", "12", "x", "1e400", "NaN"]),
+                                       max_size=14)), max_size=6),
+           st.booleans(), st.sampled_from(["\n", "\r\n"]), st.booleans())
+    def test_the_plain_reader_equals_the_general_one(self, rows, prediction_first, newline, blank):
+        """Files the byte-level reader takes read exactly as the csv/str reader reads them."""
+        from core import submission
+
+        lines = [("PredictionString,image_id" if prediction_first else "image_id,PredictionString")]
+        for image_id, tokens in rows:
+            string = " ".join(tokens)
+            lines.append(f"{string},{image_id}" if prediction_first else f"{image_id},{string}")
+            if blank:
+                lines.append("  ")
+        data = (newline.join(lines) + newline).encode()
+        fast = submission.read_submission(data, name="s.csv")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(submission, "_plain_rows", lambda data: None)
+            general = submission.read_submission(data, name="s.csv")
+        assert_same_predictions(fast, general)
+        np.testing.assert_array_equal(fast.lines, general.lines)
+        assert [str(p) for p in fast.problems] == [str(p) for p in general.problems]
+
+    def test_the_competition_format_takes_the_plain_reader(self, monkeypatch):
+        from core import submission
+
+        taken = []
+        original = submission._plain_rows
+        monkeypatch.setattr(submission, "_plain_rows", lambda data: taken.append(original(data)) or taken[-1])
+        preds = read_submission(need(REAL_TRASH / "fold3_deta_swinL.csv"))
+        assert taken[0] is not None and len(preds) == 41188
