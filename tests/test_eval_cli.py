@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core.cli import main
-from tests.conftest import EXTERNAL, REPO, need
+from tests.conftest import EXTERNAL, REAL_TRASH, REPO, need
 
 FAKE100 = EXTERNAL / "cocoapi_fake100"
 
@@ -184,3 +184,22 @@ def test_whole_process_exit_code_and_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "core", "evaluate", str(bad), str(bad)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_whole_process_without_pyarrow_prints_what_an_arrow_process_prints(tmp_path, capsys):
+    """`evaluate` starts pandas without pyarrow (start-up time): the printed report and the --json
+    file are those of a process where pandas has pyarrow (this one), on the real fold."""
+    gt, csv = need(REAL_TRASH / "fold3_gt.json"), need(REAL_TRASH / "fold3_deta_swinL.csv")
+    pytest.importorskip("pyarrow")
+    import pandas  # noqa: F401  (with pyarrow, as the dashboard's sessions have it)
+
+    assert main(["evaluate", str(gt), str(csv), "--json", str(tmp_path / "here.json")]) == 0
+    here = capsys.readouterr().out
+    probe = ("import sys; from core.cli import main; code = main(sys.argv[1:]); "
+             "print('pyarrow loaded:', 'pyarrow' in sys.modules); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", probe, "evaluate", str(gt), str(csv), "--json",
+                           str(tmp_path / "there.json")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == here + "pyarrow loaded: False\n"
+    assert (tmp_path / "there.json").read_text() == (tmp_path / "here.json").read_text().replace(
+        "here.json", "there.json")
