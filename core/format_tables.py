@@ -47,7 +47,7 @@ def image_ids_for(file_names: list[str]) -> np.ndarray:
 
 def build_dataset(images: list[tuple[str, int, int]], boxes: list[tuple[int, int, float, float, float, float, int]],
                   names: list[str], *, problems: list[Problem], source: str, root: Path | None,
-                  category_ids: list[int] | None = None) -> Dataset:
+                  category_ids: list[int] | None = None, upright_pixels: bool = False) -> Dataset:
     """A Dataset from (file_name, width, height) rows and (image_row, category_id, x1, y1, x2, y2, iscrowd) boxes.
 
     Boxes are absolute xyxy pixels; annotation ids are 1..A in the given order (never 0: pycocotools
@@ -75,7 +75,7 @@ def build_dataset(images: list[tuple[str, int, int]], boxes: list[tuple[int, int
         "iscrowd": np.array([b[6] for b in boxes], dtype=np.int64),
     }, columns=ANNOTATION_COLUMNS)
     return Dataset(images=image_table, annotations=annotations, categories=categories, problems=problems,
-                   source=source, root=root)
+                   source=source, root=root, upright_pixels=upright_pixels)
 
 
 def stem_index(dataset: Dataset) -> tuple[dict[str, int], set[str]]:

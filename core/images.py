@@ -4,9 +4,10 @@ File names: a file_name must be relative and must not leave the dataset folder l
 absolute path, no `..` above the folder; normalised, not resolved). Symlinks inside the folder
 are then followed, and in restricted mode (core.data_roots) the target must lie in a data root.
 
-Pixels: boxes are in the stored pixel grid (COCO), so `read_image` never applies EXIF
-orientation (it says so when a file carries a rotation), scales 16/32-bit images to 8 bits by
-their range, and refuses images over `max_image_pixels()` before decoding them.
+Pixels: boxes are in the stored pixel grid (COCO), so `read_image` applies EXIF orientation only
+for a dataset whose boxes are upright (YOLO, as Ultralytics reads it; otherwise it says the
+rotation is ignored), scales 16/32-bit images to 8 bits by their range, and refuses images over
+`max_image_pixels()` before decoding them.
 """
 from __future__ import annotations
 
@@ -162,6 +163,13 @@ def _open(source: str | Path | bytes, name: str, limit: int) -> Image.Image:
         raise ValueError(f"{name}: not a readable image ({kind})") from None
 
 
+# EXIF orientation -> the transpose that makes the image upright (PIL.ImageOps.exif_transpose's table)
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                   6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                   8: Image.Transpose.ROTATE_90}
+
+
 def _to_8bit_rgb(image: Image.Image, name: str, notices: list[str]) -> Image.Image:
     """RGB uint8; high-bit-depth modes scaled by their real range (min..max -> 0..255), not clipped."""
     bits = _HIGH_BIT_MODES.get(image.mode)
@@ -177,12 +185,14 @@ def _to_8bit_rgb(image: Image.Image, name: str, notices: list[str]) -> Image.Ima
     return Image.fromarray(gray, "L").convert("RGB")
 
 
-def read_image(source: str | Path | bytes, *, name: str | None = None) -> tuple[Image.Image, list[str]]:
-    """(RGB uint8 PIL image in the stored pixel grid, notices); ValueError naming the file.
+def read_image(source: str | Path | bytes, *, name: str | None = None, upright: bool = False
+               ) -> tuple[Image.Image, list[str]]:
+    """(RGB uint8 PIL image, notices); ValueError naming the file.
 
     The one image reader of DetLens (explorer, crops, live inference, `infer`):
-    - EXIF orientation is NOT applied: COCO boxes are in the stored pixel grid; a file whose
-      orientation is not 1 gets a notice.
+    - EXIF orientation is NOT applied unless `upright` (Dataset.upright_pixels: a YOLO dataset,
+      whose labels Ultralytics made on upright images): COCO boxes are in the stored pixel grid;
+      a file whose orientation is then ignored gets a notice.
     - 16-bit and other high-bit-depth images (modes I;16, I, F) are scaled to 8 bits by their
       min..max range, with a notice.
     - An image over `max_image_pixels()` (MAX_PIXELS = 64 MP, env DETLENS_MAX_IMAGE_PIXELS) is
@@ -199,12 +209,14 @@ def read_image(source: str | Path | bytes, *, name: str | None = None) -> tuple[
             orientation = image.getexif().get(EXIF_ORIENTATION)
         except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the pixels
             orientation = None
-        if orientation not in (None, 1):
+        if orientation not in (None, 1) and not upright:
             notices.append(f"{name}: EXIF orientation {orientation} is ignored: boxes are in the "
                            "stored pixel grid, as COCO and the competition use")
         try:
             image.load()
             rgb = _to_8bit_rgb(image, name, notices)
+            if upright and orientation in _EXIF_TRANSPOSE:
+                rgb = rgb.transpose(_EXIF_TRANSPOSE[orientation])
         except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
             raise ValueError(f"{name}: not a readable image ({exc})") from None
     return rgb, notices

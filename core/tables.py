@@ -31,6 +31,8 @@ class Dataset:
     annotations: one row per box; columns ANNOTATION_COLUMNS (`image_index` points into images).
     categories: one row per class, sorted by id; columns CATEGORY_COLUMNS.
     root: folder that image `file_name`s resolve against (None for an uploaded json).
+    upright_pixels: boxes are in the EXIF-upright pixel grid (YOLO: Ultralytics reads images
+    upright), not the stored grid (COCO); core.images.read_image draws the grid named here.
     """
 
     images: pd.DataFrame
@@ -39,6 +41,7 @@ class Dataset:
     problems: list[Problem] = field(default_factory=list)
     source: str = "<memory>"
     root: Path | None = None
+    upright_pixels: bool = False
 
     @property
     def category_ids(self) -> np.ndarray:

@@ -117,7 +117,8 @@ def read_yolo_dataset(path: Path | str, *, split: str | None = None, roots: Data
             boxes += _read_label_file(label_path, _display(label_path, base), size, row, len(names), bad_lines)
     capped(problems, Severity.ERROR, bad_lines, "bad label lines")
     _warn_orphan_labels(base, image_paths, problems)
-    return build_dataset(images, boxes, names, problems=problems, source=source, root=root)
+    # Ultralytics reads images EXIF-upright and normalises labels by that size: draw that grid
+    return build_dataset(images, boxes, names, problems=problems, source=source, root=root, upright_pixels=True)
 
 
 def label_path_of(image_path: Path) -> Path:

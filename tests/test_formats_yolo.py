@@ -247,6 +247,13 @@ class TestBadGroundTruth:
         image.save(tmp_path / "r.jpg", exif=exif)
         assert image_size(tmp_path / "r.jpg", upright=True) == (20, 40)
 
+    def test_dataset_says_its_boxes_are_in_the_upright_grid(self, tmp_path):
+        """Labels normalised by the upright size belong on the upright pixels: the dataset says so,
+        and a COCO json keeps the stored grid."""
+        dataset = read_yolo_dataset(_yolo_folder(tmp_path, {"a": "0 0.5 0.5 0.2 0.2\n"}))
+        assert dataset.upright_pixels
+        assert not load_ground_truth(SAMPLE / "train.json").upright_pixels
+
 
 class TestPredictions:
     def _dataset(self, tmp_path):

@@ -111,6 +111,26 @@ class TestExifOrientation:
         assert "EXIF orientation 6 is ignored" in preds.problems[0].message
 
 
+    @pytest.mark.parametrize("orientation", range(1, 9))
+    def test_upright_reading_equals_pillows_exif_transpose(self, tmp_path, orientation):
+        """A YOLO dataset's boxes are in the upright grid (Ultralytics reads images upright): for
+        it the reader applies each of the 8 orientations as PIL.ImageOps.exif_transpose does."""
+        from PIL import ImageOps
+
+        pixels = Image.fromarray((np.arange(40 * 60 * 3) % 251).astype(np.uint8).reshape(40, 60, 3))
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / "oriented.png"  # lossless: the comparison is exact
+        pixels.save(path, exif=exif.tobytes())
+        with Image.open(path) as raw:
+            reference = np.asarray(ImageOps.exif_transpose(raw).convert("RGB"))
+        image, notes = read_image(path, upright=True)
+        np.testing.assert_array_equal(np.asarray(image), reference)
+        assert notes == [] and image.size == image_size(path, upright=True)
+        stored, stored_notes = read_image(path)  # COCO: the stored grid, the rotation noted
+        assert stored.size == (60, 40) and bool(stored_notes) == (orientation != 1)
+
+
 # ---------------------------------------------------------------------------- high bit depth
 class TestHighBitDepth:
     def test_16_bit_png_is_scaled_by_its_range_not_clipped(self, tmp_path):
