@@ -477,9 +477,11 @@ def predict_images(
     progress: ProgressFn | None = None,
     source: str = "<inference>",
     expected_sizes: dict[str, tuple[float, float]] | None = None,
+    upright: bool = False,
 ) -> Predictions:
     """Predictions (boxes >= score_thr) for images given as (image key, path), in that order.
 
+    upright: read the images EXIF-upright (Dataset.upright_pixels: a YOLO dataset's grid).
     An image that cannot be read (or is over the pixel limit) becomes an ERROR problem and is
     left out of image_keys; the others still run. The reader's notices (EXIF rotation ignored,
     16-bit scaled) and a size other than expected_sizes[key] (the json's) are WARNING problems.
@@ -492,7 +494,7 @@ def predict_images(
         batch, batch_keys = [], []
         for key, path in items[start:start + step]:
             try:
-                image, notices = read_image(path, name=str(path))
+                image, notices = read_image(path, name=str(path), upright=upright)
             except ValueError as exc:  # the message starts with the path, which Problem shows
                 problems.append(Problem(Severity.ERROR, str(exc).removeprefix(f"{path}: "),
                                         file=str(path), image_id=key))

@@ -119,6 +119,7 @@ if st.button(f"Predict {n_images:,} images", key="_infer_batch", type="primary")
     bar = st.progress(0.0, text="starting…")
     preds = predict_images(detector, items, score_thr=0.05, batch_size=4 if detector.device != "cpu" else 1,
                            source=choice.label, expected_sizes=expected_image_sizes(data.dataset),
+                           upright=data.dataset.upright_pixels,
                            progress=lambda done, total: bar.progress(done / total, text=f"{done:,} / {total:,} images"))
     problems += preds.problems
     errors = [p for p in problems if p.is_error]

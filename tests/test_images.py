@@ -111,6 +111,19 @@ class TestExifOrientation:
         assert "EXIF orientation 6 is ignored" in preds.problems[0].message
 
 
+    def test_upright_predictions_are_those_of_the_turned_pixels(self, tmp_path, stored_pixels, demo):
+        """`infer` on a YOLO dataset (upright=True) sees what Ultralytics saw: the turned image."""
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        rotated, turned = tmp_path / "rotated.png", tmp_path / "turned.png"
+        stored_pixels.save(rotated, exif=exif.tobytes())
+        stored_pixels.transpose(Image.Transpose.ROTATE_270).save(turned)
+        preds = predict_images(demo, [("rotated", rotated), ("turned", turned)], score_thr=0.05, upright=True)
+        assert preds.image_keys.tolist() == ["rotated", "turned"] and len(preds) > 0
+        np.testing.assert_array_equal(preds.boxes_xyxy[preds.image_pos == 0],
+                                      preds.boxes_xyxy[preds.image_pos == 1])
+        assert preds.problems == []
+
     @pytest.mark.parametrize("orientation", range(1, 9))
     def test_upright_reading_equals_pillows_exif_transpose(self, tmp_path, orientation):
         """A YOLO dataset's boxes are in the upright grid (Ultralytics reads images upright): for

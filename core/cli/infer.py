@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(items), unit="img", desc=f"{detector.arch} on {device}") as bar:
         preds = predict_images(detector, items, score_thr=args.score_threshold, batch_size=batch_size,
                                progress=lambda done, total: bar.update(done - bar.n), source=args.out.name,
-                               expected_sizes=expected_image_sizes(dataset) if dataset is not None else None)
+                               expected_sizes=expected_image_sizes(dataset) if dataset is not None else None,
+                               upright=dataset is not None and dataset.upright_pixels)
     seconds = time.perf_counter() - start
     problems = problems + preds.problems
     for problem in problems[:MAX_PRINTED]:
