@@ -32,27 +32,70 @@ def _wait_for_image(page, file_name: str, seconds: float = 60.0) -> str:
     return shown
 
 
+SCORE_SLIDER = '[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]'
+
+
+def _open_at_0017(page, url: str) -> None:
+    """The explorer, jumped to train/0017.jpg (sorted by errors: a score move reorders the list)."""
+    page.goto(f"{url}/{PAGES['explorer']}")
+    wait_until_idle(page, quiet_ms=500)
+    page.get_by_text(re.compile(r"train/\d+\.jpg\s*·")).first.wait_for(timeout=120_000)
+    jump = page.get_by_placeholder("jump to file name or image id")
+    for _ in range(3):  # setup: an Enter typed while the page reruns can be lost; type it again
+        jump.fill("0017")  # the name without folder and extension
+        jump.press("Enter")
+        wait_until_idle(page, quiet_ms=500)
+        if _wait_for_image(page, "train/0017.jpg", seconds=20) == "train/0017.jpg":
+            break
+    assert _shown_image(page) == "train/0017.jpg"
+
+
+def _tap(page, key: str, times: int) -> None:
+    for _ in range(times):
+        page.keyboard.press(key)
+        page.wait_for_timeout(60)
+
+
 def test_key_presses_on_the_score_slider_keep_the_image():
     """Jump to an image, then tap ArrowRight on the score slider 10 times, 60 ms apart: the
     sort by errors reorders the list at each step, and the image shown must stay the same."""
     with streamlit_server(SAMPLE) as url, chromium_page() as page:
-        page.goto(f"{url}/{PAGES['explorer']}")
-        wait_until_idle(page, quiet_ms=500)
-        page.get_by_text(re.compile(r"train/\d+\.jpg\s*·")).first.wait_for(timeout=120_000)
-        jump = page.get_by_placeholder("jump to file name or image id")
-        for _ in range(3):  # setup: an Enter typed while the page reruns can be lost; type it again
-            jump.fill("0017")  # the name without folder and extension
-            jump.press("Enter")
-            wait_until_idle(page, quiet_ms=500)
-            if _wait_for_image(page, "train/0017.jpg", seconds=20) == "train/0017.jpg":
-                break
-        assert _shown_image(page) == "train/0017.jpg"
-        slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
-        slider.focus()
-        for _ in range(10):
-            page.keyboard.press("ArrowRight")
-            page.wait_for_timeout(60)
+        _open_at_0017(page, url)
+        page.locator(SCORE_SLIDER).first.focus()
+        _tap(page, "ArrowRight", 10)
         page.wait_for_timeout(300)
         wait_until_idle(page, quiet_ms=800)
         assert page_problems(page) == []
         assert _shown_image(page) == "train/0017.jpg"
+
+
+def test_no_key_press_on_the_score_slider_is_lost():
+    """10 ArrowRight then 10 ArrowLeft taps, 60 ms apart, end where they started (0.05), in the
+    slider and in the page it drives, on the same image: a run started by one tap must not set
+    the slider back to the value it ran with while newer taps are on their way."""
+    with streamlit_server(SAMPLE) as url, chromium_page() as page:
+        _open_at_0017(page, url)
+        slider = page.locator(SCORE_SLIDER).first
+        for attempt in range(3):  # a press is lost only when a run answers between two presses
+            slider.focus()
+            _tap(page, "ArrowRight", 10)
+            _tap(page, "ArrowLeft", 10)
+            assert _settled_threshold(page, slider) == ("0.05", "0.05"), f"burst {attempt + 1}"
+            assert page_problems(page) == []
+            assert _shown_image(page) == "train/0017.jpg"
+
+
+def _settled_threshold(page, slider, seconds: float = 60.0) -> tuple[str, str]:
+    """(slider value, threshold the page last ran at) once both agreed for 1.5 s. Read from the
+    page, not the status widget: after a burst of runs Streamlit 1.67 sometimes shows its running
+    status with no run going (a known, separate defect; the values are what this test is about)."""
+    seen, since = None, 0.0
+    for step in range(int(seconds * 4)):
+        match = re.search(r"predictions ≥ (\d\.\d\d)", page.inner_text("body"))
+        now = (f"{float(slider.input_value()):.2f}", match.group(1) if match else None)
+        if now != seen:
+            seen, since = now, step / 4
+        elif now[0] == now[1] and step / 4 - since >= 1.5:
+            break
+        page.wait_for_timeout(250)
+    return seen

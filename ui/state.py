@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.data_roots import ENV_VAR as DATA_ROOTS_ENV
 from core.data_roots import DataRoots, app_data_roots
@@ -130,6 +131,10 @@ def init_state() -> None:
         st.session_state[DATA_DIR] = data_dir_from_argv() or str(SAMPLE_DIR)
 
 
+_UNSET = object()  # no widget value yet (first run, or not drawn in the last run)
+_DRAWN_ON = "_bound_widget_pages"  # widget key -> the page (script hash) that last drew it
+
+
 def widget_key(key: str) -> str:
     """The key of the widget that edits canonical setting `key`."""
     return f"_w_{key}"
@@ -152,7 +157,16 @@ def bind(key: str, options: list | None = None) -> dict:
         elif value not in options:
             value = options[0] if options else None
         st.session_state[key] = value
-    st.session_state[widget_key(key)] = value
+    # Written only on a new page (there the widget is a new one) or when it differs: Streamlit
+    # sends a value the script writes back to the browser, which sets the widget to it, dropping
+    # the key presses made while that run was on its way (issue 11: 10 right + 10 left taps on
+    # the score slider ended at 0.06 or 0.09, not 0.05).
+    ctx = get_script_run_ctx()
+    page = ctx.page_script_hash if ctx is not None else ""
+    drawn_on = st.session_state.setdefault(_DRAWN_ON, {})
+    if drawn_on.get(widget_key(key)) != page or st.session_state.get(widget_key(key), _UNSET) != value:
+        st.session_state[widget_key(key)] = value
+    drawn_on[widget_key(key)] = page
     return dict(key=widget_key(key), on_change=_store, args=(key,))
 
 
