@@ -356,9 +356,9 @@ def _accumulate_order(det: _DetArrays, dataset: Dataset) -> np.ndarray:
     per-image lists taken in ascending image id."""
     image_rank = np.empty(len(dataset.images), np.int64)
     image_rank[np.argsort(dataset.images["id"].to_numpy(), kind="stable")] = np.arange(len(image_rank))
-    rows = np.arange(len(det.score))
-    if np.any(np.diff(image_rank) < 0):                                # ids not in file order
-        rows = np.argsort(image_rank[det.image], kind="stable")
+    if not np.any(np.diff(image_rank) < 0):                            # ids in file order (usual)
+        return np.argsort(-det.score, kind="stable")
+    rows = np.argsort(image_rank[det.image], kind="stable")
     return rows[np.argsort(-det.score[rows], kind="stable")]
 
 

@@ -509,3 +509,22 @@ class TestNumberParser:
         monkeypatch.setattr(submission, "_plain_rows", lambda data: taken.append(original(data)) or taken[-1])
         preds = read_submission(need(REAL_TRASH / "fold3_deta_swinL.csv"))
         assert taken[0] is not None and len(preds) == 41188
+
+    def test_rows_parsed_in_parts_on_threads_equal_one_pass(self, monkeypatch):
+        import os
+
+        from core import submission
+
+        path = need(REAL_TRASH / "fold3_deta_swinL.csv")
+        whole = read_submission(path)
+        monkeypatch.setattr(submission, "_BYTES_PER_PART", 1000)               # ~7 rows per part
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(7)), raising=False)
+        calls = []
+        original = submission._parse_in_parts
+        monkeypatch.setattr(submission, "_parse_in_parts",
+                            lambda parse, *args: calls.append(parse) or original(lambda *a: calls.append(a) or parse(*a),
+                                                                                 *args))
+        parts = read_submission(path)
+        assert len(calls) == 1 + 7                                             # the parser, then 7 parts
+        assert_same_predictions(whole, parts)
+        np.testing.assert_array_equal(whole.lines, parts.lines)
