@@ -9,6 +9,7 @@ from core.charts import best_f1_threshold, confusion_figure, iou_text, threshold
 from core.analysis_charts import with_cell_picks
 from core.outcomes import DISPLAY_ORDER, Outcome
 from ui import state as S
+from ui.loaders import threshold_curve
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
 from ui.analysis import confusion_shown, open_drilldown
@@ -77,7 +78,7 @@ with left:
                "over the mAP of all boxes). Its Missed GT counts only ground truths that no fixed "
                "classification or localisation error would find, so it is at most the counts line's.")
 with right:
-    curve = ev.threshold_curve()
+    curve = threshold_curve(ev)  # cached with ev: not recomputed per run or session
     best = best_f1_threshold(curve)
     st.plotly_chart(threshold_curves_figure(curve, data.score_thr, best, iou_thr=data.iou_thr), key="curves",
                     width="stretch")

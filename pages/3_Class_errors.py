@@ -8,7 +8,7 @@ import streamlit as st
 from core.charts import class_counts_figure, iou_text, pr_curve_figure
 from core.outcomes import DISPLAY_ORDER, GTStatus, Outcome
 from ui import state as S
-from ui.loaders import crop_png, pil_image
+from ui.loaders import crop_png, pil_image, threshold_curve
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
 from ui.analysis import open_boxes_at_score
@@ -94,7 +94,7 @@ if len(rows) and pil_image(data.root, str(images["file_name"].iloc[int(rows["ima
 st.divider()
 left, right = st.columns(2)
 with left:
-    curve = ev.threshold_curve(category_id)
+    curve = threshold_curve(ev, category_id)  # cached with ev: not recomputed per run
     pr_figure = pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}")
     pr_figure.update_traces(mode="lines+markers", marker_size=4, selector=dict(name="PR"))  # clickable
     pr_pick = st.plotly_chart(pr_figure, key="class_pr", width="stretch", on_select="rerun",

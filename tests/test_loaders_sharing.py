@@ -129,3 +129,32 @@ def test_sessions_evaluating_one_file_together_match_once(monkeypatch):
     assert len(calls) == 1 and len(results) == N and all(r is results[0] for r in results)
     expected = pycocotools_eval(doc, results_of(dataset, predictions)).stats[1]  # AP@0.5
     assert results[0].stats["map50"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_threshold_curves_are_computed_once_for_every_run_and_session(monkeypatch):
+    """Overview's curves and Class errors' PR curve come from the evaluation's cache: slider moves
+    and a second session compute no curve again (at 490,000 boxes one costs ~0.2 s per run)."""
+    import core.evaluation
+    from tests.test_app import open_app
+    from ui import state as S
+
+    real, calls = core.evaluation.Evaluation.threshold_curve, []
+
+    def counted(self, category_id=None, thresholds=None):
+        calls.append(category_id)
+        return real(self, category_id, thresholds)
+
+    monkeypatch.setattr(core.evaluation.Evaluation, "threshold_curve", counted)
+    from ui import loaders
+    loaders.caches()["evaluations"].clear()  # a fresh evaluation: nothing derived from it yet
+    for page in ("pages/1_Overview.py", "pages/3_Class_errors.py"):
+        first = open_app(page)
+        assert not first.exception
+        made = len(calls)
+        assert made >= 1
+        for value in (0.3, 0.6):
+            first.slider(key=S.widget_key(S.SCORE_THR)).set_value(value).run()
+            assert not first.exception
+        second = open_app(page)
+        assert not second.exception
+        assert len(calls) == made, f"{page}: curves computed again: {calls}"
