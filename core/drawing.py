@@ -93,24 +93,27 @@ CONTAINER_PX = 1200.0      # the page's usual width: the panels share it
 
 
 def label_positions(boxes_xyxy: np.ndarray, labels: list[str], unit: float,
-                    placed: list[tuple[float, float, float, float]]) -> list[str]:
+                    placed: list[tuple[float, float, float, float]]) -> list[str | None]:
     """Where each box's label goes (plotly textposition at its top-left corner): above the box,
     else inside it when there is no room above (the image's top edge) or another label in
-    `placed` (x0, y0, x1, y1, data units, appended to) is there. unit: data units per screen px."""
+    `placed` (x0, y0, x1, y1, data units, appended to) is there; None (no label, the box keeps
+    its hover card) when both would cover another label. unit: data units per screen px."""
     def free(rect):
         return rect[1] >= 0 and not any(rect[0] < p[2] and p[0] < rect[2] and rect[1] < p[3] and p[1] < rect[3]
                                         for p in placed)
-    positions = []
+    positions: list[str | None] = []
     for (x1, y1, _, _), text in zip(np.asarray(boxes_xyxy, dtype=np.float64), labels):
         if not text:
             positions.append("top right")
             continue
         w, h = len(text) * LABEL_PX[0] * unit, LABEL_PX[1] * unit
         above, inside = (x1, y1 - h, x1 + w, y1), (x1, y1, x1 + w, y1 + h)
-        rect, where = next(((r, p) for r, p in ((above, "top right"), (inside, "bottom right")) if free(r)),
-                           (inside, "bottom right") if above[1] < 0 else (above, "top right"))
-        placed.append(rect)
-        positions.append(where)
+        found = next(((r, p) for r, p in ((above, "top right"), (inside, "bottom right")) if free(r)), None)
+        if found is None:  # a label written over another makes both unreadable
+            positions.append(None)
+            continue
+        placed.append(found[0])
+        positions.append(found[1])
     return positions
 
 
@@ -128,6 +131,9 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
     # plotly hovers points, not areas. Text traces, not annotations: far cheaper to redraw.
     hovers = list(layer.hovers or [layer.name] * len(boxes))
     labels = list(layer.labels) if show_labels and layer.labels else [""] * len(boxes)
+    if positions is not None:  # None: no free place for that label
+        labels = [text if where is not None else "" for text, where in zip(labels, positions)]
+        positions = [where or "top right" for where in positions]
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     points = go.Scatter(

@@ -67,3 +67,16 @@ def test_a_label_over_another_moves_inside():
     second = BoxLayer("duplicate", "#ff0000", [[102, 201, 290, 390]], labels=["Paper 0.40"])
     positions = _label_positions(panels_figure([Panel("Pred", [first, second])], 640, 480))
     assert positions == {"Paper 0.91": "top right", "Paper 0.40": "bottom right"}
+
+
+def test_a_label_with_no_free_place_is_left_out_not_written_over_another():
+    # issue 11: "a label under another label is hidden"; a third box on the same corner has
+    # no free place above or inside: its text would cover one of the two, so it is not written
+    first = BoxLayer("TP", "#00ff00", [[100, 200, 300, 400]], labels=["Paper 0.91"])
+    second = BoxLayer("duplicate", "#ff0000", [[102, 201, 290, 390], [101, 202, 280, 380]],
+                      labels=["Paper 0.40", "Paper 0.30"])
+    fig = panels_figure([Panel("Pred", [first, second])], 640, 480)
+    assert _label_positions(fig) == {"Paper 0.91": "top right", "Paper 0.40": "bottom right"}
+    points = [t for t in fig.data if t.text is not None and len(t.text) == 4][0]  # the second layer's
+    assert list(points.text[:2]) == ["Paper 0.40", ""]  # the third box: no text ...
+    assert list(points.hovertext[:2]) == ["duplicate", "duplicate"]  # ... but its hover card
