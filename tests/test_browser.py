@@ -122,6 +122,26 @@ def test_landing_class_table_fits_at_1280px(browser, dataset, tmp_path):
         assert _clipped_tables(page) == []
 
 
+def test_sidebar_names_the_landing_page_home_and_lists_every_page(browser):
+    """Issue 11: the landing page was listed as "app" and three pages hid behind "View 3 more"."""
+    with streamlit_server() as url:
+        page = new_page(browser)
+        page.goto(url)
+        wait_until_idle(page, timeout_ms=180_000, quiet_ms=800)  # a first run may build the kernels
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        links = [t.strip() for t in nav.locator("a").all_inner_texts()]
+        assert links[0] == "Home" and "app" not in links
+        pages = sorted(p.stem.split("_", 1)[1].replace("_", " ") for p in (REPO / "pages").glob("*.py"))
+        assert sorted(links) == pages
+        assert "View" not in nav.inner_text()  # nothing folded away
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "home_sidebar.png"))
+        nav.get_by_text("Dataset", exact=True).click()  # a link opens its page at its old URL
+        wait_until_idle(page, quiet_ms=800)
+        assert page.url.endswith("/Dataset") and page_problems(page) == []
+        assert "Dataset" in page.locator("h1").first.inner_text()
+
+
 def test_every_page_on_voc_cartucho(browser):
     root = need(EXTERNAL / "voc-cartucho")
     with streamlit_server(root) as url:
