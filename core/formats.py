@@ -12,14 +12,18 @@ import json
 import mmap
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.boxes import xyxy_to_xywh
-from core.data_roots import DataRoots
 from core.problems import Problem, Severity, ValidationError
 from core.tables import Dataset, Predictions
+
+if TYPE_CHECKING:  # only named in annotations: a COCO json's load never needs these modules
+    from core.data_roots import DataRoots
+    from core.submission import ParsedSubmission
 
 GT_COCO, GT_YOLO, GT_VOC = "coco", "yolo", "voc"
 PRED_CSV, PRED_COCO, PRED_ULTRALYTICS, PRED_YOLO = "csv", "coco", "ultralytics", "yolo"
@@ -59,9 +63,6 @@ def _head(path: Path, size: int = 4096) -> bytes:
 
 def detect_ground_truth_format(path: Path | str) -> str:
     """GT_COCO, GT_YOLO or GT_VOC from the path's content and layout; ValidationError when none fits."""
-    from core.voc import is_voc_dataset
-    from core.yolo import is_yolo_dataset
-
     path = Path(path)
     if not path.exists():
         return GT_COCO  # the COCO loader says the file cannot be read, with the reason
@@ -71,6 +72,9 @@ def detect_ground_truth_format(path: Path | str) -> str:
         if _looks_pickled(_head(path)):
             raise _fail(PICKLE_HELP, path)
         return GT_COCO
+    from core.voc import is_voc_dataset  # folders only (they import PIL for image sizes)
+    from core.yolo import is_yolo_dataset
+
     if is_voc_dataset(path):
         return GT_VOC
     if is_yolo_dataset(path):
@@ -81,11 +85,11 @@ def detect_ground_truth_format(path: Path | str) -> str:
 
 def is_ground_truth(path: Path | str) -> bool:
     """True for a YOLO or VOC dataset, a data.yaml, or a COCO json with "images" (not predictions)."""
-    from core.voc import is_voc_dataset
-    from core.yolo import is_yolo_dataset
-
     path = Path(path)
     if path.is_dir():
+        from core.voc import is_voc_dataset
+        from core.yolo import is_yolo_dataset
+
         return is_voc_dataset(path) or is_yolo_dataset(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         return True
@@ -101,13 +105,13 @@ def is_ground_truth(path: Path | str) -> bool:
 
 def dataset_folder(path: Path | str) -> Path:
     """A VOC `Annotations/` or YOLO `labels/` folder stands for the dataset folder holding it."""
-    from core.voc import is_voc_dataset
-    from core.yolo import is_yolo_dataset
-
     path = Path(path)
-    if path.is_dir() and path.name in ("Annotations", "labels") and \
-            (is_voc_dataset(path.parent) or is_yolo_dataset(path.parent)):
-        return path.parent
+    if path.name in ("Annotations", "labels") and path.is_dir():
+        from core.voc import is_voc_dataset
+        from core.yolo import is_yolo_dataset
+
+        if is_voc_dataset(path.parent) or is_yolo_dataset(path.parent):
+            return path.parent
     return path
 
 
@@ -177,15 +181,19 @@ def predictions_format_of(head: bytes, name) -> str:
     return PRED_ULTRALYTICS if start == b"[" and _ULTRALYTICS_HEAD.search(head[:4096]) else PRED_COCO
 
 
-def load_any_predictions(source, dataset: Dataset | None, *, name: str | None = None) -> Predictions:
+def load_any_predictions(source, dataset: Dataset | None, *, name: str | None = None,
+                         early: ParsedSubmission | None = None) -> Predictions:
     """Read predictions in any accepted format (a path, a YOLO txt folder, bytes or a file-like upload)
     as `Predictions` keyed by the dataset's file names.
 
     YOLO txt folders and Ultralytics json need `dataset` (images matched by stem, boxes
     normalised by its image sizes); a COCO results json needs it for its numeric ids.
+    early: what read_predictions_early gave for this source (the reading is then finished).
     """
     from core.dataset import read_source
 
+    if early is not None:
+        return early.finish(dataset)
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         detect_predictions_format(source)  # a folder without txt files is a clear error
         _need_dataset(PRED_YOLO, dataset, source)
@@ -199,6 +207,23 @@ def load_any_predictions(source, dataset: Dataset | None, *, name: str | None = 
         return read_ultralytics_json(data, dataset=dataset, name=name)
     from core.prediction_files import load_predictions
     return load_predictions(data, dataset=dataset, name=name)
+
+
+def read_predictions_early(path: Path | str) -> ParsedSubmission | None:
+    """The part of load_any_predictions(path, ...) that needs no ground truth, done now, so that it
+    can run while the ground truth loads: a submission CSV's rows, numbers and box checks
+    (core.submission.parse_submission; pass the result as `early`). None for other formats, read
+    whole by load_any_predictions. Raises ValidationError as load_any_predictions would."""
+    from core.dataset import read_source
+
+    if Path(path).is_dir():
+        return None
+    data, name, _ = read_source(path, None)
+    if predictions_format_of(data[:4096], name) != PRED_CSV:
+        return None
+    from core.submission import parse_submission
+
+    return parse_submission(data, name=name)
 
 
 def _need_dataset(kind: str, dataset: Dataset | None, name) -> None:

@@ -1,20 +1,21 @@
-"""The compiled evaluation kernels: an ahead-of-time build when there is one, numba's JIT otherwise.
+"""The compiled kernels: an ahead-of-time build when there is one, numba's JIT otherwise.
 
-`core.matching_kernels` is the one source. Run through numba's JIT it costs every new process
-~0.5 s (importing numba, setting up its compiler) before the cached machine code runs. The
-same functions compiled ahead of time by numba.pycc into an extension module import in
-milliseconds and need no numba at run time, which is what a command-line run wants:
+Sources: `core.matching_kernels` (COCO matching, TIDE's cascade, accumulation) and
+`core.csv_kernels` (the submission CSV's number scan). Run through numba's JIT they cost every
+new process ~0.5 s (importing numba, setting up its compiler) before the cached machine code
+runs. The same functions compiled ahead of time by numba.pycc into one extension module import
+in milliseconds and need no numba at run time, which is what a command-line run wants:
 
-    python -m core.kernel_build        # build once (~13 s); done on first use when missing
+    python -m core.kernel_build        # build once (~15 s); done on first use when missing
 
-The build is tagged with a hash of the kernel source and the numba/numpy/Python versions,
+The build is tagged with a hash of the kernel sources and the numba/numpy/Python versions,
 so an edited kernel is never served stale; without a build everything still works (JIT).
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -24,7 +25,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("matching_kernels.py")
+# the modules under core/ compiled into the one extension; each export is defined in one of them
+SOURCES = ("matching_kernels", "csv_kernels")
 # numba signatures of the exported functions (all arrays C-contiguous or not: layout "A")
 SIGNATURES = {
     "match_images": "Tuple((i8[:], i8[:], i8[:], f8[:], i8[:], i8[:], b1[:], i8[:], u1[:,:,:], b1[:]))"
@@ -37,8 +39,9 @@ SIGNATURES = {
 
 @lru_cache(maxsize=1)
 def kernels():
-    """The module with `match_images`, `accumulate` and `parse_numbers`: the ahead-of-time build, made on first
-    use when missing (DETLENS_KERNELS=jit in the environment forces the JIT)."""
+    """The module with the matching kernels (`match_images`, `accumulate`...): the ahead-of-time
+    build, which holds every export of SIGNATURES, made on first use when missing; else
+    core.matching_kernels under numba's JIT (DETLENS_KERNELS=jit in the environment forces it)."""
     if os.environ.get("DETLENS_KERNELS") != "jit":
         folder = default_build_dir()
         # Building (~13 s, once) costs less than the JIT's first compile (~20 s) and saves every
@@ -49,6 +52,19 @@ def kernels():
     from core import matching_kernels  # numba JIT (cache=True: compiled once per checkout)
 
     return matching_kernels
+
+
+def kernel(name: str):
+    """The compiled function `name` (a key of SIGNATURES): from the ahead-of-time build, else
+    under numba's JIT from the module of SOURCES that defines it."""
+    built = kernels()
+    if hasattr(built, name):
+        return getattr(built, name)
+    for source in SOURCES:
+        module = importlib.import_module(f"core.{source}")
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise ValueError(f"no kernel {name!r}; the kernels are {', '.join(SIGNATURES)}")
 
 
 def _try_build(folder: Path):
@@ -62,13 +78,31 @@ def _try_build(folder: Path):
 
 
 def build_tag() -> str:
-    """Hash of what the machine code depends on: kernel source, this build recipe, numba, numpy, Python."""
-    digest = hashlib.sha256(SOURCE.read_bytes())
+    """Hash of what the machine code depends on: kernel sources, this build recipe, numba, numpy, Python."""
+    import numpy
+
+    digest = hashlib.sha256()
+    for source in SOURCES:
+        digest.update(Path(__file__).with_name(f"{source}.py").read_bytes())
     digest.update(Path(__file__).read_bytes())
-    for package in ("numba", "numpy"):
-        digest.update(importlib.metadata.version(package).encode())
+    digest.update(_numba_version().encode())
+    digest.update(numpy.__version__.encode())
     digest.update(sys.version.encode())
     return digest.hexdigest()[:16]
+
+
+def _numba_version() -> str:
+    """numba's version without importing numba (0.3 s) nor importlib.metadata (~30 ms, every process):
+    the text of the version file numba ships; the installed metadata where it has none."""
+    spec = importlib.util.find_spec("numba")
+    if spec is not None and spec.submodule_search_locations:
+        try:
+            return (Path(spec.submodule_search_locations[0]) / "_version.py").read_text("utf-8")
+        except OSError:
+            pass
+    from importlib import metadata
+
+    return metadata.version("numba")
 
 
 def module_name() -> str:
@@ -126,7 +160,7 @@ def build(folder: Path) -> Path:
         warnings.simplefilter("ignore")
         from numba.pycc import CC
 
-    from core import matching_kernels
+    modules = [importlib.import_module(f"core.{source}") for source in SOURCES]
 
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:  # then one atomic rename
@@ -134,7 +168,8 @@ def build(folder: Path) -> Path:
         cc.output_dir = scratch
         cc.verbose = False
         for function, signature in SIGNATURES.items():
-            cc.export(function, signature)(getattr(matching_kernels, function).py_func)
+            (module,) = [m for m in modules if hasattr(m, function)]
+            cc.export(function, signature)(getattr(module, function).py_func)
         with _releasing_gil():
             cc.compile()
         (built,) = Path(scratch).glob(f"{module_name()}*")

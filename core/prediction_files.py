@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from core.dataset import read_source
-from core.results_json import read_results_json
 from core.submission import read_submission
 from core.tables import Dataset, Predictions
 
@@ -23,5 +22,7 @@ def load_predictions(source, *, dataset: Dataset | None = None, name: str | None
     """
     data, name, _ = read_source(source, name)
     if detect_format(data) == FORMAT_JSON:
+        from core.results_json import read_results_json
+
         return read_results_json(data, dataset=dataset, name=name)
     return read_submission(data, dataset=dataset, name=name)

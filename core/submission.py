@@ -2,8 +2,9 @@
 
 PredictionString holds `label score xmin ymin xmax ymax` per box. Rows are split in python
 (one per image, a few thousand); the boxes' numbers are parsed in one compiled pass over the
-bytes of all rows (core.matching_kernels.parse_numbers, bit-equal to float()) and checked as
-whole arrays.
+bytes of all rows (core.csv_kernels.parse_numbers, bit-equal to float()) and checked as
+whole arrays. `parse_submission` does all that needs no ground truth, so that it can run while
+the ground truth loads; `finish(dataset)` adds the checks against it.
 
 Policy: keep every box the competition's scorer (pycocotools on the converted results) keeps.
 Each kind of problem is one `Problem` naming its physical CSV lines (header = line 1):
@@ -54,13 +55,62 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     PredictionString/image_id header). With `dataset`, labels should be its category ids and
     image_ids it lacks are WARNINGs.
     """
+    return parse_submission(source, name=name).finish(dataset)
+
+
+@dataclass
+class ParsedSubmission:
+    """A submission CSV read as far as it can be without the ground truth (rows, numbers, box
+    checks): `finish(dataset)` adds the checks against the dataset. Lets a caller parse the CSV
+    while the ground truth loads (the number scan releases the GIL)."""
+
+    name: str
+    rows: _Rows
+    problems: list[Problem]          # in report order up to the label check, which finish() adds
+    later: list[Problem]             # found without the dataset, reported after the label check
+    labels_readable: np.ndarray      # [B] bool over every box of whole rows: label and values read
+    all_labels: np.ndarray           # [B] float64 label of each such box
+    all_row_of_box: np.ndarray       # [B] its row
+    image_keys: np.ndarray           # [I] object: distinct image_ids in order of first appearance
+    image_pos: np.ndarray            # [N] image of each kept box, boxes grouped by image
+    box_lines: np.ndarray            # [N] its CSV line
+    boxes: np.ndarray                # [N, 6] label score xmin ymin xmax ymax
+    lines: np.ndarray                # [I] line of each image's first row
+
+    def finish(self, dataset: Dataset | None = None) -> Predictions:
+        """The `Predictions`, with the checks that need the dataset (labels, image_ids, image sizes)."""
+        problems = list(self.problems)
+        _check_labels(self.labels_readable, self.all_labels, self.all_row_of_box, self.rows, dataset,
+                      self.name, problems)
+        problems += self.later
+        boxes = self.boxes
+        if dataset is not None:
+            _check_images_against(dataset, self.image_keys, self.lines, self.rows.image_ids, self.name, problems)
+            _warn_outside_images(dataset, self.image_keys, self.box_lines, self.image_pos, boxes[:, 2:6],
+                                 self.name, problems)
+        problems.sort(key=lambda p: (p.line if p.line is not None else 0))
+        return Predictions(
+            image_keys=self.image_keys,
+            image_pos=self.image_pos,
+            labels=boxes[:, 0].astype(np.int64),
+            scores=boxes[:, 1].copy(),
+            boxes_xyxy=boxes[:, 2:6].copy().reshape(-1, 4),
+            lines=self.lines,
+            problems=problems,
+            source=self.name,
+        )
+
+
+def parse_submission(source, *, name: str | None = None) -> ParsedSubmission:
+    """Read a submission CSV (path, bytes or file-like) as far as no ground truth is needed;
+    `.finish(dataset)` gives what read_submission gives. Raises as read_submission raises."""
     data, name, _ = read_source(source, name)
     problems: list[Problem] = []
     rows = _plain_rows(data)
     if rows is None:                      # anything unusual: the general reader finds and names it
         rows = _split_rows(_decode(data, name), name, problems)
     values, counts = _parse_numbers(rows.strings)
-    keep_box, row_of_box, boxes = _check_boxes(values, counts, rows, dataset, name, problems)
+    keep_box, row_of_box, boxes = _check_boxes(values, counts, rows, name, problems)
 
     # One image per distinct image_id, in order of first appearance; a repeated image_id's
     # boxes join its first row's image, as the scorer pools all boxes of an image.
@@ -68,7 +118,9 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     image_keys = np.asarray(image_keys, dtype=object)
     row_lines = np.asarray(rows.lines, dtype=np.int64)
     first_row = np.flatnonzero(~pd.Series(rows.image_ids, dtype=object).duplicated().to_numpy())
-    _warn_repeated_images(rows, row_image, first_row, name, problems)
+    later: list[Problem] = []
+    _warn_repeated_images(rows, row_image, first_row, name, later)
+    all_labels, all_row_of_box = boxes[:, 0], row_of_box
     if not keep_box.all():                                                    # usually every box is kept
         row_of_box, boxes = row_of_box[keep_box], boxes[keep_box]
     image_pos = row_image.astype(np.int64)[row_of_box]                        # [N]
@@ -76,21 +128,9 @@ def read_submission(source, *, dataset: Dataset | None = None, name: str | None 
     if len(first_row) < len(row_image):                                       # regroup by image
         order = np.argsort(image_pos, kind="stable")
         image_pos, box_lines, boxes = image_pos[order], box_lines[order], boxes[order]
-    lines = row_lines[first_row]
-    if dataset is not None:
-        _check_images_against(dataset, image_keys, lines, rows.image_ids, name, problems)
-        _warn_outside_images(dataset, image_keys, box_lines, image_pos, boxes[:, 2:6], name, problems)
-    problems.sort(key=lambda p: (p.line if p.line is not None else 0))
-    return Predictions(
-        image_keys=image_keys,
-        image_pos=image_pos,
-        labels=boxes[:, 0].astype(np.int64),
-        scores=boxes[:, 1].copy(),
-        boxes_xyxy=boxes[:, 2:6].copy().reshape(-1, 4),
-        lines=lines,
-        problems=problems,
-        source=name,
-    )
+    return ParsedSubmission(name=name, rows=rows, problems=problems, later=later, labels_readable=keep_box,
+                            all_labels=all_labels, all_row_of_box=all_row_of_box, image_keys=image_keys,
+                            image_pos=image_pos, box_lines=box_lines, boxes=boxes, lines=row_lines[first_row])
 
 
 def _lines_text(lines) -> str:
@@ -172,7 +212,8 @@ def _plain_rows(data: bytes) -> _Rows | None:
     """The rows of a plain file without decoding it: ASCII, no quotes, the two columns, every
     non-blank row with one comma and an image_id. None for anything else (the general reader
     then reads it and names what is wrong)."""
-    if not data.isascii() or b'"' in data or b"\x00" in data[:4096] or data.count(b"\r") != data.count(b"\r\n"):
+    if not data.isascii() or b'"' in data or b"\x00" in data[:4096] or (
+            b"\r" in data and data.count(b"\r") != data.count(b"\r\n")):     # (counting takes ~15 ms)
         return None
     n = len(data)
     end = data.find(b"\n")
@@ -296,7 +337,7 @@ def _parse_numbers(strings) -> tuple[np.ndarray, np.ndarray]:
     """All tokens of all rows as one float64 array ([T], NaN where not a number) and [R] token counts.
 
     strings: the rows' PredictionStrings, a list or the file's `_Spans`."""
-    from core.kernel_build import kernels  # compiled: loaded when a CSV is read, not on import
+    from core.kernel_build import kernel  # compiled: loaded when a CSV is read, not on import
 
     if isinstance(strings, _Spans):
         data, row_start, row_end = strings.data, strings.starts, strings.ends
@@ -311,7 +352,7 @@ def _parse_numbers(strings) -> tuple[np.ndarray, np.ndarray]:
         row_end = np.cumsum(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)) + 1) - 1
         row_start = row_end - np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     # compiled passes over the bytes: decimals parsed exactly as float() parses them
-    values, counts, slow = _parse_in_parts(kernels().parse_numbers, np.frombuffer(data, np.uint8),
+    values, counts, slow = _parse_in_parts(kernel("parse_numbers"), np.frombuffer(data, np.uint8),
                                            row_start, row_end)
     if slow.any():                        # 17-digit reprs, inf, nan, words: float() decides
         token = np.flatnonzero(slow)
@@ -363,9 +404,10 @@ def _to_float(token: str) -> float:
         return np.nan
 
 
-def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: Dataset | None,
+def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows,
                  name: str, problems: list[Problem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check every box at once. Returns keep_box [B] bool, row_of_box [B], boxes [B, 6].
+    """Check every box at once, as far as no dataset is needed (labels: _check_labels).
+    Returns keep_box [B] bool, row_of_box [B], boxes [B, 6].
 
     A row whose tokens cannot be cut into boxes contributes no boxes; a box that cannot be
     read is left out; every other box is kept, flagged when the server may reject it. One
@@ -431,15 +473,39 @@ def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: D
              "them: they overlap nothing, so each is a false positive (ignored when its area w*h is negative)",
              box_text),
         ]
+    _report_boxes(checks, row_of_box, box_index, rows, name, problems)
+    return keep_box, row_of_box, boxes
+
+
+def _check_labels(readable: np.ndarray, labels: np.ndarray, row_of_box: np.ndarray, rows: _Rows,
+                  dataset: Dataset | None, name: str, problems: list[Problem]) -> None:
+    """The label check of the boxes that could be read (readable [B]; labels, row_of_box [B]):
+    category ids of the dataset, or with none, not negative."""
+    first_box = np.searchsorted(row_of_box, np.arange(len(rows.lines)))       # [R] rows' first boxes
+
+    def box_index(b: int) -> int:
+        return int(b - first_box[row_of_box[b]])
+
+    with np.errstate(invalid="ignore"):
         if dataset is not None:
             known = dataset.category_ids
             shown = ", ".join(map(str, known[:20].tolist())) + (" ..." if len(known) > 20 else "")
-            checks.append((integral & ~np.isin(labels, known), "label(s) that are not category ids of the "
-                           "ground truth", f"valid ids: {shown}; kept, and ignored by the evaluation as "
-                           "pycocotools ignores classes the ground truth lacks", lambda b: f"{int(labels[b])}"))
+            checks = [(readable & ~np.isin(labels, known), "label(s) that are not category ids of the "
+                       "ground truth", f"valid ids: {shown}; kept, and ignored by the evaluation as "
+                       "pycocotools ignores classes the ground truth lacks", lambda b: f"{int(labels[b])}")]
         elif len(labels):
-            checks.append((integral & (labels < 0), "negative label(s)", "labels are category ids; kept, and "
-                           "ignored by an evaluation (no ground truth has them)", lambda b: f"{int(labels[b])}"))
+            checks = [(readable & (labels < 0), "negative label(s)", "labels are category ids; kept, and "
+                       "ignored by an evaluation (no ground truth has them)", lambda b: f"{int(labels[b])}")]
+        else:
+            checks = []
+    _report_boxes(checks, row_of_box, box_index, rows, name, problems)
+
+
+def _report_boxes(checks: list, row_of_box: np.ndarray, box_index, rows: _Rows, name: str,
+                  problems: list[Problem]) -> None:
+    """One ERROR per (bad [B] bool, what, consequence, quote(b)) of `checks` that has offenders:
+    their count, lines and the first MAX_EXAMPLES boxes quoted."""
+    row_lines = np.asarray(rows.lines, dtype=np.int64)
     for bad_box, what, consequence, show in checks:
         bad_idx = np.flatnonzero(bad_box)
         if not len(bad_idx):
@@ -451,7 +517,6 @@ def _check_boxes(values: np.ndarray, counts: np.ndarray, rows: _Rows, dataset: D
         problems.append(_kind_problem(
             Severity.ERROR, f"{len(bad_idx)} {what} on {_lines_text(bad_lines)} ({examples}{more}); {consequence}",
             bad_lines.tolist(), [rows.image_ids[r] for r in row_of_box[bad_idx]], name))
-    return keep_box, row_of_box, boxes
 
 
 def _check_images_against(dataset: Dataset, image_keys: np.ndarray, lines: np.ndarray, row_image_ids: list[str],
@@ -494,7 +559,8 @@ def _warn_outside_images(dataset: Dataset, image_keys: np.ndarray, box_lines: np
         return
     first = int(np.flatnonzero(outside)[0])
     problems.append(Problem(
-        Severity.WARNING, f"{int(outside.sum())} box(es) on {len(np.unique(image_pos[outside]))} image(s) reach "
+        Severity.WARNING, f"{int(outside.sum())} box(es) on "
+        f"{np.count_nonzero(np.bincount(image_pos[outside], minlength=len(image_keys)))} image(s) reach "
         f"outside their image (first: line {int(box_lines[first])}, [{' '.join(f'{v:g}' for v in boxes[first])}] "
         f"in a {width[first]:g}x{height[first]:g} image); they are kept as they are, as COCO evaluates them",
         file=name))

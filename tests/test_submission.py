@@ -441,7 +441,8 @@ TOKEN = st.one_of(
     st.integers(-10**20, 10**20).map(str),
     st.sampled_from(["-0", "+5", ".5", "5.", "007.50", "1e22", "1e23", "3e-22", "3e-23", "1e-0005", "0e999",
                      "9007199254740993", "123456789012345678", "1234567890123456789", "0.0000000000000000000001",
-                     ".", "-", "1e", "1e+", "0x10", "inf", "-nan", "1_0", "abc", "1.2.3", "--1"]),
+                     ".", "-", "1e", "1e+", "0x10", "inf", "-nan", "1_0", "abc", "1.2.3", "--1", "1e00001",
+                     "1e+0022", "5e-99999999999999999999", "1e5x", "+", "2.5e-3"]),
 )
 
 
@@ -453,12 +454,12 @@ def float_or_nan(token: str) -> float:
 
 
 class TestNumberParser:
-    """core.matching_kernels.parse_numbers (both builds) and the reader around it, against float()."""
+    """core.csv_kernels.parse_numbers (both builds) and the reader around it, against float()."""
 
     @settings(max_examples=150, deadline=None)
     @given(st.lists(st.lists(TOKEN, max_size=12), max_size=8), st.sampled_from([" ", "  ", "\t", " \x0b", "\x1c"]))
     def test_every_token_as_float_parses_it(self, rows, space):
-        from core import kernel_build, matching_kernels
+        from core import csv_kernels, kernel_build
         from core.submission import _parse_numbers
 
         strings = [space.join(tokens) for tokens in rows]
@@ -466,7 +467,7 @@ class TestNumberParser:
         data = " ".join(strings).encode()
         ends = np.cumsum([len(s) + 1 for s in strings], dtype=np.int64) - 1
         starts = ends - np.array([len(s) for s in strings], dtype=np.int64)
-        for kernel in (matching_kernels.parse_numbers, kernel_build.kernels().parse_numbers):
+        for kernel in (csv_kernels.parse_numbers, kernel_build.kernel("parse_numbers")):
             values, counts, slow = kernel(np.frombuffer(data, np.uint8), starts, ends)
             assert counts.tolist() == [len(s.split()) for s in strings]
             fast = ~slow

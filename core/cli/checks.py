@@ -48,13 +48,38 @@ def load_ground_truth_or_say(path: Path):
         return None
 
 
-def load_predictions_or_say(path: Path, dataset):
-    """The predictions at `path` in any format DetLens reads, or None after saying why not."""
+def load_predictions_or_say(path: Path, dataset, early=None):
+    """The predictions at `path` in any format DetLens reads, or None after saying why not.
+    early: core.formats.read_predictions_early(path), or the ValidationError it raised."""
     from core.formats import load_any_predictions
 
     try:
-        return load_any_predictions(path, dataset)
+        if isinstance(early, ValidationError):
+            raise early
+        return load_any_predictions(path, dataset, early=early)
     except ValidationError as exc:
         print_problems(exc.problems)
         print(f"{path}: not usable as predictions; fix the errors above.")
         return None
+
+
+def load_inputs_or_say(gt_path: Path, pred_path: Path, ready=lambda dataset: True):
+    """(dataset, predictions), or None after saying why not, as load_ground_truth_or_say, then
+    ready(dataset) (False: it said why the dataset will not do), then load_predictions_or_say
+    say it, in that order. The ground truth loads on a thread while a submission CSV is read
+    and parsed (its compiled scan releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.formats import read_predictions_early
+
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(load_ground_truth_or_say, gt_path)  # prints only once nothing else does
+        try:
+            early = read_predictions_early(pred_path)
+        except ValidationError as exc:  # said after the ground truth's problems, as before
+            early = exc
+        dataset = loading.result()
+    if dataset is None or not ready(dataset):
+        return None
+    preds = load_predictions_or_say(pred_path, dataset, early)
+    return None if preds is None else (dataset, preds)

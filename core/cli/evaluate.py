@@ -20,10 +20,9 @@ import math
 import sys
 from pathlib import Path
 
-from core.cli.checks import load_ground_truth_or_say, load_predictions_or_say, outputs_writable, print_problems
+from core.cli.checks import load_inputs_or_say, outputs_writable, print_problems
 from core.output_files import write_text_atomic
 from core.problems import ValidationError, errors_of
-from core.thresholds import PredictionView
 # pycocotools' summarize lines, in STAT_NAMES order
 _SUMMARY = [
     ("Average Precision", "(AP)", "0.50:0.95", "all", 100), ("Average Precision", "(AP)", "0.50", "all", 100),
@@ -70,18 +69,21 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not outputs_writable(("--json", args.json)):  # before the evaluation, not after it
         return 1
-    dataset = load_ground_truth_or_say(args.gt)
-    if dataset is None:
-        return 1
-    if not len(dataset.annotations):
+    def has_annotations(dataset) -> bool:
+        if len(dataset.annotations):
+            return True
         print(f"{args.gt}: error: the ground truth has no annotations (a test split?), so every metric is "
               "undefined; give a json with boxes, e.g. train.json or a validation fold")
+        return False
+
+    loaded = load_inputs_or_say(args.gt, args.pred, ready=has_annotations)
+    if loaded is None:
         return 1
-    preds = load_predictions_or_say(args.pred, dataset)
-    if preds is None:
-        return 1
+    dataset, preds = loaded
     print_problems(dataset.problems + preds.problems)
     if args.score_threshold is not None:
+        from core.thresholds import PredictionView
+
         view = PredictionView(preds, args.score_threshold)
         print(f"score threshold {args.score_threshold:g}: {len(preds) - view.n_kept} of {len(preds)} boxes deleted")
         preds = view.kept

@@ -1,0 +1,119 @@
+"""Compiled (numba) scan of a submission CSV's PredictionStrings: every token as a float64.
+
+core.submission cuts the file into rows and hands the bytes here; a token the fast path cannot
+parse exactly is flagged and parsed by float() there. Built ahead of time into one extension
+with core.matching_kernels by core.kernel_build (numba's JIT serves where there is no build);
+`cache=True` keeps the JIT's machine code in __pycache__.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _is_space(byte):
+    """ASCII whitespace as str.split() sees it (space, \\t \\n \\v \\f \\r and \\x1c-\\x1f)."""
+    return byte == 32 or 9 <= byte <= 13 or 28 <= byte <= 31
+
+
+_POWERS_OF_TEN = np.array([10.0 ** k for k in range(23)])  # each exact in float64
+
+
+@njit(cache=True)
+def _token(text, i, n):
+    """The token starting at text[i] (not a space, i < n) -> (value, end): its value as float()
+    parses it where Clinger's fast path makes that exact (at most 18 digits, an integer up to
+    2**53 times or over a power of ten up to 1e22: one IEEE rounding), else NaN, which the caller
+    hands to float(); end: the first space or n after it. One pass over the token's bytes."""
+    k = i
+    negative = False
+    if text[k] == 43 or text[k] == 45:                      # + -
+        negative = text[k] == 45
+        k += 1
+    mantissa = 0
+    digits = 0
+    while k < n:
+        d = text[k] - 48                                    # (int64: numba widens the byte)
+        if d < 0 or d > 9:
+            break
+        mantissa = mantissa * 10 + d
+        digits += 1
+        k += 1
+    exponent = 0
+    if k < n and text[k] == 46:                             # .
+        k += 1
+        while k < n:
+            d = text[k] - 48
+            if d < 0 or d > 9:
+                break
+            mantissa = mantissa * 10 + d
+            digits += 1
+            exponent -= 1
+            k += 1
+    exact = 0 < digits <= 18
+    if exact and k < n and (text[k] == 101 or text[k] == 69):  # e E
+        k += 1
+        sign = 1
+        if k < n and (text[k] == 43 or text[k] == 45):
+            sign = -1 if text[k] == 45 else 1
+            k += 1
+        first = k
+        written = 0
+        while k < n and k - first < 5:
+            d = text[k] - 48
+            if d < 0 or d > 9:
+                break
+            written = written * 10 + d
+            k += 1
+        exact = 0 < k - first <= 4                          # 1e, 1e+ and 1e00001 go to float()
+        exponent += sign * written
+    if k < n and not _is_space(text[k]):                    # more follows: not a plain decimal
+        exact = False
+        while k < n and not _is_space(text[k]):
+            k += 1
+    if not exact:
+        return np.nan, k
+    if mantissa == 0:
+        return (-0.0 if negative else 0.0), k
+    if mantissa > 2 ** 53 or exponent > 22 or exponent < -22:
+        return np.nan, k
+    value = mantissa * _POWERS_OF_TEN[exponent] if exponent >= 0 else mantissa / _POWERS_OF_TEN[-exponent]
+    return (-value if negative else value), k
+
+
+@njit(cache=True, nogil=True)  # core.submission parses runs of rows on threads
+def parse_numbers(text, row_start, row_end):
+    """Every whitespace-separated token of the rows text[row_start[r]:row_end[r]] as float64.
+
+    text [B] uint8 (ASCII); row_start, row_end [R]. Returns values [T] (NaN where a token is
+    not a plain decimal), counts [R] (tokens per row), slow [T]: tokens to parse with float()
+    (not a decimal, or beyond the exact fast path). Bit-equal to float() elsewhere.
+    """
+    n_rows = row_end.shape[0]
+    counts = np.zeros(n_rows, np.int64)
+    total = 0
+    for r in range(n_rows):  # a cheap first pass sizes the output exactly
+        inside = False
+        found = 0
+        for i in range(row_start[r], row_end[r]):
+            space = _is_space(text[i])
+            found += (not space) and (not inside)
+            inside = not space
+        counts[r] = found
+        total += found
+    values = np.empty(total)
+    slow = np.zeros(total, np.bool_)
+    t = 0
+    for r in range(n_rows):
+        i, n = row_start[r], row_end[r]
+        while True:
+            while i < n and _is_space(text[i]):
+                i += 1
+            if i == n:
+                break
+            value, i = _token(text, i, n)
+            values[t] = value
+            slow[t] = np.isnan(value)
+            t += 1
+    return values, counts, slow

@@ -1,0 +1,75 @@
+"""`python -m core evaluate` reads the ground truth on a thread while the CSV is parsed: what it
+says about bad inputs, and in which order, is what the one-after-the-other reading says."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.cli import checks, main
+from core.problems import ValidationError
+from core.submission import parse_submission, read_submission
+from tests.conftest import REAL_TRASH, need
+
+GT = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+      "categories": [{"id": 1, "name": "box"}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0}]}
+GOOD_CSV = "PredictionString,image_id\n1 0.9 10 10 30 30,a.jpg\n"
+BAD_CSVS = {"no header": "a.jpg,1 0.9 10 10 30 30\n", "binary": "\x00\x01PK", "truncated json": "[{\"image_id\": 1, \"bbox\": [1, 2",
+            "missing": None}
+BAD_GTS = {"broken json": '{"images": [', "no annotations": {**GT, "annotations": []},
+           "not a dict": "[]", "missing": None}
+
+
+def _write(path, content):
+    if content is not None:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def _sequential(gt_path, pred_path) -> str:
+    """What the command said before the overlap: the ground truth read, checked, then the predictions."""
+    dataset = checks.load_ground_truth_or_say(gt_path)
+    if dataset is None:
+        return
+    if not len(dataset.annotations):
+        print(f"{gt_path}: error: the ground truth has no annotations (a test split?), so every metric is "
+              "undefined; give a json with boxes, e.g. train.json or a validation fold")
+        return
+    checks.load_predictions_or_say(pred_path, dataset)
+
+
+@pytest.mark.parametrize("gt, csv", [(g, c) for g in [*BAD_GTS, "good"] for c in [*BAD_CSVS, "good"]
+                                     if "good" not in (g, c) or g != c])
+def test_bad_inputs_are_said_as_one_after_the_other(tmp_path, capsys, gt, csv):
+    gt_path = _write(tmp_path / "gt.json", GT if gt == "good" else BAD_GTS[gt])
+    pred_path = _write(tmp_path / "pred.csv", GOOD_CSV if csv == "good" else BAD_CSVS[csv])
+    _sequential(gt_path, pred_path)
+    expected = capsys.readouterr().out
+    assert main(["evaluate", str(gt_path), str(pred_path)]) == 1
+    said = capsys.readouterr().out
+    assert said == expected and said.strip()
+    # the ground truth's problem comes first and alone; the CSV's only once the ground truth will do
+    assert (str(gt_path) in said) == (gt != "good")
+    assert ("not usable as predictions" in said) == (gt == "good")
+
+
+def test_a_parsed_csv_finishes_again_with_another_dataset():
+    """One parse_submission of the real fold, finished with the dataset, without, and with it again
+    (finish must not change what it holds): each time what read_submission reads on its own."""
+    from core.dataset import load_coco
+
+    dataset = load_coco(need(REAL_TRASH / "fold3_gt.json"))
+    parsed = parse_submission(REAL_TRASH / "fold3_deta_swinL.csv")
+    for ds in (dataset, None, dataset):                       # finish() may be called again
+        once = read_submission(REAL_TRASH / "fold3_deta_swinL.csv", dataset=ds)
+        twice = parsed.finish(ds)
+        assert [str(p) for p in twice.problems] == [str(p) for p in once.problems]
+        assert twice.image_keys.tolist() == once.image_keys.tolist()
+        for field in ("image_pos", "labels", "scores", "boxes_xyxy", "lines"):       # bit-equal
+            assert getattr(twice, field).tobytes() == getattr(once, field).tobytes(), field
+
+
+def test_an_unusable_csv_raises_when_parsed():
+    with pytest.raises(ValidationError):
+        parse_submission(b"image_id\na.jpg\n", name="x.csv")
