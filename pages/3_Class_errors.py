@@ -17,108 +17,115 @@ from ui.analysis import open_boxes_at_score
 OUTCOMES = [o.value for o in DISPLAY_ORDER if o is not Outcome.IGNORED]
 COLUMNS = 6
 
-page_setup("Class errors")
-data = active_data()
-st.title("Class errors")
-if not need_evaluation(data):
-    st.stop()
 
-ev, view, ds = data.evaluation, data.view, data.dataset
-names = data.class_names
-options = list(names.values())
-top = st.columns([2, 3, 1])
-chosen = top[0].selectbox("Class", options, **S.bind(S.ERRORS_CLASS, options))
-category_id = {v: k for k, v in names.items()}[chosen]
+@st.fragment
+def class_errors(data) -> None:
+    """Everything the score threshold changes; the slider is drawn from here, so a move reruns
+    only this fragment (not the sidebar's loading)."""
+    data = score_slider(data)
+    if not need_evaluation(data):
+        return
+    ev, view, ds = data.evaluation, data.view, data.dataset
+    names = data.class_names
+    options = list(names.values())
+    top = st.columns([2, 3, 1])
+    chosen = top[0].selectbox("Class", options, **S.bind(S.ERRORS_CLASS, options))
+    category_id = {v: k for k, v in names.items()}[chosen]
+    # the class's boxes ordered once per evaluation: a move cuts them, no 490k-row filtering
+    boxes = class_boxes(data, category_id)
+    counts = class_outcome_counts(boxes, view)
+    # opens on background boxes: usually the most frequent false positive
+    outcome = top[1].radio("Error type", OUTCOMES, horizontal=True, key="_errors_kind",
+                           index=OUTCOMES.index(Outcome.BACKGROUND.value),
+                           format_func=lambda o: f"{Outcome(o).label} ({counts[o]:,})")
+    n_show = top[2].number_input("Crops", min_value=6, max_value=120, value=24, step=6, key="_errors_n")
+    st.caption({
+        "background": "Predicted boxes on nothing of any class, highest score first.",
+        "classification": f"Predicted as {chosen} on an object of another class, highest score first.",
+        "localization": f"Right class, poorly placed box (IoU below {data.iou_thr:.2f}), highest score first.",
+        "both": "Wrong class and poorly placed, highest score first.",
+        "duplicate": "A second box on an object already matched by a higher-scoring box.",
+        "missed": f"{chosen} objects no prediction found at the current threshold, largest first.",
+        "tp": "Correct detections, highest score first (for comparison).",
+    }[outcome])
 
-dets = view.dets[view.dets["category_id"] == category_id]
-gts = view.gts[(view.gts["category_id"] == category_id) & view.gts["missed"].astype(bool)
-               & ~view.gts["iscrowd"].astype(bool)]
-counts = {o: int((dets["outcome"].astype(str) == o).sum()) for o in OUTCOMES if o != Outcome.MISSED.value}
-counts[Outcome.MISSED.value] = len(gts)
-# opens on background boxes: usually the most frequent false positive
-outcome = top[1].radio("Error type", OUTCOMES, horizontal=True, key="_errors_kind",
-                       index=OUTCOMES.index(Outcome.BACKGROUND.value),
-                       format_func=lambda o: f"{Outcome(o).label} ({counts[o]:,})")
-n_show = top[2].number_input("Crops", min_value=6, max_value=120, value=24, step=6, key="_errors_n")
-st.caption({
-    "background": "Predicted boxes on nothing of any class, highest score first.",
-    "classification": f"Predicted as {chosen} on an object of another class, highest score first.",
-    "localization": f"Right class, poorly placed box (IoU below {data.iou_thr:.2f}), highest score first.",
-    "both": "Wrong class and poorly placed, highest score first.",
-    "duplicate": "A second box on an object already matched by a higher-scoring box.",
-    "missed": f"{chosen} objects no prediction found at the current threshold, largest first.",
-    "tp": "Correct detections, highest score first (for comparison).",
-}[outcome])
-
-images = ds.images
-ann = ds.annotations
-if outcome == Outcome.MISSED.value:
-    rows = gts.assign(area=ann["area"].to_numpy()[gts["ann_index"].to_numpy()])
-    rows = rows.sort_values("area", ascending=False).head(int(n_show))
-else:
-    rows = dets[dets["outcome"].astype(str) == outcome].sort_values("score", ascending=False).head(int(n_show))
-
-if not len(rows):
-    st.info(f"No {Outcome(outcome).label.lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
-grid = st.columns(COLUMNS)
-for i, (_, item) in enumerate(rows.iterrows()):
-    image_index = int(item["image_index"])
-    key = str(images["file_name"].iloc[image_index])
-    size = (float(images["width"].iloc[image_index]), float(images["height"].iloc[image_index]))
+    images = ds.images
+    ann = ds.annotations
     if outcome == Outcome.MISSED.value:
-        a = int(item["ann_index"])
-        focus = ann[["x1", "y1", "x2", "y2"]].to_numpy()[a]
-        outlines = [(focus, Outcome.MISSED.color)]
-        caption = f"{key} · area {ann['area'].iloc[a]:,.0f}"
+        rows = gts.assign(area=ann["area"].to_numpy()[gts["ann_index"].to_numpy()])
+        rows = rows.sort_values("area", ascending=False).head(int(n_show))
     else:
-        focus = np.array([item["x1"], item["y1"], item["x2"], item["y2"]], dtype=np.float64)
-        outlines = []
-        if int(item["gt_index"]) >= 0:  # the GT that decided the outcome, for context
-            g = int(item["gt_index"])
-            outlines.append((ann[["x1", "y1", "x2", "y2"]].to_numpy()[g], GTStatus.PLAIN.color))
-        outlines.append((focus, Outcome(outcome).color))
-        caption = f"{key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
-        if outcome in ("classification", "both") and int(item["gt_index"]) >= 0:
-            caption += f" · true {data.class_name(ann['category_id'].iloc[int(item['gt_index'])])}"
-    crop = crop_png(data.root, key, size, focus, outlines)  # cached: a threshold move redraws none
-    cell = grid[i % COLUMNS]
-    cell.image(crop, caption=caption, width="stretch")
-    if cell.button("Open in explorer", key=f"_open_{outcome}_{i}", width="stretch"):
-        st.session_state[S.EXPLORER_IMAGE] = key
-        st.session_state[S.EXPLORER_CLASSES] = []
-        st.session_state[S.EXPLORER_OUTCOMES] = []
-        st.switch_page("pages/2_Image_explorer.py")
-if len(rows) and pil_image(data.root, str(images["file_name"].iloc[int(rows["image_index"].iloc[0])])) is None:
-    st.caption("Image files are missing: crops show the boxes on a blank canvas.")
+        rows = dets[dets["outcome"].astype(str) == outcome].sort_values("score", ascending=False).head(int(n_show))
 
-st.divider()
-left, right = st.columns(2)
-with left:
-    curve = threshold_curve(ev, category_id)  # cached with ev: not recomputed per run
-    pr_figure = pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}")
-    pr_figure.update_traces(mode="lines+markers", marker_size=4, selector=dict(name="PR"))  # clickable
-    pr_pick = st.plotly_chart(pr_figure, key="class_pr", width="stretch", on_select="rerun",
-                              selection_mode="points")
-    open_boxes_at_score(data, pr_pick, category_id, chosen)  # a point: the images of boxes at that score
-    ap_row = ev.per_class[ev.per_class["category_id"] == category_id]
-    if len(ap_row):  # AP at the sidebar's IoU from every box (COCO's AP@0.5 only when it is 0.5)
-        every_box = ev.at(-np.inf).per_class
-        ap_iou = float(every_box.loc[every_box["category_id"] == category_id, "ap50"].iloc[0])
-        st.caption(f"AP@{iou_text(data.iou_thr)} {ap_iou:.4f} · AP@[.5:.95] {ap_row['ap'].iloc[0]:.4f} · "
-                   f"{int(ap_row['n_gt'].iloc[0]):,} GT boxes")
-with right:
-    confusion = view.confusion
-    as_other = confusion.loc[chosen].drop(labels=[chosen], errors="ignore")
-    from_other = confusion[chosen].drop(labels=[chosen], errors="ignore")
-    confused = pd.DataFrame({f"{chosen} predicted as …": as_other,
-                             f"… predicted as {chosen}": from_other}).fillna(0).astype(int)
-    confused = confused[(confused.sum(axis=1) > 0)].sort_values(
-        f"{chosen} predicted as …", ascending=False)
-    st.plotly_chart(class_counts_figure(
-        list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
-        title=f"What {chosen} objects were predicted as (background = no box of any class)"),
-        key="class_confused", width="stretch")
-    st.caption(f"Boxes of any class claim a {chosen} object here: its background bar "
-               f"({int(as_other.get('background', 0)):,}) counts the objects no box found, while Missed "
-               f"GT ({counts['missed']:,}) counts those no {chosen} box found.")
-    st.table(confused)  # static: the data grid redraws ~150 ms after every slider move
+    if not len(rows):
+        st.info(f"No {Outcome(outcome).label.lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
+    grid = st.columns(COLUMNS)
+    for i, (_, item) in enumerate(rows.iterrows()):
+        image_index = int(item["image_index"])
+        key = str(images["file_name"].iloc[image_index])
+        size = (float(images["width"].iloc[image_index]), float(images["height"].iloc[image_index]))
+        if outcome == Outcome.MISSED.value:
+            a = int(item["ann_index"])
+            focus = ann[["x1", "y1", "x2", "y2"]].to_numpy()[a]
+            outlines = [(focus, Outcome.MISSED.color)]
+            caption = f"{key} · area {ann['area'].iloc[a]:,.0f}"
+        else:
+            focus = np.array([item["x1"], item["y1"], item["x2"], item["y2"]], dtype=np.float64)
+            outlines = []
+            if int(item["gt_index"]) >= 0:  # the GT that decided the outcome, for context
+                g = int(item["gt_index"])
+                outlines.append((ann[["x1", "y1", "x2", "y2"]].to_numpy()[g], GTStatus.PLAIN.color))
+            outlines.append((focus, Outcome(outcome).color))
+            caption = f"{key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
+            if outcome in ("classification", "both") and int(item["gt_index"]) >= 0:
+                caption += f" · true {data.class_name(ann['category_id'].iloc[int(item['gt_index'])])}"
+        # cached: a threshold move redraws none
+        crop = crop_png(data.root, key, size, focus, outlines, upright=data.upright_pixels)
+        cell = grid[i % COLUMNS]
+        cell.image(crop, caption=caption, width="stretch")
+        if cell.button("Open in explorer", key=f"_open_{outcome}_{i}", width="stretch"):
+            st.session_state[S.EXPLORER_IMAGE] = key
+            st.session_state[S.EXPLORER_CLASSES] = []
+            st.session_state[S.EXPLORER_OUTCOMES] = []
+            st.switch_page("pages/2_Image_explorer.py")
+    first_image = str(images["file_name"].iloc[int(rows["image_index"].iloc[0])]) if len(rows) else None
+    if first_image is not None and pil_image(data.root, first_image, upright=data.upright_pixels) is None:
+        st.caption("Image files are missing: crops show the boxes on a blank canvas.")
+
+    st.divider()
+    left, right = st.columns(2)
+    with left:
+        curve = threshold_curve(ev, category_id)  # cached with ev: not recomputed per run
+        pr_figure = pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}")
+        pr_figure.update_traces(mode="lines+markers", marker_size=4, selector=dict(name="PR"))  # clickable
+        pr_pick = st.plotly_chart(pr_figure, key="class_pr", width="stretch", on_select="rerun",
+                                  selection_mode="points")
+        open_boxes_at_score(data, pr_pick, category_id, chosen)  # a point: the images of boxes at that score
+        ap_row = ev.per_class[ev.per_class["category_id"] == category_id]
+        if len(ap_row):  # AP at the sidebar's IoU from every box (COCO's AP@0.5 only when it is 0.5)
+            every_box = ev.at(-np.inf).per_class
+            ap_iou = float(every_box.loc[every_box["category_id"] == category_id, "ap50"].iloc[0])
+            st.caption(f"AP@{iou_text(data.iou_thr)} {ap_iou:.4f} · AP@[.5:.95] {ap_row['ap'].iloc[0]:.4f} · "
+                       f"{int(ap_row['n_gt'].iloc[0]):,} GT boxes")
+    with right:
+        confusion = view.confusion
+        as_other = confusion.loc[chosen].drop(labels=[chosen], errors="ignore")
+        from_other = confusion[chosen].drop(labels=[chosen], errors="ignore")
+        confused = pd.DataFrame({f"{chosen} predicted as …": as_other,
+                                 f"… predicted as {chosen}": from_other}).fillna(0).astype(int)
+        confused = confused[(confused.sum(axis=1) > 0)].sort_values(
+            f"{chosen} predicted as …", ascending=False)
+        st.plotly_chart(class_counts_figure(
+            list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
+            title=f"What {chosen} objects were predicted as (background = no box of any class)"),
+            key="class_confused", width="stretch")
+        st.caption(f"Boxes of any class claim a {chosen} object here: its background bar "
+                   f"({int(as_other.get('background', 0)):,}) counts the objects no box found, while Missed "
+                   f"GT ({counts['missed']:,}) counts those no {chosen} box found.")
+        st.table(confused)  # static: the data grid redraws ~150 ms after every slider move
+
+
+page_setup("Class errors")
+data = active_data(score_slider_in_fragment=True)
+st.title("Class errors")
+class_errors(data)

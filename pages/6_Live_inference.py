@@ -55,7 +55,7 @@ if image_source == FROM_DATASET:
         st.session_state["_infer_image"] = first_image_found(data.root, names, st.session_state.get(S.EXPLORER_IMAGE))
     image_key = cols[1].selectbox(f"Dataset image ({len(names):,})", names, key="_infer_image")
     image_index = int(data.dataset.image_index_of_file([image_key])[0])
-    image = loaders.pil_image(data.root, image_key)
+    image = loaders.pil_image(data.root, image_key, upright=data.upright_pixels)
     lookup = resolve_image_path(data.root, image_key, S.data_roots())
     ref = image_ref_for(data, image_key, image_index)
     if image is None or not lookup.found:

@@ -46,3 +46,27 @@ def test_folder_opens_with_the_same_metrics(folders, fmt, gt, pred):
     at.switch_page("pages/2_Image_explorer.py").run()
     assert_clean(at)
     assert "blank canvas" not in texts(at)  # the images are found where the format puts them
+
+
+def test_yolo_image_with_exif_rotation_is_drawn_upright(tmp_path):
+    """A YOLO dataset's labels are normalised by the upright size (Ultralytics): the explorer
+    draws the upright pixels, so the image agrees with the dataset's size and boxes (before, it
+    drew the stored grid: 'the file is 1024x700 pixels but the json says 700x1024')."""
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    pixels = Image.fromarray((np.arange(700 * 1024 * 3) % 251).astype(np.uint8).reshape(700, 1024, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: 700 wide, 1024 tall
+    pixels.save(tmp_path / "images" / "turned.jpg", quality=90, exif=exif.tobytes())
+    (tmp_path / "labels" / "turned.txt").write_text("0 0.5 0.5 0.2 0.1\n")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames:\n  0: thing\n")
+    at = open_app(data_dir=tmp_path)
+    assert_clean(at)
+    at.switch_page("pages/2_Image_explorer.py").run()
+    assert_clean(at)
+    shown = texts(at)
+    assert "blank canvas" not in shown and "EXIF orientation" not in shown
+    assert "but the json says" not in shown  # the drawn image has the dataset's size

@@ -173,7 +173,8 @@ def crop(data, row: dict) -> bytes:
     outlines = [(box, GT_COLOR) for box in near]
     if not np.isnan(model).any():
         outlines.append((model, MODEL_COLOR))
-    return loaders.crop_png(data.root, str(images["file_name"].iloc[i]), size, focus, outlines, out_side=480)
+    return loaders.crop_png(data.root, str(images["file_name"].iloc[i]), size, focus, outlines, out_side=480,
+                            upright=data.upright_pixels)
 
 
 def describe(data, row: dict) -> str:

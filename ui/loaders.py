@@ -308,7 +308,8 @@ def threshold_curve(ev, category_id: int | None = None):
 
 # ----------------------------------------------------------------------------------- images
 @st.cache_data(max_entries=48, show_spinner=False)
-def _image_uri(path: str, mtime_ns: int, name: str) -> tuple[str | None, tuple[str, ...], tuple[int, int] | None]:
+def _image_uri(path: str, mtime_ns: int, name: str, upright: bool = False
+               ) -> tuple[str | None, tuple[str, ...], tuple[int, int] | None]:
     """(JPEG data URI at most 1024 px a side, reader notices, decoded (width, height)).
 
     Holds at most 48 URIs of ~0.1-0.3 MB; the decoded image is dropped at once.
@@ -316,7 +317,7 @@ def _image_uri(path: str, mtime_ns: int, name: str) -> tuple[str | None, tuple[s
     from core.drawing import image_data_uri
 
     try:
-        image, notices = read_image(Path(path), name=name)
+        image, notices = read_image(Path(path), name=name, upright=upright)
     except ValueError as exc:
         return None, (f"{exc}; drawn as a blank canvas",), None
     return image_data_uri(image), tuple(notices), image.size
@@ -334,16 +335,17 @@ class ImageRef:
 
 
 def image_ref(root: Path | None, file_name: str, size: tuple[float, float] | None,
-              fallback_size: tuple[float, float] = (1024.0, 1024.0)) -> ImageRef:
+              fallback_size: tuple[float, float] = (1024.0, 1024.0), *, upright: bool = False) -> ImageRef:
     """Resolve and encode an image (cached); missing or refused files give a notice instead.
 
     size: (width, height) from the ground truth; None for an image it lacks (a test image),
-    then it is read from the file header, else fallback_size.
+    then it is read from the file header, else fallback_size. upright: the dataset's boxes are
+    in the EXIF-upright grid (Dataset.upright_pixels).
     """
     lookup: ImageLookup = resolve_image_path(root, file_name, data_roots())
     uri, notices = None, [lookup.message] if lookup.message else []
     if lookup.found:
-        uri, read_notices, decoded = _image_uri(str(lookup.path), _mtime_ns(lookup.path), file_name)
+        uri, read_notices, decoded = _image_uri(str(lookup.path), _mtime_ns(lookup.path), file_name, upright)
         notices += read_notices
         if decoded is not None:
             notices += [n for n in [size_mismatch(file_name, decoded, size)] if n]
@@ -359,34 +361,36 @@ def _mtime_ns(path: Path) -> int:
         return 0
 
 
-def _decode(path: str):
+def _decode(path: str, upright: bool):
     try:
-        image, _ = read_image(Path(path))
+        image, _ = read_image(Path(path), upright=upright)
     except ValueError:
         return None
     return image
 
 
-def _pil_image(path: str, mtime_ns: int):
+def _pil_image(path: str, mtime_ns: int, upright: bool = False):
     """Decoded RGB image or None, held in the budget's image share (an image over it alone is
     still kept, as the newest entry: one image under the pixel limit, 192 MB at most)."""
-    return _IMAGES.get_or_create((path, mtime_ns), lambda: _decode(path))
+    return _IMAGES.get_or_create((path, mtime_ns, upright), lambda: _decode(path, upright))
 
 
-def pil_image(root: Path | None, file_name: str):
-    """The decoded image (cached, read-only) or None when missing/unreadable/refused/too large."""
+def pil_image(root: Path | None, file_name: str, *, upright: bool = False):
+    """The decoded image (cached, read-only) or None when missing/unreadable/refused/too large;
+    upright: in the EXIF-upright grid (Dataset.upright_pixels)."""
     lookup = resolve_image_path(root, file_name, data_roots())
     if not lookup.found:
         return None
-    return _pil_image(str(lookup.path), _mtime_ns(lookup.path))
+    return _pil_image(str(lookup.path), _mtime_ns(lookup.path), upright)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _crop_png(path: str | None, mtime_ns: int, size: tuple[float, float],
-              focus_xyxy: tuple[float, ...], outlines: tuple, out_side: int = 180) -> bytes:
+              focus_xyxy: tuple[float, ...], outlines: tuple, out_side: int = 180,
+              upright: bool = False) -> bytes:
     from core.drawing import render_crop
 
-    image = _pil_image(path, mtime_ns) if path is not None else None
+    image = _pil_image(path, mtime_ns, upright) if path is not None else None
     crop = render_crop(image, size, np.array(focus_xyxy),
                        [(np.array(box), color) for box, color in outlines], out_side=out_side)
     buffer = io.BytesIO()
@@ -395,7 +399,7 @@ def _crop_png(path: str | None, mtime_ns: int, size: tuple[float, float],
 
 
 def crop_png(root: Path | None, file_name: str, size: tuple[float, float], focus_xyxy,
-             outlines: list[tuple[object, str]], *, out_side: int = 180) -> bytes:
+             outlines: list[tuple[object, str]], *, out_side: int = 180, upright: bool = False) -> bytes:
     """A thumbnail around focus_xyxy with the (box_xyxy, colour) outlines, PNG bytes, cached per
     (image file, boxes): a threshold change re-renders no crop, and the same bytes give the
     browser the same media URL. A missing image gives a blank-canvas crop."""
@@ -403,4 +407,4 @@ def crop_png(root: Path | None, file_name: str, size: tuple[float, float], focus
     path, mtime_ns = (str(lookup.path), _mtime_ns(lookup.path)) if lookup.found else (None, 0)
     as_tuple = lambda box: tuple(float(v) for v in np.asarray(box, dtype=np.float64).ravel())  # noqa: E731
     return _crop_png(path, mtime_ns, (float(size[0]), float(size[1])), as_tuple(focus_xyxy),
-                     tuple((as_tuple(box), str(color)) for box, color in outlines), int(out_side))
+                     tuple((as_tuple(box), str(color)) for box, color in outlines), int(out_side), upright)

@@ -65,6 +65,11 @@ class ActiveData:
                        prediction_view=prediction_view(self.predictions, score_thr, self.dataset, view))
 
     @property
+    def upright_pixels(self) -> bool:
+        """The boxes are in the EXIF-upright pixel grid (a YOLO dataset): images are drawn so."""
+        return self.dataset is not None and self.dataset.upright_pixels
+
+    @property
     def has_gt_boxes(self) -> bool:
         return self.dataset is not None and len(self.dataset.annotations) > 0
 

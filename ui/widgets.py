@@ -58,7 +58,7 @@ def image_ref_for(data: ActiveData, key: str, image_index: int, view: Prediction
         dets = view.image_boxes(key, image_index)
         if len(dets):
             fallback = (max(1024.0, float(dets["x2"].max())), max(1024.0, float(dets["y2"].max())))
-    return image_ref(data.root, key, size, fallback)
+    return image_ref(data.root, key, size, fallback, upright=data.upright_pixels)
 
 
 def boxes_of(data: ActiveData, key: str, image_index: int) -> tuple[pd.DataFrame, pd.DataFrame]:
