@@ -146,7 +146,7 @@ def _tide_and_ranked(dataset: Dataset, det: _DetArrays, gt: _GtArrays, outcome: 
         class_order=class_order, gt_image=gt.image, gt_cls=gt.cls, gt_crowd=gt.crowd,
         gt_det=outcome.gt_det, cm_det_ignored=outcome.cm_ignored, cm_gt_det=outcome.cm_gt_det,
         category_ids=dataset.category_ids, category_names=dataset.categories["name"].tolist(),
-        n_images=n_images,
+        n_images=n_images, det_group_rank=outcome.group_rank,
     )
     return tide, ranked
 
@@ -292,6 +292,10 @@ class _Outcome:
     never_matched: np.ndarray  # [N] bool: the same COCO status at every threshold
 
 
+# core.matching_kernels' COCO_FP status and accumulate_reachable's REACHABLE flag (importing that
+# module would load numba, which the ahead-of-time kernels spare a command-line run)
+_COCO_FP, _REACHABLE = 0, 128
+
 _ROWS_PER_CHUNK = 50_000  # below this many predictions per chunk a thread costs more than it saves
 
 
@@ -327,28 +331,48 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
             out[position][out[position] > -1] += offset
         return tuple(out)
 
-    # Images are independent and the kernel releases the GIL: one chunk of about equal prediction
-    # count per core, on threads (more chunks only cost CPU: slicing and joining).
-    n_chunks = min(_cores(), max(1, len(det.score) // _ROWS_PER_CHUNK))
+    # Images are independent and the kernel releases the GIL: chunks of about equal prediction
+    # count, a few per core, on threads. Each chunk's results are copied into the whole arrays
+    # as soon as it is done and then dropped, so that no more than a chunk per core is held
+    # twice (joining all chunks at the end held every result twice: ~0.5 GB at 10x scale).
+    n_chunks = min(4 * _cores(), max(1, len(det.score) // _ROWS_PER_CHUNK))
     cuts = np.unique(np.searchsorted(det_start, np.linspace(0, len(det.score), n_chunks + 1)[1:-1]))
     bounds = [0, *cuts.tolist(), n_images]
     spans = [(i0, i1) for i0, i1 in zip(bounds[:-1], bounds[1:]) if i1 > i0]
     if len(spans) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
+        n, n_gt = len(det.score), len(gt_order)
+        per_gt = (4, 7)                                                # gt_det, cm_gt_det: [G]
+        joined = [np.empty((n_gt if k in per_gt else n, *shape), dtype) for k, (shape, dtype) in
+                  enumerate(_MATCH_OUTPUTS)]
+
+        def run_into(span: tuple) -> None:
+            i0, i1 = span
+            rows, gt_rows = slice(det_start[i0], det_start[i1]), slice(gt_start[i0], gt_start[i1])
+            for k, part in enumerate(run(i0, i1)):
+                joined[k][gt_rows if k in per_gt else rows] = part
+
         with ThreadPoolExecutor(min(_cores(), len(spans))) as pool:
-            parts = list(pool.map(lambda span: run(*span), spans))
-        joined = [np.concatenate([part[k] for part in parts]) for k in range(10)]
+            list(pool.map(run_into, spans))
     else:
         joined = run(0, n_images)
     rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco, never_matched = joined
 
-    def to_ann(sorted_gt: np.ndarray) -> np.ndarray:                  # kernel's gt rows -> ann rows
-        return lookup(gt_order, sorted_gt, -1)
+    def to_ann(sorted_gt: np.ndarray) -> np.ndarray:                  # kernel's gt rows -> ann rows, in place
+        found = sorted_gt >= 0
+        sorted_gt[found] = gt_order[sorted_gt[found]]
+        return sorted_gt
 
     return _Outcome(code=code, gt=to_ann(out_gt), iou=out_iou, gt_det=gt_det[inverse],
                     group_rank=rank, cm_det_gt=to_ann(cm_det_gt), cm_ignored=cm_ignored,
                     cm_gt_det=cm_gt_det[inverse], coco=coco, never_matched=never_matched)
+
+
+# match_images' outputs: per-row shape after the leading [N] (or [G]) and dtype
+_MATCH_OUTPUTS = [((), np.int64), ((), np.int64), ((), np.int64), ((), np.float64), ((), np.int64),
+                  ((), np.int64), ((), np.bool_), ((), np.int64),
+                  ((len(COCO_IOU_THRS), len(COCO_AREA_RANGES)), np.uint8), ((), np.bool_)]
 
 
 def _accumulate_order(det: _DetArrays, dataset: Dataset) -> np.ndarray:
@@ -371,10 +395,20 @@ def _coco_accumulate(outcome: _Outcome, det: _DetArrays, gt: _GtArrays, class_or
     in_range = (gt.area[:, None] >= lo) & (gt.area[:, None] <= hi) & ~gt.crowd[:, None]   # [G,A]
     n_pos = np.zeros((n_classes, len(lo)), np.int64)
     np.add.at(n_pos, gt.cls, in_range.astype(np.int64))
-    # in class order once, so that the kernel's passes read memory sequentially
-    return kernels().accumulate(outcome.coco[class_order], outcome.never_matched[class_order], class_start,
-                                outcome.group_rank[class_order],
-                                   np.array([1, 10, max_dets]), n_pos, COCO_RECALL_THRS)
+    # One flag byte per prediction (see accumulate_reachable) and the full COCO status of the
+    # few that can match (8% at competition scale), in class order: no reordered copy of the
+    # whole [N, T, A] status (196 MB at 10x), and never-matched boxes counted once, not per threshold.
+    flags = np.zeros(len(class_order), np.uint8)                         # [N] in row order
+    first_status = outcome.coco[:, 0, :]                                # [N,A] a view
+    for a in range(first_status.shape[1]):
+        flags |= (first_status[:, a] == _COCO_FP).view(np.uint8) << a
+    for m, cap in enumerate((1, 10, max_dets)):
+        flags |= (outcome.group_rank < cap).view(np.uint8) << (4 + m)
+    flags |= (~outcome.never_matched).view(np.uint8) * np.uint8(_REACHABLE)
+    flags = flags[class_order]
+    reach_rows = class_order[flags >= _REACHABLE]
+    return kernels().accumulate_reachable(flags, outcome.coco[reach_rows], class_start, n_pos,
+                                          COCO_RECALL_THRS)
 
 
 def _per_class_table(dataset: Dataset, det: _DetArrays, gt: _GtArrays, precision: np.ndarray) -> pd.DataFrame:

@@ -69,17 +69,17 @@ def _greedy(det_order, rank, max_det, allowed, ious, reach, thr, gt_order, gt_ig
             det_match, det_ign, gt_match):
     """pycocotools' evaluateImg matching loop for one image (local indices).
 
-    det_order [nd]: processing order; rank [nd]: rank within the prediction's group (those
-    >= max_det are skipped); allowed [nd, ng]: same group; reach [nd]: highest IoU over
-    allowed pairs; gt_order [ng]: visiting order within each ignore pass; gt_ignore [ng] 0/1; crowd [ng]. Ground truth is visited
+    det_order: processing order (predictions left out match nothing); rank [nd]: rank
+    within the prediction's group (those >= max_det are skipped); allowed [nd, ng]: same
+    group; reach [nd]: highest IoU over allowed pairs; gt_order [ng]: visiting order within each ignore pass; gt_ignore [ng] 0/1; crowd [ng]. Ground truth is visited
     regular first, then ignored, each in annotation order (evaluateImg's `gtind`); ties in
     IoU go to the later box. Fills det_match/gt_match (-1 if none) and det_ign.
     """
     det_match[:] = -1
     det_ign[:] = False
     gt_match[:] = -1
-    nd, ng = ious.shape
-    for jj in range(nd):
+    ng = ious.shape[1]
+    for jj in range(det_order.shape[0]):   # all predictions, or only those that may match
         j = det_order[jj]
         if rank[j] >= max_det:
             continue
@@ -243,25 +243,38 @@ def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_x
             if gt_match[g] > -1 and not crowd[g]:
                 cm_gt_det[g0 + g] = d0 + gt_match[g]
 
-        # COCO's evaluateImg at every threshold and area range
+        # COCO's evaluateImg at every threshold and area range. Only the predictions within
+        # reach of a ground truth of their class can match (about one in twelve); the others
+        # are a false positive, or ignored by their size, at every threshold: set once per area.
+        reachable = np.empty(nd, np.int64)
+        n_reachable = 0
+        for j in range(nd):
+            if r[j] < max_det and not never_matched[d0 + j]:
+                reachable[n_reachable] = j
+                n_reachable += 1
+        reachable = reachable[:n_reachable]
         gt_ignore = np.empty(ng, np.int64)
         for a in range(n_area):
             lo, hi = area_rngs[a, 0], area_rngs[a, 1]
             for g in range(ng):
                 area = gt_area[g0 + g]
                 gt_ignore[g] = 1 if crowd[g] or area < lo or area > hi else 0
+            for j in range(nd):
+                if r[j] >= max_det:
+                    continue  # stays COCO_DROPPED
+                w, h = det_xywh[d0 + j, 2], det_xywh[d0 + j, 3]
+                det_area = w * h
+                unmatched = COCO_IGNORED if det_area < lo or det_area > hi else COCO_FP
+                for t in range(n_thr):
+                    coco[d0 + j, t, a] = unmatched
+            if n_reachable == 0:
+                continue
             for t in range(n_thr):
-                _greedy(in_order, r, max_det, same, ious, reach_same, coco_thrs[t], gt_in_order, gt_ignore,
+                _greedy(reachable, r, max_det, same, ious, reach_same, coco_thrs[t], gt_in_order, gt_ignore,
                         crowd, det_match, det_ign, gt_match)
-                for j in range(nd):
-                    if r[j] >= max_det:
-                        continue  # stays COCO_DROPPED
+                for j in reachable:
                     if det_match[j] > -1:
                         coco[d0 + j, t, a] = COCO_IGNORED if det_ign[j] else COCO_TP
-                    else:
-                        w, h = det_xywh[d0 + j, 2], det_xywh[d0 + j, 3]
-                        det_area = w * h
-                        coco[d0 + j, t, a] = COCO_IGNORED if det_area < lo or det_area > hi else COCO_FP
     return rank, outcome, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco, never_matched
 
 
@@ -340,4 +353,95 @@ def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs
                         while i < count and tp_rec[a, m, i] < rec_thrs[ri]:
                             i += 1
                         precision[t, ri, k, a, m] = prec[i] if i < count else 0.0
+    return precision, recall
+
+
+REACHABLE = 128  # accumulate_reachable's flag bit: the prediction has a row in coco_reach
+
+
+@njit(cache=True, nogil=True)  # core.evaluation runs it on a thread beside TIDE
+def accumulate_reachable(flags, coco_reach, class_start, n_pos, rec_thrs):
+    """`accumulate` with the never-matched predictions (most of them) given by one flag byte.
+
+    flags [N] uint8 in accumulate's class order: bit a (a < 4) set where the prediction counts
+    as a false positive at area range a when it is never matched; bit 4 + m (m < 3) set where
+    its rank within (image, class) is below maxDets[m]; REACHABLE set where it may match at
+    some threshold: its COCO status is then the next row of coco_reach [R, T, A], in the same
+    order. A never-matched prediction has the same status at every threshold, so it is counted
+    once per class, not once per threshold. Returns what `accumulate` returns, bit-equal.
+    """
+    n_thr, n_area, n_md = coco_reach.shape[1], coco_reach.shape[2], 3
+    n_cls, n_rec = class_start.shape[0] - 1, rec_thrs.shape[0]
+    eps = np.spacing(1.0)
+    precision = -np.ones((n_thr, n_rec, n_cls, n_area, n_md))
+    recall = -np.ones((n_thr, n_cls, n_area, n_md))
+    most = 1
+    for k in range(n_cls):
+        for a in range(n_area):
+            most = max(most, n_pos[k, a])
+    tp_prec = np.empty((n_area, n_md, most))
+    tp_rec = np.empty((n_area, n_md, most))
+    tp = np.zeros((n_area, n_md))
+    fp = np.zeros((n_area, n_md))
+    n_tp = np.zeros((n_area, n_md), np.int64)
+    uniform_fp = np.zeros((n_area, n_md), np.int64)
+    first = 0                                                # this class's first row of coco_reach
+    for k in range(n_cls):
+        n_reach = 0
+        for d in range(class_start[k], class_start[k + 1]):
+            n_reach += flags[d] >= REACHABLE
+        before = np.empty((n_reach, n_area, n_md), np.int64)  # never-matched FPs ahead of each
+        reach_flags = np.empty(n_reach, np.uint8)
+        uniform_fp[:] = 0
+        i = 0
+        for d in range(class_start[k], class_start[k + 1]):
+            f = flags[d]
+            if f >= REACHABLE:
+                before[i] = uniform_fp
+                reach_flags[i] = f
+                i += 1
+                continue
+            for a in range(n_area):
+                if f & (1 << a):
+                    for m in range(n_md):
+                        if f & (16 << m):
+                            uniform_fp[a, m] += 1
+        for t in range(n_thr):
+            tp[:] = 0.0
+            fp[:] = 0.0
+            n_tp[:] = 0
+            for i in range(n_reach):
+                f = reach_flags[i]
+                for a in range(n_area):
+                    s = coco_reach[first + i, t, a]
+                    if s == COCO_TP:
+                        for m in range(n_md):
+                            if f & (16 << m):
+                                tp[a, m] += 1
+                                j = n_tp[a, m]
+                                fp_here = fp[a, m] + before[i, a, m]
+                                tp_prec[a, m, j] = tp[a, m] / (fp_here + tp[a, m] + eps)
+                                tp_rec[a, m, j] = tp[a, m] / n_pos[k, a]
+                                n_tp[a, m] = j + 1
+                    elif s == COCO_FP:
+                        for m in range(n_md):
+                            if f & (16 << m):
+                                fp[a, m] += 1
+            for a in range(n_area):
+                npig = n_pos[k, a]
+                if npig == 0:
+                    continue
+                for m in range(n_md):
+                    recall[t, k, a, m] = tp[a, m] / npig
+                    prec = tp_prec[a, m]
+                    count = n_tp[a, m]
+                    for j in range(count - 2, -1, -1):  # precision envelope
+                        if prec[j + 1] > prec[j]:
+                            prec[j] = prec[j + 1]
+                    j = 0
+                    for ri in range(n_rec):
+                        while j < count and tp_rec[a, m, j] < rec_thrs[ri]:
+                            j += 1
+                        precision[t, ri, k, a, m] = prec[j] if j < count else 0.0
+        first += n_reach
     return precision, recall

@@ -63,26 +63,45 @@ class Ranked:
     @classmethod
     def build(cls, *, det_image, det_cls, det_score, det_code, class_order,
               gt_image, gt_cls, gt_crowd, gt_det, cm_det_ignored, cm_gt_det,
-              category_ids, category_names, n_images) -> "Ranked":
+              category_ids, category_names, n_images, det_group_rank=None) -> "Ranked":
         """class_order: prediction rows sorted by class, then pycocotools' accumulate order.
-        Prediction rows themselves are sorted by image, then descending score (stable)."""
+        Prediction rows themselves are sorted by image, then descending score (stable).
+        det_group_rank [N]: each row's rank within its (image, class) in row order (the
+        matcher's); computed here when absent. Only the true positives' positions are kept,
+        so no per-prediction temporaries beyond a few masks (millions of rows at 10x scale)."""
         k = len(category_ids)
         counted = det_code != _IGNORED
         is_tp = det_code == _TP
         regular = ~gt_crowd
-        rows = class_order[counted[class_order]]
-        tp_cls, tp_pos, tp_score = _tp_positions(det_cls[rows], is_tp[rows], det_score[rows])
-        # (image, class) groups, dense: group = image * K + class; rows are already in score
-        # order within an image, so a stable sort by group gives each group's ranked list
+        every = bool(counted.all())
+        rows = class_order if every else class_order[counted[class_order]]
+        tp_at = np.flatnonzero(is_tp[rows])                                # [P] places in rows
+        tp_rows = rows[tp_at]
+        tp_cls = det_cls[tp_rows]
+        class_start = np.r_[0, np.cumsum(np.bincount(det_cls if every else det_cls[counted], minlength=k))]
+        tp_pos, tp_score = tp_at - class_start[tp_cls], det_score[tp_rows]
+        # (image, class) groups, dense: group = image * K + class. A TP's place among the counted
+        # predictions of its group is its rank there less the ignored ones ranked ahead of it.
         det_group = det_image * k + det_cls
         group_n_gt = np.bincount(gt_image[regular] * k + gt_cls[regular], minlength=n_images * k)
-        rows = np.flatnonzero(counted)
-        rows = rows[np.argsort(det_group[rows], kind="stable")]
-        img_tp_group, img_tp_pos, img_tp_score = _tp_positions(det_group[rows], is_tp[rows], det_score[rows])
-        group_best_score = np.full(n_images * k, np.nan)
-        group_of_row = det_group[rows]
-        first = np.r_[True, group_of_row[1:] != group_of_row[:-1]] if len(rows) else np.zeros(0, bool)
-        group_best_score[group_of_row[first]] = det_score[rows][first]  # rows: score order in a group
+        if det_group_rank is None:
+            det_group_rank = _rank_in_group(det_group)
+        tp_rows = np.flatnonzero(is_tp)                                    # by image, then score
+        img_tp_pos = det_group_rank[tp_rows]
+        if not every:
+            ignored = np.flatnonzero(~counted)
+            key = np.sort(det_group[ignored] * len(det_group) + ignored)   # (group, row) of each
+            tp_group = det_group[tp_rows]
+            img_tp_pos = img_tp_pos - (np.searchsorted(key, tp_group * len(det_group) + tp_rows)
+                                       - np.searchsorted(key, tp_group * len(det_group)))
+        by_group = np.lexsort((img_tp_pos, det_group[tp_rows]))
+        tp_rows, img_tp_pos = tp_rows[by_group], img_tp_pos[by_group]
+        counted_group = det_group if every else det_group[counted]
+        best = np.full(n_images * k, -np.inf)
+        np.maximum.at(best, counted_group, det_score if every else det_score[counted])
+        has_pred = np.bincount(counted_group, minlength=n_images * k) > 0
+        group_best_score = np.where(has_pred, best, np.nan)               # [Q] NaN: no counted one
+        del counted_group
         cm_matched = (cm_gt_det >= 0) & regular
         cm_det_matched = np.zeros(len(det_score), bool)
         cm_det_matched[cm_gt_det[cm_matched]] = True
@@ -95,7 +114,7 @@ class Ranked:
             group_image=np.arange(n_images * k) // k, group_n_gt=group_n_gt.astype(np.float64),
             group_best_score=group_best_score,
             det_group=det_group,
-            img_tp_group=img_tp_group, img_tp_pos=img_tp_pos, img_tp_score=img_tp_score,
+            img_tp_group=det_group[tp_rows], img_tp_pos=img_tp_pos, img_tp_score=det_score[tp_rows],
             cm_gt_cls=np.where(regular, gt_cls, -1),
             cm_gt_score=lookup(det_score, np.where(cm_matched, cm_gt_det, -1), np.nan),
             cm_gt_pred_cls=lookup(det_cls, np.where(cm_matched, cm_gt_det, -1), -1),
@@ -123,13 +142,14 @@ def lookup(values: np.ndarray, index: np.ndarray, missing) -> np.ndarray:
     return out
 
 
-def _tp_positions(group: np.ndarray, is_tp: np.ndarray, score: np.ndarray):
-    """Rows sorted by (group, order) -> (group, position within group, score) of the TPs."""
-    n = len(group)
-    starts = np.r_[True, group[1:] != group[:-1]] if n else np.zeros(0, bool)
-    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else np.zeros(0, np.int64)
-    position = np.arange(n) - first
-    return group[is_tp], position[is_tp], score[is_tp]
+def _rank_in_group(group: np.ndarray) -> np.ndarray:
+    """[N] rank of each row among the earlier rows of its group (row order)."""
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    first = np.searchsorted(sorted_group, sorted_group)                   # start of each one's group
+    rank = np.empty(len(group), np.int64)
+    rank[order] = np.arange(len(group)) - first
+    return rank
 
 
 class ThresholdView:

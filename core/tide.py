@@ -86,103 +86,149 @@ class _Run:
 
 
 def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
-    """The fixes of tide_errors; reduce(ap [K], n_kept [K], classes [K], n_gt [K]) -> mAP(s)."""
+    """The fixes of tide_errors; reduce(ap [K], n_kept [K], classes [K], n_gt [K]) -> mAP(s).
+
+    AP depends only on where the true positives sit in each class's score-ordered list, so
+    every fix is computed on the true positives' positions: a removed error shifts each TP
+    by the removed rows ahead of it (binary searches in the removed rows), with no copy of
+    the list per fix (the list has millions of rows at 10x scale).
+    """
     k = data.n_classes
-    big = int(data.det_order.max()) + 1 if len(data.det_order) else 1
-    # one list sorted by (class, score order); every fix below masks or merges into it
-    key = data.det_class * big + data.det_order
-    by_key = np.arange(len(key)) if np.all(key[1:] > key[:-1]) else np.argsort(key, kind="stable")
-    det_class, det_order = data.det_class[by_key], data.det_order[by_key]
-    det_code, det_gt = data.det_code[by_key], data.det_gt[by_key]
-    key = det_class * big + det_order                                    # [E] sorted
+    data = _by_class_then_order(data)
+    det_class, det_order, det_code, det_gt = data.det_class, data.det_order, data.det_code, data.det_gt
+    class_start = np.searchsorted(det_class, np.arange(k + 1))            # [K+1] rows by class
+    n_class = np.diff(class_start)                                       # [K]
     regular = data.gt_class >= 0
     n_gt = np.bincount(data.gt_class[regular], minlength=k).astype(np.float64)
-    is_tp = det_code == Outcome.TP.code
-    sorted_data = TideInput(det_class, det_order, det_code, det_gt, data.gt_class, data.gt_used, k)
+    tp_rows = _rows_with(det_code, Outcome.TP)                           # [P] sorted
 
-    fixable = _best_fixable_errors(sorted_data)                          # [E] bool
+    fix_rows, candidates = _best_fixable_errors(data)                    # sorted rows
     # a ground truth that some classification/localization error could take is not "missed"
     usable = np.zeros(len(data.gt_class), bool)
-    usable[det_gt[_fix_candidates(sorted_data)]] = True
+    usable[det_gt[candidates]] = True
     missed_gt = regular & ~data.gt_used & ~usable
     n_unmatched = np.bincount(data.gt_class[regular & ~data.gt_used], minlength=k)
 
     classes = n_gt > 0  # the classes COCO's mAP averages, before any fix
 
-    def tide_map(kept_keys, tp_keys, gt_count, step):
-        ap, n_kept = _tide_class_ap(kept_keys, tp_keys, gt_count, k, step)
-        return reduce(ap, n_kept, classes, gt_count)
+    def tide_map(tp_class, tp_pos, n_kept, gt_count):
+        return reduce(interpolated_ap(tp_class, tp_pos, gt_count), n_kept, classes, gt_count)
 
-    def mean_ap(keep: np.ndarray, tp: np.ndarray, gt_count: np.ndarray = n_gt):
-        return tide_map(key[keep], key[keep & tp], gt_count, big)
+    def map_without(gone: np.ndarray, tps: np.ndarray = tp_rows, gt_count: np.ndarray = n_gt):
+        """mAP with the rows `gone` (sorted) deleted; tps: the TP rows (sorted, none gone)."""
+        tp_class = det_class[tps]
+        gone_at_start = np.searchsorted(gone, class_start)               # [K+1]
+        tp_pos = tps - class_start[tp_class] - (np.searchsorted(gone, tps) - gone_at_start[tp_class])
+        return tide_map(tp_class, tp_pos, n_class - np.diff(gone_at_start), gt_count)
 
-    everything = np.ones(len(key), bool)
-    base = mean_ap(everything, is_tp)
+    nothing = np.zeros(0, np.int64)
+    base = map_without(nothing)
     fixed = {}
+    counts = {}
     for error in ERROR_TYPES:
-        this = det_code == error.code
         if error is Outcome.MISSED:
-            ap = mean_ap(everything, is_tp, n_gt - np.bincount(data.gt_class[missed_gt], minlength=k))
-        elif error is Outcome.CLASSIFICATION:
-            # the fixed ones move to their ground truth's class, at the same score
-            moved = this & fixable
-            target = data.gt_class[det_gt[moved]] * big + det_order[moved]
-            stay = key[~this]
-            kept = np.insert(stay, np.searchsorted(stay, np.sort(target)), np.sort(target))
-            tps = np.sort(np.r_[key[is_tp], target])
-            ap = tide_map(kept, tps, n_gt, big)
+            ap = map_without(nothing, gt_count=n_gt - np.bincount(data.gt_class[missed_gt], minlength=k))
+            fixed[error] = _gain(ap, base)
+            continue
+        this = _rows_with(det_code, error)                               # sorted
+        counts[error] = len(this)
+        fixable = fix_rows[det_code[fix_rows] == error.code]
+        if error is Outcome.CLASSIFICATION:
+            ap = tide_map(*_moved_to_their_class(data, class_start, tp_rows, this, fixable), gt_count=n_gt)
         elif error is Outcome.LOCALIZATION:
-            ap = mean_ap(~this | fixable, is_tp | (this & fixable))
+            # the fixable ones become TPs where they stand, the others are removed
+            ap = map_without(np.setdiff1d(this, fixable, assume_unique=True), np.union1d(tp_rows, fixable))
         else:
-            ap = mean_ap(~this, is_tp)
-        fixed[error] = np.maximum(ap - base, 0.0)  # tidecv: a negative gain is binning noise
-        if np.ndim(fixed[error]) == 0:
-            fixed[error] = float(fixed[error])
+            ap = map_without(this)
+        fixed[error] = _gain(ap, base)
 
     specials = {}
     if special:
         # FalsePositiveError: every TP scored above every FP; FalseNegativeError: no unmatched GT
-        tp_first = det_class * (2 * big) + np.where(is_tp, 0, big) + det_order
+        tp_class = det_class[tp_rows]
+        tp_first = np.arange(len(tp_rows)) - np.searchsorted(tp_class, tp_class)   # TP ordinal in class
         specials = {
-            "false_positives": tide_map(np.sort(tp_first), np.sort(tp_first[is_tp]), n_gt, 2 * big) - base,
-            "false_negatives": mean_ap(everything, is_tp, n_gt - n_unmatched) - base,
+            "false_positives": tide_map(tp_class, tp_first, n_class, n_gt) - base,
+            "false_negatives": map_without(nothing, gt_count=n_gt - n_unmatched) - base,
         }
-    counts = {e: int(np.sum(det_code == e.code)) for e in ERROR_TYPES if e is not Outcome.MISSED}
     counts[Outcome.MISSED] = int(missed_gt.sum())
     return _Run(base=base, fixed=fixed, special=specials, counts=counts, missed_gt=missed_gt)
 
 
-def _best_fixable_errors(data: TideInput) -> np.ndarray:
-    """[E] True for the classification/localization error TIDE would turn into a TP.
+def _gain(ap, base):
+    gain = np.maximum(ap - base, 0.0)  # tidecv: a negative gain is binning noise
+    return float(gain) if np.ndim(gain) == 0 else gain
 
-    Per ground truth nobody matched, the highest-scoring of the classification and
-    localization errors pointing at it (the first one on a tie), as BestGTMatch picks.
+
+def _by_class_then_order(data: TideInput) -> TideInput:
+    """The rows sorted by (class, score order): as core.evaluation passes them (no copy), else sorted."""
+    c, o = data.det_class, data.det_order
+    if np.all((c[1:] > c[:-1]) | ((c[1:] == c[:-1]) & (o[1:] > o[:-1]))):
+        return data
+    order = np.lexsort((o, c))
+    return TideInput(c[order], o[order], data.det_code[order], data.det_gt[order], data.gt_class,
+                     data.gt_used, data.n_classes)
+
+
+def _rows_with(det_code: np.ndarray, outcome: Outcome) -> np.ndarray:
+    return np.flatnonzero(det_code == outcome.code)
+
+
+def _moved_to_their_class(data: TideInput, class_start: np.ndarray, tp_rows: np.ndarray, this: np.ndarray,
+                          moved: np.ndarray) -> tuple:
+    """(tp_class, tp_pos, n_kept) after the classification fix: its errors `this` (sorted rows)
+    leave their class; the fixable ones among them (`moved`) join their ground truth's class at
+    the same score as TPs. Positions count the rows left in a class plus the moved rows ahead."""
+    det_class, det_order = data.det_class, data.det_order
+    k = len(class_start) - 1
+    big = int(det_order.max()) + 1 if len(det_order) else 1
+    target = data.gt_class[data.det_gt[moved]]                            # [M] their new class
+    moved_keys = np.sort(target * big + det_order[moved])                # [M] (class, order)
+
+    def stay_before(cls: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """Rows of class cls ahead of row `bound` that stay (not classification errors)."""
+        return bound - class_start[cls] - (np.searchsorted(this, bound) - np.searchsorted(this, class_start[cls]))
+
+    def moved_before(cls: np.ndarray, order: np.ndarray) -> np.ndarray:
+        return np.searchsorted(moved_keys, cls * big + order) - np.searchsorted(moved_keys, cls * big)
+
+    # a TP keeps its row; a moved error's place in its new class: its rows with a lower order
+    tp_class = det_class[tp_rows]
+    tp_pos = stay_before(tp_class, tp_rows) + moved_before(tp_class, det_order[tp_rows])
+    order = det_order[moved]
+    bound = np.empty(len(moved), np.int64)
+    for c in np.unique(target):
+        where = target == c
+        bound[where] = class_start[c] + np.searchsorted(det_order[class_start[c]:class_start[c + 1]], order[where])
+    moved_pos = stay_before(target, bound) + moved_before(target, order)
+    all_class, all_pos = np.r_[tp_class, target], np.r_[tp_pos, moved_pos]
+    by = np.lexsort((all_pos, all_class))
+    n_kept = np.diff(class_start) - np.diff(np.searchsorted(this, class_start)) + np.bincount(target, minlength=k)
+    return all_class[by], all_pos[by], n_kept
+
+
+def _best_fixable_errors(data: TideInput) -> tuple[np.ndarray, np.ndarray]:
+    """(rows TIDE would turn into a TP, candidate rows), both sorted.
+
+    Candidates: classification/localization errors whose ground truth nobody matched. Per such
+    ground truth, the highest-scoring candidate pointing at it (the first one on a tie), as
+    BestGTMatch picks.
     """
     candidate = _fix_candidates(data)
-    best = np.zeros(len(data.det_code), bool)
-    if len(candidate):
-        order = np.lexsort((data.det_order[candidate], data.det_gt[candidate]))
-        cand = candidate[order]
-        first = np.r_[True, data.det_gt[cand][1:] != data.det_gt[cand][:-1]]
-        best[cand[first]] = True
-    return best
+    if not len(candidate):
+        return candidate, candidate
+    order = np.lexsort((data.det_order[candidate], data.det_gt[candidate]))
+    cand = candidate[order]
+    first = np.r_[True, data.det_gt[cand][1:] != data.det_gt[cand][:-1]]
+    return np.sort(cand[first]), candidate
 
 
 def _fix_candidates(data: TideInput) -> np.ndarray:
-    """Rows of classification/localization errors whose ground truth nobody matched."""
-    is_loc_cls = np.isin(data.det_code, [Outcome.LOCALIZATION.code, Outcome.CLASSIFICATION.code])
-    candidate = np.flatnonzero(is_loc_cls & (data.det_gt >= 0))
+    """Rows (sorted) of classification/localization errors whose ground truth nobody matched."""
+    candidate = np.union1d(_rows_with(data.det_code, Outcome.LOCALIZATION),
+                           _rows_with(data.det_code, Outcome.CLASSIFICATION))
+    candidate = candidate[data.det_gt[candidate] >= 0]
     return candidate[~data.gt_used[data.det_gt[candidate]]]
-
-
-def _tide_class_ap(kept_keys: np.ndarray, tp_keys: np.ndarray, n_gt: np.ndarray, k: int,
-                   big: int) -> tuple[np.ndarray, np.ndarray]:
-    """([K] AP, [K] predictions kept) of a list given by sorted composite keys class*big + rank;
-    tp_keys: the sorted keys of its true positives; n_gt [K]: ground truth left per class."""
-    tp_class = tp_keys // big
-    class_start = np.searchsorted(kept_keys, np.arange(k + 1) * big)
-    tp_position = np.searchsorted(kept_keys, tp_keys) - class_start[tp_class]
-    return interpolated_ap(tp_class, tp_position, n_gt), np.diff(class_start)
 
 
 def _whole_map(ap: np.ndarray, n_kept: np.ndarray, classes: np.ndarray, n_gt: np.ndarray) -> float:
