@@ -93,32 +93,39 @@ CONTAINER_PX = 1200.0      # the page's usual width: the panels share it
 
 
 def label_positions(boxes_xyxy: np.ndarray, labels: list[str], unit: float,
-                    placed: list[tuple[float, float, float, float]]) -> list[str | None]:
-    """Where each box's label goes (plotly textposition at its top-left corner): above the box,
-    else inside it when there is no room above (the image's top edge) or another label in
-    `placed` (x0, y0, x1, y1, data units, appended to) is there; None (no label, the box keeps
-    its hover card) when both would cover another label. unit: data units per screen px."""
+                    placed: list[tuple[float, float, float, float]], image_width: float = np.inf
+                    ) -> list[tuple[str, float] | None]:
+    """(plotly textposition, x of the text's anchor) of each box's label: above the box, else
+    inside it when there is no room above (the image's top edge) or another label in `placed`
+    (x0, y0, x1, y1, data units, appended to) is there; from the box's left edge, or ending at
+    its right edge when the text would run past the image's right edge; None (no label, the box
+    keeps its hover card) when every place would cover another label. unit: data units per px."""
     def free(rect):
         return rect[1] >= 0 and not any(rect[0] < p[2] and p[0] < rect[2] and rect[1] < p[3] and p[1] < rect[3]
                                         for p in placed)
-    positions: list[str | None] = []
-    for (x1, y1, _, _), text in zip(np.asarray(boxes_xyxy, dtype=np.float64), labels):
+    positions: list[tuple[str, float] | None] = []
+    for (x1, y1, x2, _), text in zip(np.asarray(boxes_xyxy, dtype=np.float64), labels):
         if not text:
-            positions.append("top right")
+            positions.append(("top right", x1))
             continue
         w, h = len(text) * LABEL_PX[0] * unit, LABEL_PX[1] * unit
-        above, inside = (x1, y1 - h, x1 + w, y1), (x1, y1, x1 + w, y1 + h)
-        found = next(((r, p) for r, p in ((above, "top right"), (inside, "bottom right")) if free(r)), None)
+        if x1 + w <= image_width:
+            start, side = x1, "right"                       # text runs right from the corner
+        else:
+            start, side = min(x2, image_width) - w, "left"  # text ends at the box's right edge
+        anchor = x1 if side == "right" else start + w
+        above, inside = (start, y1 - h, start + w, y1), (start, y1, start + w, y1 + h)
+        found = next(((r, p) for r, p in ((above, f"top {side}"), (inside, f"bottom {side}")) if free(r)), None)
         if found is None:  # a label written over another makes both unreadable
             positions.append(None)
             continue
         placed.append(found[0])
-        positions.append(found[1])
+        positions.append((found[1], anchor))
     return positions
 
 
 def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
-                  show_labels: bool, positions: list[str] | None = None) -> list[go.Scatter]:
+                  show_labels: bool, positions: list[tuple[str, float] | None] | None = None) -> list[go.Scatter]:
     """Two traces per layer: the outlines, and the points carrying labels and hover cards."""
     boxes = layer.boxes_xyxy
     xs, ys = _outline_xy(boxes)
@@ -127,17 +134,20 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
         legendgroup=layer.name, showlegend=show_legend, hoverinfo="skip",
         line=dict(color=layer.color, width=layer.line_width, dash=layer.dash),
     )
-    # Hover targets at each box's top-left corner (where its label is written) and centre:
-    # plotly hovers points, not areas. Text traces, not annotations: far cheaper to redraw.
+    # Hover targets where each box's label is written (its top-left corner, or top-right when the
+    # label ends there) and at its centre: plotly hovers points, not areas. Text traces, not
+    # annotations: far cheaper to redraw.
     hovers = list(layer.hovers or [layer.name] * len(boxes))
     labels = list(layer.labels) if show_labels and layer.labels else [""] * len(boxes)
+    label_x = boxes[:, 0].copy()
     if positions is not None:  # None: no free place for that label
         labels = [text if where is not None else "" for text, where in zip(labels, positions)]
-        positions = [where or "top right" for where in positions]
+        label_x = np.array([where[1] if where is not None else x for where, x in zip(positions, label_x)])
+        positions = [where[0] if where is not None else "top right" for where in positions]
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     points = go.Scatter(
-        x=np.concatenate([boxes[:, 0], centre_x]), y=np.concatenate([boxes[:, 1], centre_y]),
+        x=np.concatenate([label_x, centre_x]), y=np.concatenate([boxes[:, 1], centre_y]),
         mode="markers+text" if any(labels) else "markers", xaxis=xref, yaxis=yref,
         name=layer.name, legendgroup=layer.name, showlegend=False,
         text=labels + [""] * len(boxes),
@@ -223,7 +233,7 @@ def panels_figure(
                 continue
             labelled = show_labels and n_labels < MAX_LABELS_PER_PANEL
             n_labels += len(layer.boxes_xyxy) if labelled else 0
-            positions = (label_positions(layer.boxes_xyxy, list(layer.labels), unit, placed)
+            positions = (label_positions(layer.boxes_xyxy, list(layer.labels), unit, placed, width)
                          if labelled and layer.labels else None)
             traces += _layer_traces(layer, xref, yref, layer.name not in seen_legend, labelled, positions)
             seen_legend.add(layer.name)

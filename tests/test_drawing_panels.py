@@ -80,3 +80,13 @@ def test_a_label_with_no_free_place_is_left_out_not_written_over_another():
     points = [t for t in fig.data if t.text is not None and len(t.text) == 4][0]  # the second layer's
     assert list(points.text[:2]) == ["Paper 0.40", ""]  # the third box: no text ...
     assert list(points.hovertext[:2]) == ["duplicate", "duplicate"]  # ... but its hover card
+
+
+def test_a_label_that_would_run_past_the_right_edge_ends_at_its_box():
+    # a box touching the image's right edge: its label ran off the image and was cut ("Pla")
+    layer = BoxLayer("TP", "#00ff00", [[600, 100, 640, 200], [10, 100, 60, 200]],
+                     labels=["Plastic bag 0.91", "Paper 0.80"])
+    fig = panels_figure([Panel("Pred", [layer])], 640, 480)
+    assert _label_positions(fig) == {"Plastic bag 0.91": "top left", "Paper 0.80": "top right"}
+    points = [t for t in fig.data if t.text is not None][0]
+    assert list(points.x[:2]) == [640, 10]  # anchored at the box's right edge, else its left
