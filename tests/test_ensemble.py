@@ -426,6 +426,18 @@ class TestEnsemblePage:
         assert not at.exception
         assert any(m.value == f"{summary.loc['ensemble', 'mAP@0.5']:.4f}" for m in at.metric)
 
+    def test_per_class_table_names_the_sidebar_iou(self):
+        """Issue 11: every label names the IoU it is computed at; the per-class table is the
+        views' AP at the sidebar's IoU (0.75 here), so it must not say AP@0.5."""
+        from ui import state as S
+
+        at = open_ensemble(**{S.IOU_THR: 0.75})
+        at.button(key="_ens_run").click().run()
+        assert not at.exception
+        titles = [e.proto.label for e in at.get("expander")]
+        assert "Per-class AP@0.75 (the sidebar's IoU)" in titles
+        assert not [t for t in titles if "AP@0.5" in t]
+
     def test_sweep_and_use_the_best(self):
         at = open_ensemble()
         at.multiselect(key="_sweep_methods").set_value(["wbf", "soft_nms"]).run()
