@@ -173,8 +173,8 @@ def _load_dataset(key: str, root: str | None, name: str, _source) -> Loaded:
     return Loaded(dataset, key, list(dataset.problems))
 
 
-def load_dataset(source: Source, root: Path | None) -> Loaded:
-    """The COCO ground truth in `source`, images resolving under `root` (cached on content + root)."""
+def _content(source: Source) -> tuple[str, object] | Loaded:
+    """(content key, what the core loaders read) of `source`, or the Loaded saying why not."""
     try:
         key = content_key(source)
     except OSError as exc:
@@ -182,6 +182,15 @@ def load_dataset(source: Source, root: Path | None) -> Loaded:
     content = source.read()  # an upload's bytes: now the most recently used
     if content is None:
         return Loaded(None, key, [Problem(Severity.ERROR, dropped_upload_message(source.name))])
+    return key, content
+
+
+def load_dataset(source: Source, root: Path | None) -> Loaded:
+    """The COCO ground truth in `source`, images resolving under `root` (cached on content + root)."""
+    found = _content(source)
+    if isinstance(found, Loaded):
+        return found
+    key, content = found
     cache_key = (key, str(root) if root else None, source.name)
     loaded = _DATASETS.get(cache_key)
     if loaded is None:
@@ -205,18 +214,18 @@ def _load_predictions(key: str, dataset_key: str, name: str, _source, _dataset) 
 
 
 def load_predictions(source: Source, dataset: Dataset, dataset_key: str) -> Loaded:
-    """Predictions (CSV or COCO results json) checked against `dataset`; rejected on any error."""
-    try:
-        key = content_key(source)
-    except OSError as exc:
-        return Loaded(None, "", [_problem(source.name, exc)])
-    content = source.read()  # an upload's bytes: now the most recently used
-    if content is None:
-        return Loaded(None, key, [Problem(Severity.ERROR, dropped_upload_message(source.name))])
+    """Predictions (CSV, COCO results or Ultralytics json) checked against `dataset`; loaded with
+    their problems unless unreadable."""
+    found = _content(source)
+    if isinstance(found, Loaded):
+        return found
+    key, content = found
     cache_key = (key, dataset_key, source.name)
     loaded = _PREDICTIONS.get(cache_key)
-    if loaded is None:
-        with st.spinner("Loading predictions ..."):
+    if loaded is None:  # the CSV parser is compiled with the matching kernels: the first load builds them
+        first = ("Building the compiled kernels (once per checkout, about 15 s), then loading "
+                 "predictions ..." if kernels_to_build() else None)
+        with st.spinner(first or "Loading predictions ..."):
             loaded = _PREDICTIONS.get_or_create(
                 cache_key, lambda: _load_predictions(*cache_key, content, dataset))
     return loaded
@@ -251,7 +260,7 @@ def evaluation(dataset: Dataset, dataset_key: str, predictions: Predictions, pre
     key = (dataset_key, pred_key, round(float(iou_thr), 4))
     ev = _EVALUATIONS.get(key)
     if ev is None:
-        first = ("Building the matching kernels (once per checkout, about 15 s), then matching "
+        first = ("Building the compiled kernels (once per checkout, about 15 s), then matching "
                  "predictions to the ground truth ..." if kernels_to_build() else None)
         with st.spinner(first or "Matching predictions to the ground truth (once per file) ..."):
             ev = _EVALUATIONS.get_or_create(
@@ -262,8 +271,8 @@ def evaluation(dataset: Dataset, dataset_key: str, predictions: Predictions, pre
 
 
 def kernels_to_build() -> bool:
-    """Whether the next evaluation builds the matching kernels first (core.kernel_build: once per
-    checkout, when no build for this source and these versions is there and none is loaded)."""
+    """Whether the next CSV load or evaluation builds the compiled kernels first (core.kernel_build:
+    once per checkout, when no build for this source and these versions is there and none is loaded)."""
     import importlib.machinery
     import os
 
