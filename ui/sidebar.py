@@ -307,7 +307,7 @@ def _default_predictions(root: Path | None, options: dict, dataset: Dataset | No
 def _predictions_section(root: Path | None, gt_label: str | None, dataset: Dataset | None
                          ) -> Source | RegisteredPredictions | None:
     st.sidebar.file_uploader(
-        "Upload predictions (submission CSV or COCO results json)", type=["csv", "json"],
+        "Upload predictions (submission CSV, COCO results or Ultralytics json)", type=["csv", "json"],
         accept_multiple_files=True, key="_upload_predictions", on_change=_on_predictions_upload)
     options = prediction_options(root)
     if st.session_state[S.PREDICTIONS_FOR_GT] != gt_label:  # new GT: pick a file that fits it
