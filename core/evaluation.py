@@ -106,14 +106,16 @@ def evaluate(dataset: Dataset, preds: Predictions, *, iou_thr: float = 0.5,
     gt = _gt_arrays(dataset)
     n_images, n_classes = len(dataset.images), len(dataset.categories)
 
-    outcome = _match(det, gt, n_images, iou_thr, max_dets)
-    det_order = _accumulate_order(det, dataset)
-    by_class = _stable_argsort_small(det.cls[det_order])
-    class_order = det_order[by_class]                                    # by class, then that order
-    # COCO's accumulation (compiled, GIL released) runs on a thread while TIDE and the threshold
-    # index are built here: neither needs the other.
     from concurrent.futures import ThreadPoolExecutor
 
+    # The accumulate order needs no matching: its sorts (numpy releases the GIL) run beside the
+    # matcher's threads rather than after them, on a core of their own where there is one.
+    with ThreadPoolExecutor(1) as pool:
+        ordered = pool.submit(_class_order, det, dataset)
+        outcome = _match(det, gt, n_images, iou_thr, max_dets)
+        by_class, class_order = ordered.result()
+    # COCO's accumulation (compiled, GIL released) runs on a thread while TIDE and the threshold
+    # index are built here: neither needs the other.
     with ThreadPoolExecutor(1) as pool:
         accumulated = pool.submit(_coco_accumulate, outcome, det, gt, class_order, n_classes, max_dets)
         tide, ranked = _tide_and_ranked(dataset, det, gt, outcome, by_class, class_order, n_images, n_classes)
@@ -373,6 +375,14 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
 _MATCH_OUTPUTS = [((), np.int64), ((), np.int64), ((), np.int64), ((), np.float64), ((), np.int64),
                   ((), np.int64), ((), np.bool_), ((), np.int64),
                   ((len(COCO_IOU_THRS), len(COCO_AREA_RANGES)), np.uint8), ((), np.bool_)]
+
+
+def _class_order(det: _DetArrays, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(by_class, class_order) [N]: rows by class, then in accumulate order (class_order), and
+    each one's position in the accumulate order (class_order == _accumulate_order(...)[by_class])."""
+    det_order = _accumulate_order(det, dataset)
+    by_class = _stable_argsort_small(det.cls[det_order])
+    return by_class, det_order[by_class]
 
 
 def _accumulate_order(det: _DetArrays, dataset: Dataset) -> np.ndarray:

@@ -175,6 +175,7 @@ def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_x
     lowest_thr = min(coco_thrs.min(), 1 - 1e-10)
     n_cls = max(det_cls.max() if n else 0, gt_cls.max() if n_gt else 0) + 1
     seen = np.zeros(n_cls, np.int64)
+    unmatched = np.empty(n_area, np.uint8)  # a prediction's COCO status per area range when unmatched
     for i in range(det_start.shape[0] - 1):
         d0, d1, g0, g1 = det_start[i], det_start[i + 1], gt_start[i], gt_start[i + 1]
         nd, ng = d1 - d0, g1 - g0
@@ -245,7 +246,7 @@ def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_x
 
         # COCO's evaluateImg at every threshold and area range. Only the predictions within
         # reach of a ground truth of their class can match (about one in twelve); the others
-        # are a false positive, or ignored by their size, at every threshold: set once per area.
+        # are a false positive, or ignored by their size, at every threshold: set once.
         reachable = np.empty(nd, np.int64)
         n_reachable = 0
         for j in range(nd):
@@ -253,22 +254,25 @@ def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_x
                 reachable[n_reachable] = j
                 n_reachable += 1
         reachable = reachable[:n_reachable]
+        for j in range(nd):
+            if r[j] >= max_det:
+                continue  # stays COCO_DROPPED
+            w, h = det_xywh[d0 + j, 2], det_xywh[d0 + j, 3]
+            det_area = w * h
+            for a in range(n_area):
+                outside = det_area < area_rngs[a, 0] or det_area > area_rngs[a, 1]
+                unmatched[a] = COCO_IGNORED if outside else COCO_FP
+            for t in range(n_thr):      # the row's [T, A] in memory order
+                for a in range(n_area):
+                    coco[d0 + j, t, a] = unmatched[a]
+        if n_reachable == 0:
+            continue
         gt_ignore = np.empty(ng, np.int64)
         for a in range(n_area):
             lo, hi = area_rngs[a, 0], area_rngs[a, 1]
             for g in range(ng):
                 area = gt_area[g0 + g]
                 gt_ignore[g] = 1 if crowd[g] or area < lo or area > hi else 0
-            for j in range(nd):
-                if r[j] >= max_det:
-                    continue  # stays COCO_DROPPED
-                w, h = det_xywh[d0 + j, 2], det_xywh[d0 + j, 3]
-                det_area = w * h
-                unmatched = COCO_IGNORED if det_area < lo or det_area > hi else COCO_FP
-                for t in range(n_thr):
-                    coco[d0 + j, t, a] = unmatched
-            if n_reachable == 0:
-                continue
             for t in range(n_thr):
                 _greedy(reachable, r, max_det, same, ious, reach_same, coco_thrs[t], gt_in_order, gt_ignore,
                         crowd, det_match, det_ign, gt_match)
