@@ -96,7 +96,7 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
     k = data.n_classes
     data = _by_class_then_order(data)
     det_class, det_order, det_code, det_gt = data.det_class, data.det_order, data.det_code, data.det_gt
-    class_start = np.searchsorted(det_class, np.arange(k + 1))            # [K+1] rows by class
+    class_start = np.searchsorted(det_class, np.arange(k + 1).astype(det_class.dtype))  # [K+1] rows by class
     n_class = np.diff(class_start)                                       # [K]
     regular = data.gt_class >= 0
     n_gt = np.bincount(data.gt_class[regular], minlength=k).astype(np.float64)
@@ -116,7 +116,7 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
 
     def map_without(gone: np.ndarray, tps: np.ndarray = tp_rows, gt_count: np.ndarray = n_gt):
         """mAP with the rows `gone` (sorted) deleted; tps: the TP rows (sorted, none gone)."""
-        tp_class = det_class[tps]
+        tp_class = det_class[tps].astype(np.int64)
         gone_at_start = np.searchsorted(gone, class_start)               # [K+1]
         tp_pos = tps - class_start[tp_class] - (np.searchsorted(gone, tps) - gone_at_start[tp_class])
         return tide_map(tp_class, tp_pos, n_class - np.diff(gone_at_start), gt_count)
@@ -145,7 +145,7 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
     specials = {}
     if special:
         # FalsePositiveError: every TP scored above every FP; FalseNegativeError: no unmatched GT
-        tp_class = det_class[tp_rows]
+        tp_class = det_class[tp_rows].astype(np.int64)
         tp_first = np.arange(len(tp_rows)) - np.searchsorted(tp_class, tp_class)   # TP ordinal in class
         specials = {
             "false_positives": tide_map(tp_class, tp_first, n_class, n_gt) - base,
@@ -193,7 +193,7 @@ def _moved_to_their_class(data: TideInput, class_start: np.ndarray, tp_rows: np.
         return np.searchsorted(moved_keys, cls * big + order) - np.searchsorted(moved_keys, cls * big)
 
     # a TP keeps its row; a moved error's place in its new class: its rows with a lower order
-    tp_class = det_class[tp_rows]
+    tp_class = det_class[tp_rows].astype(np.int64)                         # det_class may be int16
     tp_pos = stay_before(tp_class, tp_rows) + moved_before(tp_class, det_order[tp_rows])
     order = det_order[moved]
     bound = np.empty(len(moved), np.int64)

@@ -52,3 +52,19 @@ def _n_pos(gt, n_classes):
 
 def test_the_flag_constants_are_the_kernels():
     assert (evaluation._COCO_FP, evaluation._REACHABLE) == (matching_kernels.COCO_FP, matching_kernels.REACHABLE)
+
+
+@pytest.mark.parametrize("max_dets", [100, 2])
+def test_compact_coco_status_expands_to_the_kernels(max_dets):
+    """The outcome keeps COCO's [N, T, A] status compact; expanded, it is the matcher's array."""
+    from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS
+
+    dataset, det, gt, outcome, _ = _prepared(4, max_dets)
+    order = np.argsort(gt.image, kind="stable")
+    n = len(dataset.images)
+    full = matching_kernels.match_images(
+        np.searchsorted(det.image, np.arange(n + 1)), det.cls, det.score, det.xywh,
+        np.searchsorted(gt.image[order], np.arange(n + 1)), gt.cls[order], gt.xywh[order], gt.crowd[order],
+        gt.area[order], 0.5, 0.1, COCO_IOU_THRS, COCO_AREA_RANGES, max_dets)[8]
+    assert outcome.coco_reach.shape[0] < len(det.score) / 2
+    np.testing.assert_array_equal(outcome.coco, full)
