@@ -9,7 +9,8 @@ Prints, measured in this run on the same files:
 - whole process: `python -m core evaluate GT CSV` (with the kernels built ahead of time by
   `python -m core.kernel_build`, which this script runs first, and with numba's JIT) against the
   same job (CSV parsed, 12 stats printed) done with faster-coco-eval, pycocotools and
-  hotcoco, the ratios, and a check that all print identical stats;
+  hotcoco (DetLens and hotcoco alternating run by run: each pair's ratio is printed), the
+  ratios, and a check that all print identical stats;
 - the same in-process figures at 10x scale (COCO-train size).
 The peers get annotation ids shifted by +1 in memory: pycocotools and faster-coco-eval treat
 id 0 as "unmatched", and the generated train.json starts at 0 like the competition's.
@@ -183,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     # The peers' job is the 12 stats: timed as `evaluate` prints them (per-class table and TIDE
     # included); --json adds slices, calibration and per-class TIDE, timed apart, and gives
     # the full-precision stats compared below.
-    ours, our_lines, _ = whole_process([sys.executable, "-m", "core", "evaluate", gt, csv], args.repeats)
+    # DetLens and hotcoco (the 1.5x target) alternate run by run, so that the two runs of a pair
+    # share the load of a shared machine: each pair's ratio is a figure
+    pairs = []
+    for _ in range(args.repeats):
+        ours_seconds, our_lines, _ = whole_process([sys.executable, "-m", "core", "evaluate", gt, csv], 1)
+        hotcoco = whole_process([sys.executable, "-c", peer_job(), "hotcoco", gt, csv], 1)
+        pairs.append((ours_seconds, hotcoco[0]))
+    ours = min(o for o, _ in pairs)
+    measured = {"hotcoco": (min(h for _, h in pairs), *hotcoco[1:])}
     ours_cpu = CPU_SECONDS["detlens"]
     out_json = str(DATA / "bench_evaluate_out.json")
     CPU_SECONDS.pop("detlens")
@@ -198,15 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     peers = ["hotcoco", "faster_coco_eval"] + ([] if args.skip_pycocotools else ["pycocotools"])
     same = True
     for engine in peers:
-        seconds, lines, stats = whole_process([sys.executable, "-c", peer_job(), engine, gt, csv],
-                                              1 if engine == "pycocotools" else args.repeats)
+        seconds, lines, stats = measured.get(engine) or whole_process(
+            [sys.executable, "-c", peer_job(), engine, gt, csv], 1 if engine == "pycocotools" else args.repeats)
         difference = max(abs(a - b) for a, b in zip(stats, our_stats))
         same &= lines == our_lines and difference <= 1e-9
-        target = {"faster_coco_eval": " (target >= 5x)", "pycocotools": " (target >= 20x)"}.get(engine, "")
+        target = {"hotcoco": " (target >= 1.5x)", "faster_coco_eval": " (target >= 5x)",
+                  "pycocotools": " (target >= 20x)"}.get(engine, "")
         cpu_ratio = CPU_SECONDS[engine] / CPU_SECONDS["detlens"]
         print(f"  {engine} job (whole process): {seconds:.2f} s -> DetLens is {seconds / ours:.1f}x faster{target}"
               f" (CPU {CPU_SECONDS[engine]:.2f} s: {cpu_ratio:.1f}x)"
               + f"; largest stat difference {difference:.1e}" + ("" if lines == our_lines else "  STATS DIFFER"))
+        if engine == "hotcoco":
+            print("    run by run (DetLens, then hotcoco): " + ", ".join(f"{o:.2f} s vs {h:.2f} s = {h / o:.2f}x"
+                                                                         for o, h in pairs))
     print(f"  all print identical stats (and agree to 1e-9 at full precision): {same}")
 
     if not args.skip_10x:

@@ -3,13 +3,16 @@ says about bad inputs, and in which order, is what the one-after-the-other readi
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 
 import pytest
 
 from core.cli import checks, main
 from core.problems import ValidationError
 from core.submission import parse_submission, read_submission
-from tests.conftest import REAL_TRASH, need
+from tests.conftest import REAL_TRASH, REPO, need
 
 GT = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
       "categories": [{"id": 1, "name": "box"}],
@@ -73,3 +76,27 @@ def test_a_parsed_csv_finishes_again_with_another_dataset():
 def test_an_unusable_csv_raises_when_parsed():
     with pytest.raises(ValidationError):
         parse_submission(b"image_id\na.jpg\n", name="x.csv")
+
+
+@pytest.mark.parametrize("reader", ["file", "closed pipe"])
+def test_the_process_ends_without_teardown_having_written_everything(tmp_path, capsys, reader):
+    """`python -m core evaluate` ends with os._exit (no interpreter teardown): its report, sent to a
+    file, is the in-process report whole; a reader that goes away early (`| head -1`) still gets
+    its first line, and the --json file is written either way."""
+    gt, csv = need(REAL_TRASH / "fold3_gt.json"), need(REAL_TRASH / "fold3_deta_swinL.csv")
+    assert main(["evaluate", str(gt), str(csv)]) == 0
+    expected = capsys.readouterr().out
+    out_json = tmp_path / "out.json"
+    command = [sys.executable, "-m", "core", "evaluate", str(gt), str(csv), "--json", str(out_json)]
+    if reader == "file":
+        with open(tmp_path / "report.txt", "w") as report:
+            code = subprocess.run(command, cwd=REPO, stdout=report, timeout=300).returncode
+        said = (tmp_path / "report.txt").read_text()
+        assert said == expected
+    else:
+        shell = subprocess.run(" ".join(map(shlex.quote, command)) + " | head -1", shell=True, cwd=REPO,
+                               capture_output=True, text=True, timeout=300)
+        code, said = 0, shell.stdout
+        assert said == expected.splitlines(keepends=True)[0] and "Traceback" not in shell.stderr
+    assert code == 0
+    assert json.loads(out_json.read_text())["map50"] > 0
