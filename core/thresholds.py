@@ -96,12 +96,15 @@ class Ranked:
                                        - np.searchsorted(key, tp_group * len(det_group)))
         by_group = np.lexsort((img_tp_pos, det_group[tp_rows]))
         tp_rows, img_tp_pos = tp_rows[by_group], img_tp_pos[by_group]
-        counted_group = det_group if every else det_group[counted]
-        best = np.full(n_images * k, -np.inf)
-        np.maximum.at(best, counted_group, det_score if every else det_score[counted])
-        has_pred = np.bincount(counted_group, minlength=n_images * k) > 0
-        group_best_score = np.where(has_pred, best, np.nan)               # [Q] NaN: no counted one
-        del counted_group
+        group_best_score = np.full(n_images * k, np.nan)                  # [Q] NaN: no counted one
+        if every:  # each group's first row is its best (rows: descending score within an image)
+            first = np.flatnonzero(det_group_rank == 0)
+            group_best_score[det_group[first]] = det_score[first]
+        else:
+            best = np.full(n_images * k, -np.inf)
+            np.maximum.at(best, det_group[counted], det_score[counted])
+            has_pred = np.bincount(det_group[counted], minlength=n_images * k) > 0
+            group_best_score[has_pred] = best[has_pred]
         cm_matched = (cm_gt_det >= 0) & regular
         cm_det_matched = np.zeros(len(det_score), bool)
         cm_det_matched[cm_gt_det[cm_matched]] = True
@@ -175,6 +178,11 @@ class ThresholdView:
     @cached_property
     def dets(self) -> pd.DataFrame:
         return self._evaluation.dets[self.keep]
+
+    @property
+    def n_kept(self) -> int:
+        """len(self.dets), without building that table (490,000 rows at competition scale)."""
+        return int(np.count_nonzero(self.keep))
 
     @cached_property
     def gts(self) -> pd.DataFrame:
@@ -292,6 +300,24 @@ class ThresholdView:
         matrix[k, :k] = np.bincount(r.det_cls[stray], minlength=k)
         labels = list(r.category_names) + ["background"]
         return pd.DataFrame(matrix, index=pd.Index(labels, name="gt"), columns=pd.Index(labels, name="pred"))
+
+    def class_outcome_counts(self, boxes: "browse.ClassBoxes") -> dict[str, int]:
+        """Outcome value -> count of one class's kept boxes (boxes: core.browse.class_boxes of
+        this evaluation); "missed" counts its regular GT that no kept prediction matches."""
+        kept = at_or_above(boxes.det_score, self.score_thr)  # a prefix: det_score is descending
+        per_code = np.bincount(boxes.det_code[kept], minlength=_N_CODES)
+        counts = {e.value: int(per_code[e.code]) for e in OUTCOME_CODES}
+        counts[Outcome.MISSED.value] = int(np.count_nonzero(self.missed[boxes.gt_rows]))
+        return counts
+
+    def class_outcome_rows(self, boxes: "browse.ClassBoxes", outcome: str, n: int) -> pd.DataFrame:
+        """The first n kept boxes of one class with `outcome`: rows of ev.dets, highest score
+        first; for "missed", rows of ev.gts (plus area), largest first. No full-table filtering."""
+        if outcome == Outcome.MISSED.value:
+            missed = self.missed[boxes.gt_rows]
+            return self._evaluation.gts.iloc[boxes.gt_rows[missed][:n]].assign(area=boxes.gt_area[missed][:n])
+        wanted = at_or_above(boxes.det_score, self.score_thr) & (boxes.det_code == Outcome(outcome).code)
+        return self._evaluation.dets.iloc[boxes.det_rows[wanted][:n]]
 
 
 class PredictionView:

@@ -137,7 +137,9 @@ def _tide_run(data: TideInput, reduce, special: bool) -> _Run:
             ap = tide_map(*_moved_to_their_class(data, class_start, tp_rows, this, fixable), gt_count=n_gt)
         elif error is Outcome.LOCALIZATION:
             # the fixable ones become TPs where they stand, the others are removed
-            ap = map_without(np.setdiff1d(this, fixable, assume_unique=True), np.union1d(tp_rows, fixable))
+            stays = np.ones(len(this), bool)
+            stays[np.searchsorted(this, fixable)] = False                # fixable is a subset of this
+            ap = map_without(this[stays], np.sort(np.r_[tp_rows, fixable]))
         else:
             ap = map_without(this)
         fixed[error] = _gain(ap, base)
@@ -197,7 +199,7 @@ def _moved_to_their_class(data: TideInput, class_start: np.ndarray, tp_rows: np.
     tp_pos = stay_before(tp_class, tp_rows) + moved_before(tp_class, det_order[tp_rows])
     order = det_order[moved]
     bound = np.empty(len(moved), np.int64)
-    for c in np.unique(target):
+    for c in np.flatnonzero(np.bincount(target, minlength=k)):
         where = target == c
         bound[where] = class_start[c] + np.searchsorted(det_order[class_start[c]:class_start[c + 1]], order[where])
     moved_pos = stay_before(target, bound) + moved_before(target, order)
@@ -225,8 +227,8 @@ def _best_fixable_errors(data: TideInput) -> tuple[np.ndarray, np.ndarray]:
 
 def _fix_candidates(data: TideInput) -> np.ndarray:
     """Rows (sorted) of classification/localization errors whose ground truth nobody matched."""
-    candidate = np.union1d(_rows_with(data.det_code, Outcome.LOCALIZATION),
-                           _rows_with(data.det_code, Outcome.CLASSIFICATION))
+    candidate = np.sort(np.r_[_rows_with(data.det_code, Outcome.LOCALIZATION),
+                              _rows_with(data.det_code, Outcome.CLASSIFICATION)])
     candidate = candidate[data.det_gt[candidate] >= 0]
     return candidate[~data.gt_used[data.det_gt[candidate]]]
 
