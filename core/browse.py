@@ -5,6 +5,7 @@ no ground truth) are appended so a test CSV still browses, with predictions only
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -267,3 +268,34 @@ def find_image(table: pd.DataFrame, query: str) -> int | None:
     stems = keys.str.rsplit("/", n=1).str[-1].str.rsplit(".", n=1).str[0]
     hits = np.flatnonzero((stems == query).to_numpy())
     return int(hits[0]) if len(hits) else None
+
+
+@dataclass(frozen=True)
+class ClassBoxes:
+    """One class's boxes of an evaluation, ordered once so that a threshold only cuts them.
+
+    det_rows [n]: its rows of ev.dets by descending score (stable), with det_score and
+    det_code (outcome codes); gt_rows [g]: its regular (not crowd) rows of ev.gts by
+    descending area (stable), with gt_area.
+    """
+
+    det_rows: np.ndarray
+    det_score: np.ndarray
+    det_code: np.ndarray
+    gt_rows: np.ndarray
+    gt_area: np.ndarray
+
+
+def class_boxes(evaluation, category_id: int) -> ClassBoxes:
+    """The ClassBoxes of category_id in an Evaluation (one pass over its tables; cache it)."""
+    dets, gts = evaluation.dets, evaluation.gts
+    rows = np.flatnonzero(dets["category_id"].to_numpy() == category_id)
+    score = dets["score"].to_numpy(np.float64)[rows]
+    order = np.argsort(-score, kind="stable")
+    rows, score = rows[order], score[order]
+    code = np.asarray(dets["outcome"].cat.codes.to_numpy(), np.int64)[rows]
+    gt_rows = np.flatnonzero((gts["category_id"].to_numpy() == category_id)
+                             & ~gts["iscrowd"].to_numpy().astype(bool))
+    area = evaluation.dataset.annotations["area"].to_numpy(np.float64)[gts["ann_index"].to_numpy()[gt_rows]]
+    order = np.argsort(-area, kind="stable")
+    return ClassBoxes(rows, score, code, gt_rows[order], area[order])

@@ -93,7 +93,7 @@ class Comparison:
         for name, ev in self.evaluations.items():
             view = self._view(name)
             values = [float(ev.stats[key]) for key, _ in COCO_METRICS]
-            values += [view.map50, view.precision, view.recall, view.f1, float(len(view.dets))]
+            values += [view.map50, view.precision, view.recall, view.f1, float(view.n_kept)]  # no copy of the kept rows
             rows[name] = values
         labels = [label for _, label in COCO_METRICS] + THRESHOLD_METRICS
         table = pd.DataFrame(rows, index=pd.Index(labels, name="metric"))

@@ -9,9 +9,9 @@ from core.charts import class_counts_figure, iou_text, pr_curve_figure
 from core.outcomes import DISPLAY_ORDER, GTStatus, Outcome
 from ui import state as S
 from ui.loaders import crop_png, pil_image, threshold_curve
-from ui.sidebar import active_data, page_setup
+from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import need_evaluation
-from ui.analysis import open_boxes_at_score
+from ui.analysis import class_boxes, open_boxes_at_score
 
 # Every outcome a box of the class can have, in display order (ignored boxes count for nothing)
 OUTCOMES = [o.value for o in DISPLAY_ORDER if o is not Outcome.IGNORED]
@@ -33,7 +33,7 @@ def class_errors(data) -> None:
     category_id = {v: k for k, v in names.items()}[chosen]
     # the class's boxes ordered once per evaluation: a move cuts them, no 490k-row filtering
     boxes = class_boxes(data, category_id)
-    counts = class_outcome_counts(boxes, view)
+    counts = view.class_outcome_counts(boxes)
     # opens on background boxes: usually the most frequent false positive
     outcome = top[1].radio("Error type", OUTCOMES, horizontal=True, key="_errors_kind",
                            index=OUTCOMES.index(Outcome.BACKGROUND.value),
@@ -51,11 +51,8 @@ def class_errors(data) -> None:
 
     images = ds.images
     ann = ds.annotations
-    if outcome == Outcome.MISSED.value:
-        rows = gts.assign(area=ann["area"].to_numpy()[gts["ann_index"].to_numpy()])
-        rows = rows.sort_values("area", ascending=False).head(int(n_show))
-    else:
-        rows = dets[dets["outcome"].astype(str) == outcome].sort_values("score", ascending=False).head(int(n_show))
+    ann_xyxy = ann[["x1", "y1", "x2", "y2"]].to_numpy()
+    rows = view.class_outcome_rows(boxes, outcome, int(n_show))  # by score; missed: by area
 
     if not len(rows):
         st.info(f"No {Outcome(outcome).label.lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
@@ -66,7 +63,7 @@ def class_errors(data) -> None:
         size = (float(images["width"].iloc[image_index]), float(images["height"].iloc[image_index]))
         if outcome == Outcome.MISSED.value:
             a = int(item["ann_index"])
-            focus = ann[["x1", "y1", "x2", "y2"]].to_numpy()[a]
+            focus = ann_xyxy[a]
             outlines = [(focus, Outcome.MISSED.color)]
             caption = f"{key} · area {ann['area'].iloc[a]:,.0f}"
         else:
@@ -74,7 +71,7 @@ def class_errors(data) -> None:
             outlines = []
             if int(item["gt_index"]) >= 0:  # the GT that decided the outcome, for context
                 g = int(item["gt_index"])
-                outlines.append((ann[["x1", "y1", "x2", "y2"]].to_numpy()[g], GTStatus.PLAIN.color))
+                outlines.append((ann_xyxy[g], GTStatus.PLAIN.color))
             outlines.append((focus, Outcome(outcome).color))
             caption = f"{key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
             if outcome in ("classification", "both") and int(item["gt_index"]) >= 0:

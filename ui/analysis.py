@@ -36,6 +36,15 @@ def slice_index(data: ActiveData, with_pixels: bool = False):
     return loaders.derived(_key(data, "slices", with_pixels), build, [ev])
 
 
+def class_boxes(data: ActiveData, category_id: int):
+    """core.browse.ClassBoxes of one class of the active evaluation, ordered once per evaluation
+    and class (a threshold move only cuts it: no filtering of the 490,000-row dets table)."""
+    from core.browse import class_boxes as build
+
+    ev = data.evaluation
+    return loaders.derived(_key(data, "class_boxes", int(category_id)), lambda: build(ev, int(category_id)), [ev])
+
+
 def image_statistics(data: ActiveData) -> np.ndarray:
     """[I, 2] mean luminance and contrast of the dataset's images (read once, with a progress bar)."""
     from core.slices import image_statistics as compute
