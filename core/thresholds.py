@@ -67,8 +67,7 @@ class Ranked:
         """class_order: prediction rows sorted by class, then pycocotools' accumulate order.
         Prediction rows themselves are sorted by image, then descending score (stable).
         det_group_rank [N]: each row's rank within its (image, class) in row order (the
-        matcher's); computed here when absent. Only the true positives' positions are kept,
-        so no per-prediction temporaries beyond a few masks (millions of rows at 10x scale)."""
+        matcher's); computed here when absent."""
         k = len(category_ids)
         counted = det_code != _IGNORED
         is_tp = det_code == _TP
