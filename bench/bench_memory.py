@@ -2,6 +2,7 @@
 `streamlit run app.py` driven by Debian's headless chromium.
 
     python bench/bench_memory.py [--budget-mb 1536 768] [--old /tmp/detlens-old] [--uploads 30]
+                                 [--gc-peer]
 
 Per code version (this checkout at each budget; `--old DIR`, a checkout of the code as it was,
 e.g. `git worktree add /tmp/detlens-old 7af1316`, as the peer) it reports the server's RSS
@@ -15,6 +16,9 @@ e.g. `git worktree add /tmp/detlens-old 7af1316`, as the peer) it reports the se
 - concurrency (this checkout, first budget): 8 browser sessions opening the Overview at once on
   the real fold (../shared/real-trash fold3_gt.json + fold3_deta_swinL.csv), each checked for
   exception boxes and for the metrics.
+--gc-peer adds this checkout at the first budget with Streamlit's full garbage collection after
+every script run switched back on (`--runner.postScriptGC true`; .streamlit/config.toml turns it
+off for speed), the peer for that setting.
 """
 from __future__ import annotations
 
@@ -47,13 +51,15 @@ SESSIONS = 8
 
 # ----------------------------------------------------------------------------------- server
 @contextmanager
-def server(repo: Path, data_dir: Path, budget_mb: int | None, timeout_s: float = 120.0):
-    """`streamlit run app.py -- --data DIR` of `repo` on a free port; yields (url, pid)."""
+def server(repo: Path, data_dir: Path, budget_mb: int | None, timeout_s: float = 120.0,
+           flags: tuple[str, ...] = ()):
+    """`streamlit run app.py -- --data DIR` of `repo` on a free port (extra streamlit flags);
+    yields (url, pid)."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(repo / "app.py"),
                "--server.address", "127.0.0.1", "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none", "--", "--data", str(data_dir)]
+               "--server.fileWatcherType", "none", *flags, "--", "--data", str(data_dir)]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     env.pop(BUDGET_ENV, None)
     if budget_mb is not None:
@@ -120,9 +126,9 @@ def _open(browser, url: str, timeout_ms: int = 600_000):
     return page
 
 
-def uploads(browser, repo: Path, budget_mb: int | None, csvs: list[Path]) -> dict:
+def uploads(browser, repo: Path, budget_mb: int | None, csvs: list[Path], flags=()) -> dict:
     """RSS with the Overview open on sample_data, then after each CSV is uploaded and shown."""
-    with server(repo, repo / "sample_data", budget_mb) as (url, pid):
+    with server(repo, repo / "sample_data", budget_mb, flags=flags) as (url, pid):
         page = _open(browser, f"{url}/Overview")
         start = settled_rss(pid)
         uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]').filter(
@@ -138,9 +144,9 @@ def uploads(browser, repo: Path, budget_mb: int | None, csvs: list[Path]) -> dic
     return {"start": start, "end": end, "problems": problems, "ok": shown and not problems}
 
 
-def iou_sweep(browser, repo: Path, budget_mb: int | None) -> dict:
+def iou_sweep(browser, repo: Path, budget_mb: int | None, flags=()) -> dict:
     """RSS with the Overview open at competition scale, then after the IoU slider visited all 19 values."""
-    with server(repo, COMPETITION, budget_mb) as (url, pid):
+    with server(repo, COMPETITION, budget_mb, flags=flags) as (url, pid):
         page = _open(browser, f"{url}/Overview")
         start = settled_rss(pid)
         thumb = page.locator(SIDEBAR_SLIDER).filter(has_text="IoU threshold").locator(
@@ -206,14 +212,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="a checkout of the code as it was (the peer), e.g. a git worktree of 7af1316")
     parser.add_argument("--uploads", type=int, default=30)
     parser.add_argument("--skip", default="", help="comma-separated: uploads,iou,concurrency")
+    parser.add_argument("--gc-peer", action="store_true",
+                        help="also run this checkout at the first budget with runner.postScriptGC on")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     if not ((COMPETITION / "train.json").exists() and (COMPETITION / "submission.csv").exists()):
         subprocess.run([sys.executable, str(REPO / "bench" / "make_competition_scale.py"),
                         "--out", str(COMPETITION)], check=True, cwd=REPO)
-    runs = [("this", REPO, b) for b in args.budget_mb]
+    runs = [("this", REPO, b, ()) for b in args.budget_mb]
+    if args.gc_peer:
+        runs.insert(0, ("gc on", REPO, args.budget_mb[0], ("--runner.postScriptGC", "true")))
     if args.old is not None:
-        runs.insert(0, ("old", args.old.resolve(), None))
+        runs.insert(0, ("old", args.old.resolve(), None, ()))
     rows = []
     header = (f"{'code':<10} {'budget':>7} {'scenario':<34} {'RSS MB':>7} {'after':>8} {'peak':>8}  "
               f"budget")
@@ -221,14 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         csvs = make_upload_csvs(Path(tmp), args.uploads, REPO / "sample_data")
         size = sum(p.stat().st_size for p in csvs) / len(csvs) / 2 ** 20
         print(f"{len(csvs)} upload CSVs of {size:.1f} MB each ({BOXES_PER_IMAGE * 100:,} boxes)", flush=True)
-        for index, (code, repo, budget) in enumerate(runs):
+        for index, (code, repo, budget, flags) in enumerate(runs):
             budget_label = str(budget) if budget is not None else "-"
             if "uploads" not in skip:
-                result = uploads(browser, repo, budget, csvs)
+                result = uploads(browser, repo, budget, csvs, flags)
                 rows.append(_row(code, budget_label, f"{len(csvs)} uploads (sample_data)", result))
                 print(rows[-1], flush=True)
             if "iou" not in skip:
-                result = iou_sweep(browser, repo, budget)
+                result = iou_sweep(browser, repo, budget, flags)
                 rows.append(_row(code, budget_label, f"IoU sweep, {result['visited']}/19 values ({result['seconds']:.0f} s)", result))
                 print(rows[-1], flush=True)
             if "concurrency" not in skip and code == "this" and budget == args.budget_mb[0]:
