@@ -282,6 +282,29 @@ def match_images(det_start, det_cls, det_score, det_xywh, gt_start, gt_cls, gt_x
     return rank, outcome, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco, never_matched
 
 
+@njit(cache=True)
+def _interpolate(t, k, n_pos, tp, tp_prec, tp_rec, n_tp, rec_thrs, precision, recall):
+    """COCO's precision envelope of class k at IoU threshold t, read at each recall threshold,
+    and its recall: the end of pycocotools' accumulate for every (area range, maxDets)."""
+    n_area, n_md = tp.shape
+    for a in range(n_area):
+        npig = n_pos[k, a]
+        if npig == 0:
+            continue
+        for m in range(n_md):
+            recall[t, k, a, m] = tp[a, m] / npig
+            prec = tp_prec[a, m]
+            count = n_tp[a, m]
+            for i in range(count - 2, -1, -1):  # precision envelope
+                if prec[i + 1] > prec[i]:
+                    prec[i] = prec[i + 1]
+            i = 0
+            for ri in range(rec_thrs.shape[0]):
+                while i < count and tp_rec[a, m, i] < rec_thrs[ri]:
+                    i += 1
+                precision[t, ri, k, a, m] = prec[i] if i < count else 0.0
+
+
 @njit(cache=True, nogil=True)  # core.evaluation runs it on a thread beside TIDE
 def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs):
     """pycocotools' accumulate: precision [T, R, K, A, M] and recall [T, K, A, M] (-1: no GT).
@@ -341,22 +364,7 @@ def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs
                         for m in range(n_md):
                             if rank[d] < max_dets[m]:
                                 fp[a, m] += 1
-            for a in range(n_area):
-                npig = n_pos[k, a]
-                if npig == 0:
-                    continue
-                for m in range(n_md):
-                    recall[t, k, a, m] = tp[a, m] / npig
-                    prec = tp_prec[a, m]
-                    count = n_tp[a, m]
-                    for i in range(count - 2, -1, -1):  # precision envelope
-                        if prec[i + 1] > prec[i]:
-                            prec[i] = prec[i + 1]
-                    i = 0
-                    for ri in range(n_rec):
-                        while i < count and tp_rec[a, m, i] < rec_thrs[ri]:
-                            i += 1
-                        precision[t, ri, k, a, m] = prec[i] if i < count else 0.0
+            _interpolate(t, k, n_pos, tp, tp_prec, tp_rec, n_tp, rec_thrs, precision, recall)
     return precision, recall
 
 
@@ -431,21 +439,6 @@ def accumulate_reachable(flags, coco_reach, class_start, n_pos, rec_thrs):
                         for m in range(n_md):
                             if f & (16 << m):
                                 fp[a, m] += 1
-            for a in range(n_area):
-                npig = n_pos[k, a]
-                if npig == 0:
-                    continue
-                for m in range(n_md):
-                    recall[t, k, a, m] = tp[a, m] / npig
-                    prec = tp_prec[a, m]
-                    count = n_tp[a, m]
-                    for j in range(count - 2, -1, -1):  # precision envelope
-                        if prec[j + 1] > prec[j]:
-                            prec[j] = prec[j + 1]
-                    j = 0
-                    for ri in range(n_rec):
-                        while j < count and tp_rec[a, m, j] < rec_thrs[ri]:
-                            j += 1
-                        precision[t, ri, k, a, m] = prec[j] if j < count else 0.0
+            _interpolate(t, k, n_pos, tp, tp_prec, tp_rec, n_tp, rec_thrs, precision, recall)
         first += n_reach
     return precision, recall
