@@ -2,9 +2,10 @@
 evaluation (`ThresholdView`) at a score threshold, and curves over thresholds.
 
 `at_or_above` and the views are the one place the cut `score >= score_thr` is written; every
-page, widget and core module asks them. Every evaluation view is arithmetic over arrays prepared once (`Ranked`): keeping the predictions with
-score >= t keeps a prefix of every score-ordered list, so outcomes, matches, the TP positions
-that AP depends on and the class-agnostic matches of the confusion matrix all stay valid.
+page, widget and core module asks them. Every evaluation view is arithmetic over arrays prepared
+once (`Ranked`): keeping the predictions with score >= t keeps a prefix of every score-ordered
+list, so outcomes, matches, the TP positions that AP depends on and the class-agnostic matches
+of the confusion matrix all stay valid.
 """
 from __future__ import annotations
 

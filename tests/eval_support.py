@@ -121,3 +121,15 @@ def random_case(seed: int, n_images: int = 30, n_classes: int = 5, crowd_rate: f
         scores = np.round(scores, 1)                                     # many ties
     return (doc, np.asarray(det_image, np.int64), np.asarray(det_label, np.int64), scores,
             np.asarray(det_box, np.float64).reshape(-1, 4))
+
+
+def fresh_kernels():
+    """core.kernel_build.kernels() chosen anew (as in a new process), the cached choice left
+    cleared behind so later tests choose again."""
+    from core import kernel_build
+
+    kernel_build.kernels.cache_clear()
+    try:
+        return kernel_build.kernels()
+    finally:
+        kernel_build.kernels.cache_clear()

@@ -16,6 +16,15 @@ def app():
         yield url, browser
 
 
+def _open(app, name: str):
+    """A new tab on page `name` (its URL path) of the shared server, once it is drawn."""
+    url, browser = app
+    page = new_page(browser)
+    page.goto(f"{url}/{name}")
+    wait_until_idle(page, timeout_ms=180_000)  # a first run may build the kernels
+    return page
+
+
 def _click_first(page, selector: str, last: bool = False) -> None:
     point = page.locator(selector).last if last else page.locator(selector).first
     point.wait_for(state="attached", timeout=60_000)
@@ -35,10 +44,7 @@ def _wait_for_page(page, name: str, timeout_s: float = 60) -> None:
 
 
 def test_slice_bar_opens_the_explorer(app):
-    url, browser = app
-    page = new_page(browser)
-    page.goto(f"{url}/Slices")
-    wait_until_idle(page, timeout_ms=180_000)
+    page = _open(app, "Slices")
     page.get_by_text("Click to open: bar chart of ΔAP and a selectable table", exact=True).click()
     wait_until_idle(page)
     _click_first(page, '[data-testid="stPlotlyChart"] .bars .point path')
@@ -48,10 +54,7 @@ def test_slice_bar_opens_the_explorer(app):
 
 
 def test_confusion_cell_opens_the_explorer(app):
-    url, browser = app
-    page = new_page(browser)
-    page.goto(f"{url}/Overview")
-    wait_until_idle(page, timeout_ms=180_000)
+    page = _open(app, "Overview")
     chart = page.locator('[data-testid="stPlotlyChart"]').last
     chart.scroll_into_view_if_needed()
     # the diagonal's first cell: ground truth and prediction of the first class
@@ -61,10 +64,7 @@ def test_confusion_cell_opens_the_explorer(app):
 
 
 def test_reliability_bin_opens_the_explorer(app):
-    url, browser = app
-    page = new_page(browser)
-    page.goto(f"{url}/Calibration")
-    wait_until_idle(page, timeout_ms=180_000)
+    page = _open(app, "Calibration")
     page.screenshot(path=str(SCREENSHOTS / "sample_calibration.png"), full_page=True)
     _click_first(page, '[data-testid="stPlotlyChart"] >> nth=0 >> .bars .point path', last=True)  # a tall bar
     _wait_for_page(page, "Image_explorer")
@@ -72,19 +72,13 @@ def test_reliability_bin_opens_the_explorer(app):
 
 
 def test_slices_page_screenshot(app):
-    url, browser = app
-    page = new_page(browser)
-    page.goto(f"{url}/Slices")
-    wait_until_idle(page, timeout_ms=180_000)
+    page = _open(app, "Slices")
     page.screenshot(path=str(SCREENSHOTS / "sample_slices.png"), full_page=True)
     assert not page_problems(page)
 
 
 def test_pr_curve_point_opens_the_boxes_at_that_score(app):
-    url, browser = app
-    page = new_page(browser)
-    page.goto(f"{url}/Class_errors")
-    wait_until_idle(page, timeout_ms=180_000)
+    page = _open(app, "Class_errors")
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     chart.scroll_into_view_if_needed()
     points = chart.locator(".scatterlayer .trace").first.locator(".point")
@@ -95,10 +89,7 @@ def test_pr_curve_point_opens_the_boxes_at_that_score(app):
 
 
 def test_tide_bar_opens_the_images_with_that_error(app):
-    url, browser = app
-    page = new_page(browser)
-    page.goto(f"{url}/Overview")
-    wait_until_idle(page, timeout_ms=180_000)
+    page = _open(app, "Overview")
     bars = page.locator('[data-testid="stPlotlyChart"]').first.locator(".bars .point path")
     bars.nth(0).scroll_into_view_if_needed()
     box = bars.nth(0).bounding_box()  # classification errors, the first of TIDE's order

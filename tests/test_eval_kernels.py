@@ -6,7 +6,7 @@ import numpy as np
 from core import kernel_build, matching_kernels
 from core.evaluation import _gt_arrays, _known_predictions
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS
-from tests.eval_support import dataset_of, predictions_of, random_case
+from tests.eval_support import dataset_of, fresh_kernels, predictions_of, random_case
 
 
 def test_ahead_of_time_build_equals_jit(tmp_path, monkeypatch):
@@ -14,11 +14,7 @@ def test_ahead_of_time_build_equals_jit(tmp_path, monkeypatch):
     # first use builds the kernels where they are missing
     monkeypatch.setattr(kernel_build, "default_build_dir", lambda: tmp_path)
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
-    kernel_build.kernels.cache_clear()
-    try:
-        built = kernel_build.kernels()
-    finally:
-        kernel_build.kernels.cache_clear()
+    built = fresh_kernels()
     assert built is not matching_kernels and built.__name__ == kernel_build.module_name()
     assert kernel_build.load_built(tmp_path) is not None
 
@@ -49,18 +45,10 @@ def test_a_failed_build_falls_back_to_the_jit(tmp_path, monkeypatch):
     monkeypatch.setattr(kernel_build, "default_build_dir", lambda: tmp_path)
     monkeypatch.setattr(kernel_build, "build", no_compiler)
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
-    kernel_build.kernels.cache_clear()
-    try:
-        assert kernel_build.kernels() is matching_kernels
-    finally:
-        kernel_build.kernels.cache_clear()
+    assert fresh_kernels() is matching_kernels
 
 
 def test_jit_forced_by_the_environment(monkeypatch):
     monkeypatch.setenv("DETLENS_KERNELS", "jit")
     monkeypatch.setattr(kernel_build, "build", lambda folder: (_ for _ in ()).throw(AssertionError("built")))
-    kernel_build.kernels.cache_clear()
-    try:
-        assert kernel_build.kernels() is matching_kernels
-    finally:
-        kernel_build.kernels.cache_clear()
+    assert fresh_kernels() is matching_kernels

@@ -14,7 +14,8 @@ from core.dataset import load_coco
 from core.metrics import COCO_AREA_RANGES, COCO_IOU_THRS, COCO_RECALL_THRS, STAT_NAMES
 from core.submission import read_submission
 from tests.conftest import REAL_TRASH, need
-from tests.eval_support import dataset_of, predictions_of, pycocotools_eval, random_case, results_of
+from tests.eval_support import (dataset_of, fresh_kernels, predictions_of, pycocotools_eval, random_case,
+                                results_of)
 
 
 def _evaluate(dataset, preds, rows_per_chunk, monkeypatch):
@@ -115,11 +116,7 @@ def test_the_jit_kernels_release_the_gil():
 
 def test_the_ahead_of_time_kernels_release_the_gil(monkeypatch):
     monkeypatch.delenv("DETLENS_KERNELS", raising=False)
-    kernel_build.kernels.cache_clear()
-    try:
-        built = kernel_build.kernels()
-    finally:
-        kernel_build.kernels.cache_clear()
+    built = fresh_kernels()
     if built is matching_kernels:
         pytest.skip("no ahead-of-time build on this machine (no C compiler): the JIT serves")
     match_args, accumulate_args = _kernel_args()
