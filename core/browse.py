@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.boxes import box_iou
 from core.outcomes import OUTCOME_LABELS
-from core.tables import Dataset
+from core.tables import Dataset, class_name
 
 if TYPE_CHECKING:
     from core.thresholds import PredictionView
@@ -138,7 +138,7 @@ def gt_rows(dataset: Dataset | None, image_index: int, dets: pd.DataFrame,
     for g in range(len(idx)):
         if iou.shape[1] and best_iou[g] > 0:
             d = dets.iloc[int(best[g])]
-            extra.append(f"best IoU {best_iou[g]:.2f} with {_class_name(names, d['category_id'])} "
+            extra.append(f"best IoU {best_iou[g]:.2f} with {class_name(names, d['category_id'])} "
                          f"{d['score']:.2f}")
         else:
             extra.append("no prediction overlaps it")
@@ -156,7 +156,7 @@ def box_table(gts: pd.DataFrame, dets: pd.DataFrame, class_names: dict[int, str]
     parts = []
     if len(gts):
         parts.append(pd.DataFrame({
-            "kind": "ground truth", "class": [_class_name(class_names, c) for c in gts["category_id"]],
+            "kind": "ground truth", "class": [class_name(class_names, c) for c in gts["category_id"]],
             "score": np.nan, "outcome": [OUTCOME_LABELS[s] for s in gts["status"]],
             "IoU": gts["best_iou"].to_numpy(np.float64),
             "x1": gts["x1"], "y1": gts["y1"], "x2": gts["x2"], "y2": gts["y2"]}))
@@ -164,7 +164,7 @@ def box_table(gts: pd.DataFrame, dets: pd.DataFrame, class_names: dict[int, str]
         outcomes = ([OUTCOME_LABELS.get(str(o), str(o)) for o in dets["outcome"]]
                     if "outcome" in dets else ["(no ground truth)"] * len(dets))
         parts.append(pd.DataFrame({
-            "kind": "prediction", "class": [_class_name(class_names, c) for c in dets["category_id"]],
+            "kind": "prediction", "class": [class_name(class_names, c) for c in dets["category_id"]],
             "score": dets["score"].to_numpy(np.float64), "outcome": outcomes,
             "IoU": dets["iou"].to_numpy(np.float64) if "iou" in dets else np.nan,
             "x1": dets["x1"].to_numpy(), "y1": dets["y1"].to_numpy(),
@@ -186,10 +186,6 @@ def only_shown(dets: pd.DataFrame, gts: pd.DataFrame, class_ids, outcomes
         dets = dets[dets["outcome"].astype(str).isin(outcomes)] if "outcome" in dets else dets
         gts = gts[gts["status"].isin(outcomes)]
     return dets, gts
-
-
-def _class_name(class_names: dict[int, str], category_id) -> str:
-    return class_names.get(int(category_id), f"class {int(category_id)}")
 
 
 def images_with(dets: pd.DataFrame | None, gts: pd.DataFrame | None, category_ids, outcomes

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from core.colors import text_color_on
 from core.outcomes import OUTCOME_LABELS, PREDICTION_OUTCOMES, GTStatus
+from core.tables import class_name
 
 BLANK_CANVAS_COLOR = "#e8e8e8"
 MAX_LABELS_PER_PANEL = 300  # beyond this, labels hide the image; hover still works
@@ -288,7 +289,7 @@ def render_crop(
 
 # ------------------------------------------------------------------ tables of boxes -> layers
 def _names(category_ids, class_names: dict[int, str]) -> list[str]:
-    return [class_names.get(int(c), f"class {int(c)}") for c in category_ids]
+    return [class_name(class_names, c) for c in category_ids]
 
 
 def prediction_layers(dets, *, color_by: str, class_names: dict[int, str],
@@ -318,7 +319,7 @@ def prediction_layers(dets, *, color_by: str, class_names: dict[int, str],
         groups = [(o.label, o.color, outcomes == o.value) for o in PREDICTION_OUTCOMES]
     else:
         category_ids = dets["category_id"].to_numpy()
-        groups = [(class_names.get(int(c), f"class {int(c)}"), class_colors.get(int(c), "#ff00ff"),
+        groups = [(class_name(class_names, c), class_colors.get(int(c), "#ff00ff"),
                    category_ids == c) for c in sorted(set(category_ids.tolist()))]
     layers = []
     for name, color, mask in groups:
@@ -357,7 +358,7 @@ def gt_layers(gts, *, color_by: str, class_names: dict[int, str], class_colors: 
         for crowd in (False, True):
             idx = np.flatnonzero((category_ids == c) & ((status == GTStatus.CROWD.value) == crowd))
             if len(idx):
-                name = class_names.get(int(c), f"class {int(c)}")
+                name = class_name(class_names, c)
                 layers.append(BoxLayer(
                     f"{name} (crowd)" if crowd else name,
                     GTStatus.CROWD.color if crowd else class_colors.get(int(c), "#ff00ff"),

@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from core.tables import Dataset, Predictions
+from core.tables import Dataset, Predictions, class_name
 from core.thresholds import PredictionView
 
 OUTCOME_TABLE_COLUMNS = ["image_id", "kind", "class_id", "class", "score", "outcome", "iou",
@@ -51,7 +51,7 @@ def outcome_table(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame,
     category_ids = dets["category_id"].to_numpy()
     predicted = pd.DataFrame({
         "image_id": file_names[dets["image_index"].to_numpy()], "kind": "prediction",
-        "class_id": category_ids, "class": [names.get(int(c), f"class {int(c)}") for c in category_ids],
+        "class_id": category_ids, "class": [class_name(names, c) for c in category_ids],
         "score": dets["score"].to_numpy(np.float64), "outcome": dets["outcome"].astype(str).to_numpy(),
         "iou": dets["iou"].to_numpy(np.float64),
         "x1": dets["x1"].to_numpy(), "y1": dets["y1"].to_numpy(),
@@ -60,7 +60,7 @@ def outcome_table(dataset: Dataset, dets: pd.DataFrame, gts: pd.DataFrame,
     missed_ids = ann["category_id"].to_numpy()
     missed = pd.DataFrame({
         "image_id": file_names[ann["image_index"].to_numpy()], "kind": "ground truth",
-        "class_id": missed_ids, "class": [names.get(int(c), f"class {int(c)}") for c in missed_ids],
+        "class_id": missed_ids, "class": [class_name(names, c) for c in missed_ids],
         "score": np.nan, "outcome": "missed", "iou": np.nan,
         "x1": ann["x1"].to_numpy(), "y1": ann["y1"].to_numpy(),
         "x2": ann["x2"].to_numpy(), "y2": ann["y2"].to_numpy()})

@@ -23,6 +23,11 @@ ANNOTATION_COLUMNS = [
 CATEGORY_COLUMNS = ["id", "name"]
 
 
+def class_name(class_names: dict[int, str], category_id) -> str:
+    """The name of a class id, "class N" for an id the names lack (an unknown label)."""
+    return class_names.get(int(category_id), f"class {int(category_id)}")
+
+
 @dataclass
 class Dataset:
     """A COCO ground truth as tables.

@@ -11,7 +11,7 @@ from core.colors import class_colors
 from core.data_roots import PathRefused
 from core.problems import Problem
 from core.folder_scan import default_ground_truth, default_predictions, scan_folder
-from core.tables import Dataset, Predictions
+from core.tables import Dataset, Predictions, class_name
 from core.thresholds import PredictionView
 from ui import loaders
 from ui import state as S
@@ -86,7 +86,7 @@ class ActiveData:
         return class_colors(ids)
 
     def class_name(self, category_id: int) -> str:
-        return self.class_names.get(int(category_id), f"class {int(category_id)}")
+        return class_name(self.class_names, category_id)
 
 
 def register_predictions(label: str, predictions: Predictions, *, activate: bool = True) -> str:
