@@ -92,10 +92,16 @@ DEFAULTS = {
 
 def _app_args(argv: list[str] | None) -> argparse.Namespace:
     """The app's own options, after `streamlit run app.py --`; unknown ones are ignored."""
+    return _parse_app_args(tuple(sys.argv[1:] if argv is None else argv))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_app_args(argv: tuple[str, ...]) -> argparse.Namespace:
+    # cached: data_roots() is asked for every image and crop drawn (~1.3 ms a parse)
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--data", default=None)
     parser.add_argument("--data-root", action="append", default=[])
-    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    known, _ = parser.parse_known_args(list(argv))
     return known
 
 
