@@ -288,11 +288,10 @@ class BoundedCache:
     def get_or_create(self, key: Hashable, create: Callable[[], object], *, depends_on: Iterable = ()):
         """The cached value, or create() stored under key. Single flight: concurrent callers of
         one key wait for the one create() already running and get its value, or its exception."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                return entry.value
+        with self._lock:  # re-entrant: get() takes it too
+            value = self.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
             flight = self._creating.get(key)
             leading = flight is None
             if leading:
