@@ -64,10 +64,10 @@ def load_predictions_or_say(path: Path, dataset, early=None):
 
 
 def load_inputs_or_say(gt_path: Path, pred_path: Path, ready=lambda dataset: True):
-    """(dataset, predictions), or None after saying why not, as load_ground_truth_or_say, then
-    ready(dataset) (False: it said why the dataset will not do), then load_predictions_or_say
-    say it, in that order. The ground truth loads on a thread while a submission CSV is read
-    and parsed (its compiled scan releases the GIL)."""
+    """(dataset, predictions), or None after saying why not: what load_ground_truth_or_say,
+    ready(dataset) (False: it said why the dataset will not do) and load_predictions_or_say
+    print, in that order. The ground truth loads on a thread while a submission CSV is read and
+    parsed (its compiled scan releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from core.formats import read_predictions_early
