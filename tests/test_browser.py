@@ -142,6 +142,21 @@ def test_sidebar_names_the_landing_page_home_and_lists_every_page(browser):
         assert "Dataset" in page.locator("h1").first.inner_text()
 
 
+def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_app_sidebar(browser):
+    """A bookmark (/Dataset) as a fresh server's first request ran the page without app.py's
+    router: Streamlit's legacy pages/ mode listed "app" and folded the pages away."""
+    with streamlit_server() as url:
+        page = new_page(browser)
+        page.goto(f"{url}/Dataset")
+        wait_until_idle(page, timeout_ms=180_000, quiet_ms=800)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        links = [t.strip() for t in nav.locator("a").all_inner_texts()]
+        assert links[0] == "Home" and "app" not in links, links
+        assert "View" not in nav.inner_text()
+        assert page.url.endswith("/Dataset") and page_problems(page) == []
+        assert "Dataset" in page.locator("h1").first.inner_text()
+
+
 def test_every_page_on_voc_cartucho(browser):
     root = need(EXTERNAL / "voc-cartucho")
     with streamlit_server(root) as url:

@@ -102,8 +102,31 @@ def register_predictions(label: str, predictions: Predictions, *, activate: bool
 
 def page_setup(title: str, icon: str = ":material/search:") -> None:
     """First call on every page: wide layout, title, session-state defaults."""
+    _leave_legacy_page_mode()
     st.set_page_config(page_title=f"DetLens · {title}", page_icon=icon, layout="wide")
     S.init_state()
+
+
+_ROUTER_CHECKED = "_router_checked"
+
+
+def _leave_legacy_page_mode() -> None:
+    """Run the app's router (app.py) when a page was opened straight by its URL on a fresh server.
+
+    Streamlit starts in its legacy pages/ mode because pages/ exists, and leaves it only when
+    a run calls st.navigation: the first request to /Dataset would run pages/4_Dataset.py
+    alone (sidebar "app" + pages folded). Switching the mode off and rerunning runs app.py.
+    Only a session's first run can meet that mode on a server (the switch is process-wide),
+    so later runs are left alone: a rerun there would drop the click that started them.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if _ROUTER_CHECKED in st.session_state:
+        return
+    st.session_state[_ROUTER_CHECKED] = True
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def show_problems(problems: list[Problem], what: str, fix: str, *, loaded: bool = False) -> None:
