@@ -136,6 +136,70 @@ def _iou_scalar(a0, a1, a2, a3, b0, b1, b2, b3):
 
 
 # ---------------------------------------------------------------------------------------------
+# Input cleaning and grouping (core.ensemble.prepare_inputs), one input at a time, two passes:
+# count each (image, model) group's kept boxes, then write each box straight to its slot.
+
+
+@njit(cache=True, error_model="numpy")
+def _normalised_box(b0, b1, b2, b3, width, height):
+    """A pixel box divided by its image's size, corners ordered, clipped to [0, 1]; ok is False
+    where ensemble-boxes' cleaning would leave no area (or a coordinate is NaN)."""
+    x1, y1, x2, y2 = b0 / width, b1 / height, b2 / width, b3 / height
+    if x1 != x1 or y1 != y1 or x2 != x2 or y2 != y2:
+        return 0.0, 0.0, 0.0, 0.0, False
+    x1, x2 = min(x1, x2), max(x1, x2)
+    y1, y2 = min(y1, y2), max(y1, y2)
+    x1, y1 = min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0)
+    x2, y2 = min(max(x2, 0.0), 1.0), min(max(y2, 0.0), 1.0)
+    return x1, y1, x2, y2, (x2 - x1) * (y2 - y1) > 0
+
+
+@njit(cache=True, error_model="numpy")
+def count_clean_boxes(union_pos, image_pos, boxes, scores, sizes, model, n_models, counts):
+    """Adds one input's kept boxes to counts [R*M] (slot image * M + model); returns how many it
+    keeps. union_pos [R_i]: the input's image -> union image; sizes [R, 2] width, height."""
+    kept = 0
+    for j in range(scores.shape[0]):
+        u = union_pos[image_pos[j]]
+        ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3], sizes[u, 0], sizes[u, 1])[4]
+        if ok and np.isfinite(scores[j]):
+            counts[u * n_models + model] += 1
+            kept += 1
+    return kept
+
+
+@njit(cache=True, error_model="numpy")
+def place_clean_boxes(union_pos, image_pos, boxes, scores, labels, sizes, model, n_models, next_slot,
+                      out_boxes, out_scores, out_labels):
+    """Writes one input's kept boxes, normalised, to their (image, model) group's next slots in
+    file order (next_slot [R*M], advanced): the order of a stable sort by (image, model)."""
+    for j in range(scores.shape[0]):
+        u = union_pos[image_pos[j]]
+        x1, y1, x2, y2, ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3],
+                                             sizes[u, 0], sizes[u, 1])
+        if ok and np.isfinite(scores[j]):
+            slot = next_slot[u * n_models + model]
+            next_slot[u * n_models + model] = slot + 1
+            out_boxes[slot, 0], out_boxes[slot, 1], out_boxes[slot, 2], out_boxes[slot, 3] = x1, y1, x2, y2
+            out_scores[slot] = scores[j]
+            out_labels[slot] = labels[j]
+
+
+@njit(cache=True, error_model="numpy")
+def to_pixels(image, boxes, scores, sizes, box_scale, score_scale, at, out_boxes, out_scores):
+    """Writes normalised boxes [k, 4] of images `image` [k] back in pixels of their image
+    (sizes [R, 2]) and the scores to out_*[at:at + k], rounded as np.round(x, decimals) does
+    (rint(x * 10**decimals) / 10**decimals; box_scale, score_scale = 10**decimals)."""
+    for j in range(scores.shape[0]):
+        w, h = sizes[image[j], 0], sizes[image[j], 1]
+        out_boxes[at + j, 0] = np.rint(boxes[j, 0] * w * box_scale) / box_scale
+        out_boxes[at + j, 1] = np.rint(boxes[j, 1] * h * box_scale) / box_scale
+        out_boxes[at + j, 2] = np.rint(boxes[j, 2] * w * box_scale) / box_scale
+        out_boxes[at + j, 3] = np.rint(boxes[j, 3] * h * box_scale) / box_scale
+        out_scores[at + j] = np.rint(scores[j] * score_scale) / score_scale
+
+
+# ---------------------------------------------------------------------------------------------
 # Per-group kernels. Every group is one (image, class), its boxes contiguous in `boxes`,
 # bounded by `group_starts` [G+1]; outputs go to the same positions (a group yields at most
 # as many boxes as it has), with the count per group in `out_n`.
@@ -273,41 +337,171 @@ def nmw_groups(group_starts, boxes, scores, iou_thr, f32_division, out_boxes, ou
         out_n[g] = nc
 
 
+@njit(cache=True)
+def _argsort_as_numba(keys, order, n, stack_lo, stack_hi):
+    """order[:n] = `keys[:n].argsort()` as numba's own argsort orders it, ties included
+    (numba.misc.quicksort: median-of-3 quicksort, insertion sort under 15 items); keys[:n] end
+    sorted (each key moves with its index: the same comparisons and swaps, no indirection).
+    stack_lo, stack_hi: preallocated [100]. Finite keys only (numba puts NaN last)."""
+    for i in range(n):
+        order[i] = i
+    if n < 2:
+        return
+    stack_lo[0], stack_hi[0] = 0, n - 1
+    depth = 1
+    while depth > 0:
+        depth -= 1
+        low, high = stack_lo[depth], stack_hi[depth]
+        while high - low >= 15:
+            # partition around the median of {low, mid, high}, as numba's `partition`
+            mid = (low + high) >> 1
+            if keys[mid] < keys[low]:
+                keys[low], keys[mid] = keys[mid], keys[low]
+                order[low], order[mid] = order[mid], order[low]
+            if keys[high] < keys[mid]:
+                keys[high], keys[mid] = keys[mid], keys[high]
+                order[high], order[mid] = order[mid], order[high]
+            if keys[mid] < keys[low]:
+                keys[low], keys[mid] = keys[mid], keys[low]
+                order[low], order[mid] = order[mid], order[low]
+            pivot = keys[mid]
+            keys[high], keys[mid] = keys[mid], keys[high]
+            order[high], order[mid] = order[mid], order[high]
+            i = low
+            j = high - 1
+            while True:
+                while i < high and keys[i] < pivot:
+                    i += 1
+                while j >= low and pivot < keys[j]:
+                    j -= 1
+                if i >= j:
+                    break
+                keys[i], keys[j] = keys[j], keys[i]
+                order[i], order[j] = order[j], order[i]
+                i += 1
+                j -= 1
+            keys[i], keys[high] = keys[high], keys[i]
+            order[i], order[high] = order[high], order[i]
+            if high - i > i - low:      # push the larger part, go on with the smaller
+                if high > i:
+                    stack_lo[depth], stack_hi[depth] = i + 1, high
+                    depth += 1
+                high = i - 1
+            else:
+                if i > low:
+                    stack_lo[depth], stack_hi[depth] = low, i - 1
+                    depth += 1
+                low = i + 1
+        for i in range(low + 1, high + 1):
+            k = order[i]
+            v = keys[i]
+            j = i
+            while j > low and v < keys[j - 1]:
+                keys[j] = keys[j - 1]
+                order[j] = order[j - 1]
+                j -= 1
+            keys[j] = v
+            order[j] = k
+
+
 @njit(cache=True, error_model="numpy")
-def nms_groups(group_starts, boxes, scores, iou_thr, out_boxes, out_scores, out_n):
-    """ensemble-boxes' `nms_float_fast` per group; boxes in input order (model, then file)."""
-    for g in range(group_starts.shape[0] - 1):
-        lo, hi = group_starts[g], group_starts[g + 1]
-        n = hi - lo
-        group_scores = scores[lo:hi].copy()
-        order = group_scores.argsort()[::-1]  # numba's argsort, as the library's kernel sorts
-        areas = np.empty(n)
-        for i in range(n):
-            areas[i] = (boxes[lo + i, 2] - boxes[lo + i, 0]) * (boxes[lo + i, 3] - boxes[lo + i, 1])
-        alive = np.ones(n, np.bool_)
-        kept = 0
-        for p in range(n):
-            i = order[p]
-            if not alive[i]:
+def nms_images(starts, boxes, scores, labels, label_code, label_low, n_labels, weights, weights_sum,
+               weighted, skip_box_thr, iou_thr, out_image, out_boxes, out_scores, out_labels):
+    """ensemble-boxes' `nms` image by image: per image, skip boxes scoring under skip_box_thr
+    (when > 0), weigh scores (s * w / sum(w) when `weighted`), and run `nms_float_fast` on each
+    class in ascending order. starts [C, M+1] as `ensemble_grouped` takes; label_code [K] small
+    codes of the labels, or empty for `labels - label_low`. Writes the kept boxes in the
+    library's order to out_* [K] and returns how many."""
+    n_images, n_models = starts.shape[0], starts.shape[1] - 1
+    largest = 0
+    for i in range(n_images):
+        largest = max(largest, starts[i, n_models] - starts[i, 0])
+    # scratch, allocated once: no allocation per image or per class
+    member = np.empty(largest, np.int64)    # the image's boxes grouped by class, input order kept
+    value = np.empty(largest)               # their weighted scores
+    key = np.empty(largest)                 # one class's scores, sorted in place
+    order = np.empty(largest, np.int64)
+    x1 = np.empty(largest)                  # one class's boxes by descending score
+    y1 = np.empty(largest)
+    x2 = np.empty(largest)
+    y2 = np.empty(largest)
+    area = np.empty(largest)
+    alive = np.empty(largest)               # 1.0 or 0.0 (a float: the loop vectorises)
+    count = np.zeros(n_labels, np.int64)
+    offset = np.empty(n_labels, np.int64)
+    seen = np.empty(n_labels, np.int64)
+    stack_lo = np.empty(100, np.int64)
+    stack_hi = np.empty(100, np.int64)
+    use_codes = label_code.shape[0] > 0
+    skip = skip_box_thr > 0
+    k = 0
+    for i in range(n_images):
+        # classes present (ascending, as np.unique) and their sizes
+        n_seen = 0
+        for j in range(starts[i, 0], starts[i, n_models]):
+            if skip and not scores[j] >= skip_box_thr:
                 continue
-            out_scores[lo + kept] = group_scores[i]
-            for c in range(4):
-                out_boxes[lo + kept, c] = boxes[lo + i, c]
-            kept += 1
-            a0, a1, a2, a3 = boxes[lo + i, 0], boxes[lo + i, 1], boxes[lo + i, 2], boxes[lo + i, 3]
-            for q in range(p + 1, n):
-                j = order[q]
-                if not alive[j]:
+            c = label_code[j] if use_codes else labels[j] - label_low
+            if count[c] == 0:
+                seen[n_seen] = c
+                n_seen += 1
+            count[c] += 1
+        for a in range(1, n_seen):
+            c = seen[a]
+            b = a - 1
+            while b >= 0 and seen[b] > c:
+                seen[b + 1] = seen[b]
+                b -= 1
+            seen[b + 1] = c
+        pos = 0
+        for a in range(n_seen):
+            offset[seen[a]] = pos
+            pos += count[seen[a]]
+        for m in range(n_models):
+            for j in range(starts[i, m], starts[i, m + 1]):
+                if skip and not scores[j] >= skip_box_thr:
                     continue
-                xx1 = max(a0, boxes[lo + j, 0])
-                yy1 = max(a1, boxes[lo + j, 1])
-                xx2 = min(a2, boxes[lo + j, 2])
-                yy2 = min(a3, boxes[lo + j, 3])
-                inter = max(0.0, xx2 - xx1) * max(0.0, yy2 - yy1)
-                ovr = inter / (areas[i] + areas[j] - inter)
-                if not ovr <= iou_thr:
-                    alive[j] = False
-        out_n[g] = kept
+                c = label_code[j] if use_codes else labels[j] - label_low
+                member[offset[c]] = j
+                value[offset[c]] = scores[j] * weights[m] / weights_sum if weighted else scores[j]
+                offset[c] += 1
+        group_lo = 0
+        for a in range(n_seen):
+            n = count[seen[a]]
+            count[seen[a]] = 0
+            for p in range(n):
+                key[p] = value[group_lo + p]
+            _argsort_as_numba(key, order, n, stack_lo, stack_hi)
+            for p in range(n):      # descending: the argsort reversed, as the library's kernel
+                j = member[group_lo + order[n - 1 - p]]
+                x1[p], y1[p], x2[p], y2[p] = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]
+                area[p] = (x2[p] - x1[p]) * (y2[p] - y1[p])
+                alive[p] = 1.0
+            for p in range(n):
+                if alive[p] == 0.0:
+                    continue
+                r = group_lo + order[n - 1 - p]
+                j = member[r]
+                a0, a1, a2, a3, area_p = x1[p], y1[p], x2[p], y2[p], area[p]
+                out_image[k] = i
+                out_boxes[k, 0], out_boxes[k, 1], out_boxes[k, 2], out_boxes[k, 3] = a0, a1, a2, a3
+                out_scores[k] = value[r]
+                out_labels[k] = labels[j]
+                k += 1
+                # every later box, suppressed or not, without a branch (explicit selects, an
+                # unsigned index): the loop vectorises
+                for q in range(np.uint64(p + 1), np.uint64(n)):
+                    xx1 = a0 if a0 > x1[q] else x1[q]
+                    yy1 = a1 if a1 > y1[q] else y1[q]
+                    xx2 = a2 if a2 < x2[q] else x2[q]
+                    yy2 = a3 if a3 < y2[q] else y2[q]
+                    w = xx2 - xx1
+                    h = yy2 - yy1
+                    inter = (w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0)
+                    ovr = inter / (area_p + area[q] - inter)
+                    alive[q] = alive[q] * (1.0 if ovr <= iou_thr else 0.0)
+            group_lo += n
+    return k
 
 
 @njit(cache=True, error_model="numpy")
@@ -503,6 +697,8 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
     labels [k] int64), each image's boxes in ensemble-boxes' output order.
     """
     n_images, n_models = starts.shape[0], starts.shape[1] - 1
+    if config.method == "nms":     # one pass over the images, nothing gathered in numpy
+        return _nms_grouped(starts, boxes, scores, labels, config)
     counts = np.diff(starts, axis=1).reshape(-1)                                  # [C*M]
     model = np.repeat(np.tile(np.arange(n_models), n_images), counts)             # [K]
     image = np.repeat(np.arange(n_images), np.diff(starts[:, [0, -1]], axis=1).reshape(-1))
@@ -548,8 +744,6 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
     elif method == "nmw":
         nmw_groups(group_starts, g_boxes, g_scores, float(config.iou_thr), F32_DIVISION,
                    out_boxes, out_scores, out_n)
-    elif method == "nms":
-        nms_groups(group_starts, g_boxes, g_scores, float(config.iou_thr), out_boxes, out_scores, out_n)
     else:
         soft_nms_groups(group_starts, g_boxes, g_scores, float(config.sigma),
                         float(config.soft_nms_min_score), out_boxes, out_scores, out_n)
@@ -561,3 +755,29 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
         taken = descending_order(out_scores, taken, _segment_starts(taken_image))
     return (image[order[taken]], out_boxes[taken], out_scores[taken],
             labels[order[taken]].astype(np.int64))
+
+
+def _nms_grouped(starts, boxes, scores, labels, config):
+    """`ensemble_grouped` for NMS: the whole chunk in one compiled pass (`nms_images`)."""
+    n_models = starts.shape[1] - 1
+    weights = (np.ones(n_models) if config.weights is None
+               else np.asarray(config.weights, dtype=np.float64))
+    labels = np.asarray(labels, np.int64)
+    if len(labels) == 0:
+        low, n_labels, codes = 0, 1, np.zeros(0, np.int64)
+    else:
+        low, high = int(labels.min()), int(labels.max())
+        if high - low < 65536:   # class ids are small: the kernel codes them as labels - low
+            n_labels, codes = high - low + 1, np.zeros(0, np.int64)
+        else:
+            codes, n_labels = _label_codes(labels)
+    n = len(scores)
+    out_image = np.empty(n, np.int64)
+    out_boxes = np.empty((n, 4))
+    out_scores = np.empty(n)
+    out_labels = np.empty(n, np.int64)
+    k = nms_images(np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(boxes, np.float64),
+                   np.ascontiguousarray(scores, np.float64), labels, codes, low, n_labels, weights,
+                   weights.sum(), config.weights is not None, float(config.skip_box_thr),
+                   float(config.iou_thr), out_image, out_boxes, out_scores, out_labels)
+    return out_image[:k], out_boxes[:k], out_scores[:k], out_labels[:k]
