@@ -117,3 +117,50 @@ def parse_numbers(text, row_start, row_end):
             slow[t] = np.isnan(value)
             t += 1
     return values, counts, slow
+
+
+# box_flags' bits: what core.submission reports about a box
+NOT_FINITE, LABEL_NOT_INTEGER, SCORE_OUTSIDE, EMPTY_BOX = 1, 2, 4, 8
+
+
+@njit(cache=True, nogil=True)
+def box_flags(boxes):
+    """[B] uint8 of the bits above for boxes [B, 6] (label score xmin ymin xmax ymax): a value
+    that is not finite; else a label that is not an integer below 2**62 in magnitude; else (a
+    readable box) a score outside [0, 1], xmax <= xmin or ymax <= ymin. 0: nothing to report."""
+    n = boxes.shape[0]
+    flags = np.zeros(n, np.uint8)
+    for b in range(n):
+        finite = True
+        for k in range(6):
+            finite = finite and np.isfinite(boxes[b, k])
+        if not finite:
+            flags[b] = NOT_FINITE
+            continue
+        label = boxes[b, 0]
+        if label != np.round(label) or abs(label) >= 2.0 ** 62:
+            flags[b] = LABEL_NOT_INTEGER
+            continue
+        score = boxes[b, 1]
+        f = 0
+        if score < 0 or score > 1:
+            f |= SCORE_OUTSIDE
+        if boxes[b, 4] <= boxes[b, 2] or boxes[b, 5] <= boxes[b, 3]:
+            f |= EMPTY_BOX
+        flags[b] = f
+    return flags
+
+
+@njit(cache=True, nogil=True)
+def outside_images(boxes_xyxy, image, known, width, height, tolerance):
+    """[B] bool: box b ([B, 4] xyxy) reaches outside its image image[b] ([0, width] x [0, height]
+    of known, width, height [I]) by more than `tolerance`, as core.dataset.outside_image decides
+    it; no box is outside an image that is not known."""
+    n = boxes_xyxy.shape[0]
+    outside = np.zeros(n, np.bool_)
+    for b in range(n):
+        i = image[b]
+        if known[i]:
+            outside[b] = (boxes_xyxy[b, 0] < -tolerance or boxes_xyxy[b, 1] < -tolerance
+                          or boxes_xyxy[b, 2] > width[i] + tolerance or boxes_xyxy[b, 3] > height[i] + tolerance)
+    return outside

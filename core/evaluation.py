@@ -162,9 +162,9 @@ def _known_predictions(dataset: Dataset, preds: Predictions) -> tuple["_DetArray
     """The predictions on dataset images with dataset classes, in ev.dets order (by image, then
     descending score); the unknown image keys; a warning for each kind of box left out."""
     problems: list[Problem] = []
-    det_image = preds.image_index_in(dataset)
-    unknown_image_keys = np.asarray(preds.image_keys, dtype=object)[
-        dataset.image_index_of_file(preds.image_keys) < 0]
+    image_of_key = dataset.image_index_of_file(preds.image_keys)                 # [R]
+    det_image = image_of_key[preds.image_pos] if len(preds.image_pos) else np.zeros(0, np.int64)
+    unknown_image_keys = np.asarray(preds.image_keys, dtype=object)[image_of_key < 0]
     if len(unknown_image_keys):
         problems.append(Problem(
             Severity.WARNING,
@@ -206,6 +206,8 @@ def _class_positions(category_ids: np.ndarray, labels: np.ndarray) -> np.ndarray
     if len(ids) and len(labels) and ids.dtype.kind in "iu" and 0 <= ids.min() and ids.max() < 1 << 20:
         table = np.full(int(ids.max()) + 2, -1, np.int64)   # a lookup table: 4.9 M labels in ms
         table[ids] = np.arange(len(ids))
+        if labels.dtype.kind in "iu" and 0 <= labels.min() and labels.max() <= ids.max():
+            return table[labels]                            # every label inside the table (usual)
         inside = (labels >= 0) & (labels <= ids.max())
         return np.where(inside, table[np.where(inside, labels, len(table) - 1)], -1)
     return pd.Index(ids).get_indexer(pd.Index(labels))
@@ -248,8 +250,8 @@ def _gts_table(dataset: Dataset, det: "_DetArrays", gt: "_GtArrays", outcome: "_
 def _image_then_score_order(rows: np.ndarray, image: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """rows sorted by image, then descending score, stable (detectors' CSVs usually are)."""
     img, score = (image, scores) if len(rows) == len(image) else (image[rows], scores[rows])  # all: 0..N-1
-    same_image = img[1:] == img[:-1]
-    if np.all(img[1:] >= img[:-1]) and np.all(score[1:][same_image] <= score[:-1][same_image]):
+    rises = np.flatnonzero(~(score[1:] <= score[:-1]))   # (or NaN): allowed only where a new image starts
+    if np.all(img[1:] >= img[:-1]) and np.all(img[rises + 1] != img[rises]):
         return rows
     rows = rows[np.argsort(-score, kind="stable")]
     return rows[np.argsort(image[rows], kind="stable")]
@@ -356,30 +358,38 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
     # Images are independent and the kernel releases the GIL: chunks of about equal prediction
     # count, a few per core, on threads. Each chunk's results are copied into the whole arrays
     # as soon as it is done and then dropped, so that no more than a chunk per core is held
-    # twice (joining all chunks at the end held every result twice: ~0.5 GB at 10x scale).
+    # twice (joining all chunks at the end held every result twice: ~0.5 GB at 10x scale); its
+    # COCO status goes straight to the compact form (the whole [N, T, A] is never made).
     n_chunks = min(4 * _cores(), max(1, len(det.score) // _ROWS_PER_CHUNK))
     cuts = np.unique(np.searchsorted(det_start, np.linspace(0, len(det.score), n_chunks + 1)[1:-1]))
     bounds = [0, *cuts.tolist(), n_images]
-    spans = [(i0, i1) for i0, i1 in zip(bounds[:-1], bounds[1:]) if i1 > i0]
+    spans = [(i0, i1) for i0, i1 in zip(bounds[:-1], bounds[1:]) if i1 > i0] or [(0, n_images)]
+    n, n_gt = len(det.score), len(gt_order)
+    per_gt = (4, 7)                                                    # gt_det, cm_gt_det: [G]
+    joined = [np.empty((n_gt if k in per_gt else n, *shape), dtype) for k, (shape, dtype) in
+              enumerate(_MATCH_OUTPUTS[:8])]
+    coco_first = np.empty((n, len(COCO_AREA_RANGES)), np.uint8)
+    never_matched = np.empty(n, bool)
+    reach = [None] * len(spans)                                        # each chunk's coco_reach rows
+
+    def run_into(s: int) -> None:
+        i0, i1 = spans[s]
+        rows, gt_rows = slice(det_start[i0], det_start[i1]), slice(gt_start[i0], gt_start[i1])
+        *parts, coco, never = run(i0, i1)
+        for k, part in enumerate(parts):
+            joined[k][gt_rows if k in per_gt else rows] = part
+        coco_first[rows] = coco[:, 0, :]
+        never_matched[rows] = never
+        reach[s] = coco[~never]
+
     if len(spans) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        n, n_gt = len(det.score), len(gt_order)
-        per_gt = (4, 7)                                                # gt_det, cm_gt_det: [G]
-        joined = [np.empty((n_gt if k in per_gt else n, *shape), dtype) for k, (shape, dtype) in
-                  enumerate(_MATCH_OUTPUTS)]
-
-        def run_into(span: tuple) -> None:
-            i0, i1 = span
-            rows, gt_rows = slice(det_start[i0], det_start[i1]), slice(gt_start[i0], gt_start[i1])
-            for k, part in enumerate(run(i0, i1)):
-                joined[k][gt_rows if k in per_gt else rows] = part
-
         with ThreadPoolExecutor(min(_cores(), len(spans))) as pool:
-            list(pool.map(run_into, spans))
+            list(pool.map(run_into, range(len(spans))))
     else:
-        joined = run(0, n_images)
-    rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det, coco, never_matched = joined
+        run_into(0)
+    rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det = joined
 
     def to_ann(sorted_gt: np.ndarray) -> np.ndarray:                  # kernel's gt rows -> ann rows, in place
         found = sorted_gt >= 0
@@ -388,8 +398,8 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
 
     return _Outcome(code=code, gt=to_ann(out_gt), iou=out_iou, gt_det=gt_det[inverse],
                     group_rank=rank, cm_det_gt=to_ann(cm_det_gt), cm_ignored=cm_ignored,
-                    cm_gt_det=cm_gt_det[inverse], never_matched=never_matched,
-                    **_Outcome.compact_coco(coco, never_matched))
+                    cm_gt_det=cm_gt_det[inverse], never_matched=never_matched, coco_first=coco_first,
+                    coco_reach=np.concatenate(reach) if len(reach) > 1 else reach[0])
 
 
 # match_images' outputs: per-row shape after the leading [N] (or [G]) and dtype
@@ -401,19 +411,29 @@ _MATCH_OUTPUTS = [((), np.int64), ((), np.int64), ((), np.int64), ((), np.float6
 def _class_order(det: _DetArrays, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(by_class, class_order) [N]: rows by class, then in accumulate order (class_order), and
     each one's position in the accumulate order (class_order == _accumulate_order(...)[by_class])."""
-    det_order = _accumulate_order(det, dataset)
-    by_class = _stable_argsort_small(det.cls[det_order])
-    return by_class, det_order[by_class]
+    from core.kernel_build import kernels
+
+    rows = _image_id_order(det, dataset)
+    return kernels().class_score_order(det.score, det.cls, np.arange(len(det.score)) if rows is None else rows,
+                                       len(dataset.categories))
+
+
+def _image_id_order(det: _DetArrays, dataset: Dataset) -> np.ndarray | None:
+    """Prediction rows stably sorted by the rank of their image's id; None where that is
+    row order (image ids ascending in file order: the usual case)."""
+    image_rank = np.empty(len(dataset.images), np.int64)
+    image_rank[np.argsort(dataset.images["id"].to_numpy(), kind="stable")] = np.arange(len(image_rank))
+    if not np.any(np.diff(image_rank) < 0):
+        return None
+    return np.argsort(image_rank[det.image], kind="stable")
 
 
 def _accumulate_order(det: _DetArrays, dataset: Dataset) -> np.ndarray:
     """Prediction rows in pycocotools' accumulate order: descending score, stable over the
-    per-image lists taken in ascending image id."""
-    image_rank = np.empty(len(dataset.images), np.int64)
-    image_rank[np.argsort(dataset.images["id"].to_numpy(), kind="stable")] = np.arange(len(image_rank))
-    if not np.any(np.diff(image_rank) < 0):                            # ids in file order (usual)
+    per-image lists taken in ascending image id (numpy's sorts: the reference _class_order keeps)."""
+    rows = _image_id_order(det, dataset)
+    if rows is None:
         return np.argsort(-det.score, kind="stable")
-    rows = np.argsort(image_rank[det.image], kind="stable")
     return rows[np.argsort(-det.score[rows], kind="stable")]
 
 

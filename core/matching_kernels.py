@@ -442,3 +442,80 @@ def accumulate_reachable(flags, coco_reach, class_start, n_pos, rec_thrs):
             _interpolate(t, k, n_pos, tp, tp_prec, tp_rec, n_tp, rec_thrs, precision, recall)
         first += n_reach
     return precision, recall
+
+
+_DIGIT_BITS = 11  # radix sort digit: 2048 buckets (their counts stay in L1), six passes over 64 bits
+
+
+@njit(cache=True, nogil=True)  # core.evaluation runs it on a thread beside the matcher
+def class_score_order(score, cls, rows, n_classes):
+    """accumulate's order, by class: (by_class, class_order) [N] int64.
+
+    det_order = rows stably sorted by descending score (rows [N]: the predictions in the order
+    ties keep, e.g. 0..N-1); class_order = det_order stably sorted by class (cls [N] in
+    0..n_classes-1, indexed like score), and by_class [N] each one's position in det_order
+    (class_order == det_order[by_class]). Equal to numpy's stable argsorts of -score[rows] and
+    then of cls (-0.0 ties 0.0, NaN last) in a least-significant-digit radix sort: a few
+    passes instead of a comparison sort's log2(N).
+    """
+    n = rows.shape[0]
+    values = np.empty(n)
+    for i in range(n):
+        values[i] = score[rows[i]] + 0.0                       # -0.0 -> 0.0: they tie, as in numpy
+    bits = values.view(np.uint64)
+    sign = np.uint64(1) << np.uint64(63)
+    keys = np.empty(n, np.uint64)                              # ascending key = descending score
+    for i in range(n):
+        if np.isnan(values[i]):
+            keys[i] = ~np.uint64(0)
+        elif bits[i] & sign:
+            keys[i] = bits[i]
+        else:
+            keys[i] = bits[i] ^ (sign - np.uint64(1))
+    n_digits = (64 + _DIGIT_BITS - 1) // _DIGIT_BITS
+    size = 1 << _DIGIT_BITS
+    mask = np.uint64(size - 1)
+    counts = np.zeros((n_digits, size), np.int64)
+    for i in range(n):
+        key = keys[i]
+        for p in range(n_digits):
+            counts[p, (key >> np.uint64(p * _DIGIT_BITS)) & mask] += 1
+    order = np.arange(n)
+    other_keys, other_order = np.empty(n, np.uint64), np.empty(n, np.int64)
+    for p in range(n_digits):
+        shift = np.uint64(p * _DIGIT_BITS)
+        start = np.empty(size, np.int64)
+        total = 0
+        skip = False
+        for b in range(size):
+            if counts[p, b] == n:
+                skip = True                                     # one digit value for all: order kept
+            start[b] = total
+            total += counts[p, b]
+        if skip:
+            continue
+        for i in range(n):
+            b = (keys[i] >> shift) & mask
+            j = start[b]
+            start[b] = j + 1
+            other_keys[j] = keys[i]
+            other_order[j] = order[i]
+        keys, other_keys = other_keys, keys
+        order, other_order = other_order, order
+    det_order = np.empty(n, np.int64)
+    for i in range(n):
+        det_order[i] = rows[order[i]]
+    class_start = np.zeros(n_classes + 1, np.int64)            # a counting sort by class (stable)
+    for i in range(n):
+        class_start[cls[det_order[i]] + 1] += 1
+    for k in range(n_classes):
+        class_start[k + 1] += class_start[k]
+    by_class = np.empty(n, np.int64)
+    class_order = np.empty(n, np.int64)
+    for i in range(n):
+        k = cls[det_order[i]]
+        j = class_start[k]
+        class_start[k] = j + 1
+        by_class[j] = i
+        class_order[j] = det_order[i]
+    return by_class, class_order
