@@ -100,3 +100,25 @@ def test_the_process_ends_without_teardown_having_written_everything(tmp_path, c
         assert said == expected.splitlines(keepends=True)[0] and "Traceback" not in shell.stderr
     assert code == 0
     assert json.loads(out_json.read_text())["map50"] > 0
+
+
+def test_load_inputs_is_loading_one_after_the_other(tmp_path):
+    """core.prediction_files.load_inputs (what the CLI and bench_evaluate call): the real fold's
+    dataset and predictions as loaded one after the other; an unusable file named by its role."""
+    from core.formats import load_any_predictions, load_ground_truth
+    from core.prediction_files import UnusableInput, load_inputs
+
+    gt, csv = need(REAL_TRASH / "fold3_gt.json"), need(REAL_TRASH / "fold3_deta_swinL.csv")
+    dataset, preds = load_inputs(gt, csv)
+    alone = load_any_predictions(csv, load_ground_truth(gt))
+    assert dataset.annotations.equals(load_ground_truth(gt).annotations)
+    assert [str(p) for p in preds.problems] == [str(p) for p in alone.problems]
+    for field in ("image_pos", "labels", "scores", "boxes_xyxy", "lines"):
+        assert getattr(preds, field).tobytes() == getattr(alone, field).tobytes(), field
+    assert load_inputs(gt, csv, ready=lambda ds: False) is None
+    bad_gt = _write(tmp_path / "gt.json", BAD_GTS["broken json"])
+    bad_csv = _write(tmp_path / "p.csv", BAD_CSVS["binary"])
+    for paths, role in (((bad_gt, bad_csv), "ground truth"), ((gt, bad_csv), "predictions")):
+        with pytest.raises(UnusableInput) as raised:
+            load_inputs(*paths)
+        assert raised.value.role == role and raised.value.error.problems

@@ -48,15 +48,12 @@ def load_ground_truth_or_say(path: Path):
         return None
 
 
-def load_predictions_or_say(path: Path, dataset, early=None):
-    """The predictions at `path` in any format DetLens reads, or None after saying why not.
-    early: core.formats.read_predictions_early(path), or the ValidationError it raised."""
+def load_predictions_or_say(path: Path, dataset):
+    """The predictions at `path` in any format DetLens reads, or None after saying why not."""
     from core.formats import load_any_predictions
 
     try:
-        if isinstance(early, ValidationError):
-            raise early
-        return load_any_predictions(path, dataset, early=early)
+        return load_any_predictions(path, dataset)
     except ValidationError as exc:
         print_problems(exc.problems)
         print(f"{path}: not usable as predictions; fix the errors above.")
@@ -64,22 +61,17 @@ def load_predictions_or_say(path: Path, dataset, early=None):
 
 
 def load_inputs_or_say(gt_path: Path, pred_path: Path, ready=lambda dataset: True):
-    """(dataset, predictions), or None after saying why not: what load_ground_truth_or_say,
-    ready(dataset) (False: it said why the dataset will not do) and load_predictions_or_say
-    print, in that order. The ground truth loads on a thread while a submission CSV is read and
-    parsed (its compiled scan releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """(dataset, predictions) from core.prediction_files.load_inputs (the ground truth loads
+    beside the CSV's parse), or None after saying why not, in this order: the ground truth's
+    problems, ready(dataset) (False: it said why the dataset will not do), the predictions'."""
+    from core.prediction_files import UnusableInput, load_inputs
 
-    from core.formats import read_predictions_early
-
-    with ThreadPoolExecutor(1) as pool:
-        loading = pool.submit(load_ground_truth_or_say, gt_path)  # prints only once nothing else does
-        try:
-            early = read_predictions_early(pred_path)
-        except ValidationError as exc:  # said after the ground truth's problems, as before
-            early = exc
-        dataset = loading.result()
-    if dataset is None or not ready(dataset):
+    try:
+        return load_inputs(gt_path, pred_path, ready=ready)
+    except UnusableInput as exc:
+        print_problems(exc.error.problems)
+        if exc.role == "ground truth":
+            print(f"{gt_path}: not a usable ground truth; fix the errors above.")
+        else:
+            print(f"{pred_path}: not usable as predictions; fix the errors above.")
         return None
-    preds = load_predictions_or_say(pred_path, dataset, early)
-    return None if preds is None else (dataset, preds)
