@@ -421,14 +421,14 @@ def ensemble_prepared(
     workers = _default_workers(len(prepared.scores), engine) if workers is None else max(1, int(workers))
     # Enough chunks for a smooth progress bar and for balancing the workers.
     chunks = _chunks(prepared, (10 if engine == "numba" else 50) if workers == 1 else 25 * workers)
-    results = []
+    output = _Output(len(prepared.scores))
     done = 0
     if progress:
         progress(0, n_images)
     if workers == 1:
         outputs = (_run_chunk(c, config, prepared.n_models, engine) for c in chunks)
         for chunk, out in zip(chunks, outputs):
-            results.append(out)
+            output.add(out, prepared.sizes)
             done += len(chunk.image_ids)
             if progress:
                 progress(done, n_images)
@@ -436,25 +436,12 @@ def ensemble_prepared(
         with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
             futures = [pool.submit(_run_chunk, c, config, prepared.n_models, engine) for c in chunks]
             for chunk, future in zip(chunks, futures):
-                results.append(future.result())
+                output.add(future.result(), prepared.sizes)
                 done += len(chunk.image_ids)
                 if progress:
                     progress(done, n_images)
 
-    image_ids = np.concatenate([r[0] for r in results]) if results else np.zeros(0, np.int64)
-    labels = np.concatenate([r[3] for r in results]) if results else np.zeros(0, np.int64)
-    # Back to absolute pixels, in one compiled pass per chunk (no [k, 4] temporaries). WBF and
-    # NMW average in float32: round off that noise (1e-4 px, 1e-8 in score) so the CSV holds
-    # 366.755, not 366.7554931640625.
-    from core.ensemble_kernels import to_pixels
-
-    boxes_xyxy, scores = np.empty((len(image_ids), 4)), np.empty(len(image_ids))
-    at = 0
-    for ids, boxes, chunk_scores, _ in results:
-        to_pixels(ids, np.ascontiguousarray(boxes, np.float64), np.ascontiguousarray(chunk_scores, np.float64),
-                  prepared.sizes, 10.0 ** OUTPUT_BOX_DECIMALS, 10.0 ** OUTPUT_SCORE_DECIMALS, at,
-                  boxes_xyxy, scores)
-        at += len(ids)
+    image_ids, labels, boxes_xyxy, scores = output.finish()
     predictions = Predictions(
         image_keys=prepared.image_keys, image_pos=image_ids, labels=labels, scores=scores,
         boxes_xyxy=boxes_xyxy.reshape(-1, 4), lines=np.zeros(n_images, np.int64),
@@ -462,6 +449,44 @@ def ensemble_prepared(
     )
     return EnsembleResult(predictions=predictions, config=config, problems=list(prepared.problems),
                           seconds=time.perf_counter() - started)
+
+
+class _Output:
+    """The ensembled boxes, chunk by chunk, back in absolute pixels and rounded, written in place.
+
+    Sized for the most boxes a method can yield (one per input box) so that no chunk result is
+    kept or concatenated; `finish` shrinks the arrays in place (realloc: nothing is copied)."""
+
+    def __init__(self, capacity: int):
+        self.image = np.empty(capacity, np.int64)
+        self.labels = np.empty(capacity, np.int64)
+        self.boxes = np.empty((capacity, 4))
+        self.scores = np.empty(capacity)
+        self.size = 0
+
+    def add(self, result, sizes: np.ndarray) -> None:
+        """Append one `_run_chunk` result (normalised boxes) in pixels of its images (sizes [R, 2])."""
+        from core.ensemble_kernels import to_pixels
+
+        image, boxes, scores, labels = result
+        end = self.size + len(scores)
+        if end > len(self.scores):   # cannot happen (no method adds boxes); grow rather than fail
+            for column in (self.image, self.labels, self.boxes, self.scores):
+                column.resize((max(end, 2 * len(self.scores)),) + column.shape[1:], refcheck=False)
+        # WBF and NMW average in float32: round off that noise (1e-4 px, 1e-8 in score) so the
+        # CSV holds 366.755, not 366.7554931640625.
+        to_pixels(np.ascontiguousarray(image, np.int64), np.ascontiguousarray(boxes, np.float64).reshape(-1, 4),
+                  np.ascontiguousarray(scores, np.float64), np.ascontiguousarray(labels, np.int64), sizes,
+                  10.0 ** OUTPUT_BOX_DECIMALS, 10.0 ** OUTPUT_SCORE_DECIMALS, self.size,
+                  self.image, self.boxes, self.scores, self.labels)
+        self.size = end
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(image [k], labels [k], boxes_xyxy [k, 4], scores [k]), the arrays shrunk to k rows."""
+        columns = (self.image, self.labels, self.boxes, self.scores)
+        for column in columns:   # only this object refers to them
+            column.resize((self.size,) + column.shape[1:], refcheck=False)
+        return columns
 
 
 _WARM: set[str] = set()

@@ -186,12 +186,16 @@ def place_clean_boxes(union_pos, image_pos, boxes, scores, labels, sizes, model,
 
 
 @njit(cache=True, error_model="numpy")
-def to_pixels(image, boxes, scores, sizes, box_scale, score_scale, at, out_boxes, out_scores):
-    """Writes normalised boxes [k, 4] of images `image` [k] back in pixels of their image
-    (sizes [R, 2]) and the scores to out_*[at:at + k], rounded as np.round(x, decimals) does
-    (rint(x * 10**decimals) / 10**decimals; box_scale, score_scale = 10**decimals)."""
+def to_pixels(image, boxes, scores, labels, sizes, box_scale, score_scale, at,
+              out_image, out_boxes, out_scores, out_labels):
+    """Copies k ensembled boxes to out_*[at:at + k], the normalised boxes [k, 4] back in pixels
+    of their image (`image` [k] into sizes [R, 2]), boxes and scores rounded as np.round(x,
+    decimals) does: rint(x * 10**decimals) / 10**decimals (box_scale, score_scale = 10**decimals)."""
     for j in range(scores.shape[0]):
-        w, h = sizes[image[j], 0], sizes[image[j], 1]
+        u = image[j]
+        w, h = sizes[u, 0], sizes[u, 1]
+        out_image[at + j] = u
+        out_labels[at + j] = labels[j]
         out_boxes[at + j, 0] = np.rint(boxes[j, 0] * w * box_scale) / box_scale
         out_boxes[at + j, 1] = np.rint(boxes[j, 1] * h * box_scale) / box_scale
         out_boxes[at + j, 2] = np.rint(boxes[j, 2] * w * box_scale) / box_scale
@@ -404,6 +408,18 @@ def _argsort_as_numba(keys, order, n, stack_lo, stack_hi):
             order[j] = k
 
 
+@njit(cache=True, fastmath={"reassoc", "nsz"})
+def _count_higher_and_equal(values, lo, n, v):
+    """(how many of values[lo:lo + n] are > v, how many == v) as floats; `reassoc` lets the two
+    sums vectorise and is exact here (sums of 1.0 below 2**53)."""
+    higher = 0.0
+    equal = 0.0
+    for t in range(np.uint64(lo), np.uint64(lo + n)):
+        higher += 1.0 if values[t] > v else 0.0
+        equal += 1.0 if values[t] == v else 0.0
+    return higher, equal
+
+
 @njit(cache=True, error_model="numpy")
 def nms_images(starts, boxes, scores, labels, label_code, label_low, n_labels, weights, weights_sum,
                weighted, skip_box_thr, iou_thr, out_image, out_boxes, out_scores, out_labels):
@@ -469,9 +485,21 @@ def nms_images(starts, boxes, scores, labels, label_code, label_low, n_labels, w
         for a in range(n_seen):
             n = count[seen[a]]
             count[seen[a]] = 0
-            for p in range(n):
-                key[p] = value[group_lo + p]
-            _argsort_as_numba(key, order, n, stack_lo, stack_hi)
+            # The library's order: `scores.argsort()[::-1]`. Without ties any sort gives it; a small
+            # class is ranked branch-free (place = number of higher scores). Where scores tie
+            # (or the class is large) numba's own argsort decides, as in the library.
+            tied = n > 48
+            if not tied:
+                for r in range(n):
+                    higher, equal = _count_higher_and_equal(value, group_lo, n, value[group_lo + r])
+                    if equal > 1.0:
+                        tied = True
+                        break
+                    order[n - 1 - int(higher)] = r
+            if tied:
+                for p in range(n):
+                    key[p] = value[group_lo + p]
+                _argsort_as_numba(key, order, n, stack_lo, stack_hi)
             for p in range(n):      # descending: the argsort reversed, as the library's kernel
                 j = member[group_lo + order[n - 1 - p]]
                 x1[p], y1[p], x2[p], y2[p] = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numba import njit
 from numpy.testing import assert_allclose, assert_array_equal
 
 from core.dataset import load_coco
 from core.ensemble import (
     CONF_TYPES, EnsembleConfig, _chunks, _ensemble_one_image, _run_chunk, ensemble_predictions, prepare_inputs,
 )
-from core.ensemble_kernels import _pairwise_sum, ensemble_grouped, numpy_descending_order
+from core.ensemble_kernels import _argsort_as_numba, _pairwise_sum, ensemble_grouped, numpy_descending_order
 from core.submission import read_submission
 from tests.conftest import REAL_TRASH, SAMPLE, need
 
@@ -206,3 +207,59 @@ def test_pairwise_sum_is_numpys_sum(n):
     rng = np.random.default_rng(n)
     a = rng.random(n) * 10.0 ** rng.uniform(-8, 8, n)
     assert _pairwise_sum(a, 0, n) == a.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# NMS's one-pass kernel (nms_images): classes large enough for numba's quicksort to partition,
+# scores drawn from few values (ties) or from many (the branch-free ranking), several models
+
+
+@st.composite
+def nms_case(draw):
+    n_models = draw(st.integers(1, 3))
+    n_images = draw(st.integers(1, 3))
+    counts = draw(st.lists(st.integers(0, 70), min_size=n_images * n_models, max_size=n_images * n_models))
+    total = sum(counts)
+    grid = draw(st.sampled_from([4, 10, 1000]))
+    xs = np.array(draw(st.lists(st.integers(0, grid), min_size=4 * total, max_size=4 * total)),
+                  dtype=np.float64).reshape(-1, 4) / grid
+    boxes = np.column_stack([np.minimum(xs[:, 0], xs[:, 2]), np.minimum(xs[:, 1], xs[:, 3]),
+                             np.maximum(xs[:, 0], xs[:, 2]), np.maximum(xs[:, 1], xs[:, 3])])
+    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes[~ok] = [0.25, 0.25, 0.75, 0.75]
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    scores = (rng.choice([0.1, 0.3, 0.3, 0.7, 0.9], total) if draw(st.booleans())
+              else rng.random(total).round(draw(st.sampled_from([2, 6]))))
+    labels = rng.integers(0, draw(st.integers(1, 3)), total) + draw(st.sampled_from([0, 5, 100_000]))
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    starts = np.array([starts[i * n_models:(i + 1) * n_models + 1] for i in range(n_images)])
+    weights = draw(st.none() | st.lists(st.sampled_from([0.3, 1.0, 2.5]), min_size=n_models,
+                                        max_size=n_models).map(tuple))
+    config = EnsembleConfig("nms", iou_thr=draw(st.sampled_from([0.0, 0.3, 0.5, 0.6, 1.0])),
+                            skip_box_thr=draw(st.sampled_from([0.0, 0.3])), weights=weights)
+    return starts, boxes, scores, labels.astype(np.int64), config
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nms_case())
+def test_nms_on_large_tied_classes_equals_ensemble_boxes(case):
+    starts, boxes, scores, labels, config = case
+    assert_same(ensemble_grouped(starts, boxes, scores, labels, config),
+                library_per_image(starts, boxes, scores, labels, config))
+
+
+@njit
+def _numba_argsort(keys):
+    return keys.argsort()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 14, 15, 16, 31, 100, 1000])
+@pytest.mark.parametrize("values", [[0.5], [0.1, 0.2, 0.2, 0.9], "random"])
+def test_argsort_as_numba_orders_ties_as_numba(n, values):
+    rng = np.random.default_rng(n)
+    keys = rng.random(n) if values == "random" else rng.choice(values, n)
+    order, sorted_keys = np.empty(n, np.int64), keys.copy()
+    _argsort_as_numba(sorted_keys, order, n, np.empty(100, np.int64), np.empty(100, np.int64))
+    assert_array_equal(order, _numba_argsort(keys))
+    assert_array_equal(sorted_keys, keys[order])
