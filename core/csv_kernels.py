@@ -90,10 +90,19 @@ def parse_numbers(text, row_start, row_end):
     not a plain decimal), counts [R] (tokens per row), slow [T]: tokens to parse with float()
     (not a decimal, or beyond the exact fast path). Bit-equal to float() elsewhere.
     """
+    counts = count_tokens(text, row_start, row_end)   # a cheap first pass sizes the output exactly
+    values = np.empty(counts.sum())
+    slow = np.empty(values.shape[0], np.bool_)
+    parse_into(text, row_start, row_end, values, slow)
+    return values, counts, slow
+
+
+@njit(cache=True, nogil=True)
+def count_tokens(text, row_start, row_end):
+    """[R] int64: how many whitespace-separated tokens each row of parse_numbers has."""
     n_rows = row_end.shape[0]
     counts = np.zeros(n_rows, np.int64)
-    total = 0
-    for r in range(n_rows):  # a cheap first pass sizes the output exactly
+    for r in range(n_rows):
         inside = False
         found = 0
         for i in range(row_start[r], row_end[r]):
@@ -101,11 +110,15 @@ def parse_numbers(text, row_start, row_end):
             found += (not space) and (not inside)
             inside = not space
         counts[r] = found
-        total += found
-    values = np.empty(total)
-    slow = np.zeros(total, np.bool_)
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def parse_into(text, row_start, row_end, values, slow):
+    """parse_numbers' values and slow written into values [T] and slow [T] (T: the rows' token
+    count), so that runs of rows parsed on threads fill one output, with no join of parts."""
     t = 0
-    for r in range(n_rows):
+    for r in range(row_end.shape[0]):
         i, n = row_start[r], row_end[r]
         while True:
             while i < n and _is_space(text[i]):
@@ -116,7 +129,6 @@ def parse_numbers(text, row_start, row_end):
             values[t] = value
             slow[t] = np.isnan(value)
             t += 1
-    return values, counts, slow
 
 
 # box_flags' bits: what core.submission reports about a box

@@ -414,6 +414,10 @@ def _class_order(det: _DetArrays, dataset: Dataset) -> tuple[np.ndarray, np.ndar
     from core.kernel_build import kernels
 
     rows = _image_id_order(det, dataset)
+    if len(det.score) >= 2 ** 31:                                       # beyond the kernel's int32 positions
+        det_order = _accumulate_order(det, dataset)
+        by_class = _stable_argsort_small(det.cls[det_order])
+        return by_class, det_order[by_class]
     return kernels().class_score_order(det.score, det.cls, np.arange(len(det.score)) if rows is None else rows,
                                        len(dataset.categories))
 

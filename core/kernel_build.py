@@ -39,6 +39,8 @@ SIGNATURES = {
     "box_flags": "u1[:](f8[:,:])",
     "outside_images": "b1[:](f8[:,:], i8[:], b1[:], f8[:], f8[:], f8)",
     "parse_numbers": "Tuple((f8[:], i8[:], b1[:]))(u1[:], i8[:], i8[:])",
+    "count_tokens": "i8[:](u1[:], i8[:], i8[:])",
+    "parse_into": "void(u1[:], i8[:], i8[:], f8[:], b1[:])",
 }
 
 

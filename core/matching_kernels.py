@@ -444,7 +444,8 @@ def accumulate_reachable(flags, coco_reach, class_start, n_pos, rec_thrs):
     return precision, recall
 
 
-_DIGIT_BITS = 11  # radix sort digit: 2048 buckets (their counts stay in L1), six passes over 64 bits
+_DIGIT_BITS = 11  # radix sort digit: 2048 buckets (their counts stay in L1), three passes over 32 bits
+_SHORT_RUN = 32   # runs of equal high key halves up to this long are finished by insertion sort
 
 
 @njit(cache=True, nogil=True)  # core.evaluation runs it on a thread beside the matcher
@@ -455,36 +456,41 @@ def class_score_order(score, cls, rows, n_classes):
     ties keep, e.g. 0..N-1); class_order = det_order stably sorted by class (cls [N] in
     0..n_classes-1, indexed like score), and by_class [N] each one's position in det_order
     (class_order == det_order[by_class]). Equal to numpy's stable argsorts of -score[rows] and
-    then of cls (-0.0 ties 0.0, NaN last) in a least-significant-digit radix sort: a few
-    passes instead of a comparison sort's log2(N).
+    then of cls (-0.0 ties 0.0, NaN last): a least-significant-digit radix sort on the high
+    32 bits of an order-preserving 64-bit key (three passes instead of a comparison sort's
+    log2(N)), each run of equal high halves then ordered by the low halves (runs are short:
+    scores that close are rare, equal scores already in order), then a counting sort by class.
+    Each row's low half and class travel with it: no random reads after the first pass.
     """
     n = rows.shape[0]
-    values = np.empty(n)
-    for i in range(n):
-        values[i] = score[rows[i]] + 0.0                       # -0.0 -> 0.0: they tie, as in numpy
-    bits = values.view(np.uint64)
+    high, low = np.empty(n, np.uint32), np.empty(n, np.uint32)
+    klass, order = np.empty(n, np.int32), np.empty(n, np.int32)   # positions in rows (N < 2**31)
     sign = np.uint64(1) << np.uint64(63)
-    keys = np.empty(n, np.uint64)                              # ascending key = descending score
+    cast = np.empty(1)
+    bits = cast.view(np.uint64)                                # a float's bits, without an array per row
     for i in range(n):
-        if np.isnan(values[i]):
-            keys[i] = ~np.uint64(0)
-        elif bits[i] & sign:
-            keys[i] = bits[i]
+        value = score[rows[i]] + 0.0                           # -0.0 -> 0.0: they tie, as in numpy
+        if np.isnan(value):
+            key = ~np.uint64(0)                                # last, as numpy sorts NaN
         else:
-            keys[i] = bits[i] ^ (sign - np.uint64(1))
-    n_digits = (64 + _DIGIT_BITS - 1) // _DIGIT_BITS
+            cast[0] = value
+            key = bits[0]
+            if not key & sign:                                 # (negative: its bits order it already)
+                key = key ^ (sign - np.uint64(1))
+        high[i], low[i] = np.uint32(key >> np.uint64(32)), np.uint32(key & np.uint64(0xFFFFFFFF))
+        klass[i], order[i] = cls[rows[i]], i
+    n_digits = (32 + _DIGIT_BITS - 1) // _DIGIT_BITS
     size = 1 << _DIGIT_BITS
-    mask = np.uint64(size - 1)
+    mask = np.uint32(size - 1)
     counts = np.zeros((n_digits, size), np.int64)
     for i in range(n):
-        key = keys[i]
         for p in range(n_digits):
-            counts[p, (key >> np.uint64(p * _DIGIT_BITS)) & mask] += 1
-    order = np.arange(n)
-    other_keys, other_order = np.empty(n, np.uint64), np.empty(n, np.int64)
+            counts[p, (high[i] >> np.uint32(p * _DIGIT_BITS)) & mask] += 1
+    other_high, other_low = np.empty(n, np.uint32), np.empty(n, np.uint32)
+    other_klass, other_order = np.empty(n, np.int32), np.empty(n, np.int32)
+    start = np.empty(size, np.int64)
     for p in range(n_digits):
-        shift = np.uint64(p * _DIGIT_BITS)
-        start = np.empty(size, np.int64)
+        shift = np.uint32(p * _DIGIT_BITS)
         total = 0
         skip = False
         for b in range(size):
@@ -495,27 +501,44 @@ def class_score_order(score, cls, rows, n_classes):
         if skip:
             continue
         for i in range(n):
-            b = (keys[i] >> shift) & mask
+            b = (high[i] >> shift) & mask
             j = start[b]
             start[b] = j + 1
-            other_keys[j] = keys[i]
-            other_order[j] = order[i]
-        keys, other_keys = other_keys, keys
+            other_high[j], other_low[j], other_klass[j], other_order[j] = high[i], low[i], klass[i], order[i]
+        high, other_high = other_high, high
+        low, other_low = other_low, low
+        klass, other_klass = other_klass, klass
         order, other_order = other_order, order
-    det_order = np.empty(n, np.int64)
-    for i in range(n):
-        det_order[i] = rows[order[i]]
+    i = 0
+    while i < n:                                               # runs of equal high halves: by the low ones
+        j = i + 1
+        in_order = True
+        while j < n and high[j] == high[i]:
+            in_order = in_order and low[j - 1] <= low[j]
+            j += 1
+        if not in_order:
+            if j - i <= _SHORT_RUN:
+                for a in range(i + 1, j):                       # insertion sort: stable
+                    x_low, x_klass, x_order = low[a], klass[a], order[a]
+                    b = a - 1
+                    while b >= i and low[b] > x_low:
+                        low[b + 1], klass[b + 1], order[b + 1] = low[b], klass[b], order[b]
+                        b -= 1
+                    low[b + 1], klass[b + 1], order[b + 1] = x_low, x_klass, x_order
+            else:
+                by_low = np.argsort(low[i:j], kind="mergesort") + i   # stable
+                low[i:j], klass[i:j], order[i:j] = low[by_low], klass[by_low], order[by_low]
+        i = j
     class_start = np.zeros(n_classes + 1, np.int64)            # a counting sort by class (stable)
     for i in range(n):
-        class_start[cls[det_order[i]] + 1] += 1
+        class_start[klass[i] + 1] += 1
     for k in range(n_classes):
         class_start[k + 1] += class_start[k]
     by_class = np.empty(n, np.int64)
     class_order = np.empty(n, np.int64)
-    for i in range(n):
-        k = cls[det_order[i]]
-        j = class_start[k]
-        class_start[k] = j + 1
+    for i in range(n):                                         # det_order[i] is rows[order[i]]
+        j = class_start[klass[i]]
+        class_start[klass[i]] = j + 1
         by_class[j] = i
-        class_order[j] = det_order[i]
+        class_order[j] = rows[order[i]]
     return by_class, class_order

@@ -25,13 +25,15 @@ def _numpy_class_order(score, cls, rows):
     return by_class, det_order[by_class]
 
 
-@pytest.mark.parametrize("kind", ["random", "rounded", "special", "constant", "wide"])
+@pytest.mark.parametrize("kind", ["random", "rounded", "special", "constant", "wide", "close"])
 def test_class_score_order_is_numpys_stable_sorts(kind):
     rng = np.random.default_rng(len(kind))
     for n in (0, 1, 2, 7, 300, 5000):
         score = {"random": lambda: rng.random(n), "rounded": lambda: np.round(rng.random(n), 2),
                  "special": lambda: rng.choice(SPECIAL_SCORES, n), "constant": lambda: np.full(n, 0.25),
-                 "wide": lambda: rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, n)}[kind]()
+                 "wide": lambda: rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, n),
+                 # the same high 32 key bits, long runs of them (and ties): the whole key decides
+                 "close": lambda: 0.5 + rng.integers(0, 50, n) * 2.0 ** -45}[kind]()
         cls = rng.integers(0, 5, n)
         for rows in (np.arange(n), rng.permutation(n)):
             expected = _numpy_class_order(score, cls, rows)
