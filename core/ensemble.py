@@ -500,7 +500,8 @@ def _warm_up(config: EnsembleConfig, engine: str = "numba") -> None:
     box = np.array([[0.1, 0.1, 0.5, 0.5]])
     chunk = _Chunk(image_ids=np.zeros(1, np.int64), starts=np.array([[0, 1, 2]]), boxes=np.vstack([box, box]),
                    scores=np.array([0.9, 0.8]), labels=np.zeros(2, np.int64))
-    _run_chunk(chunk, replace(config, weights=None), 2, engine)
+    output = _Output(2)
+    output.add(_run_chunk(chunk, replace(config, weights=None), 2, engine), np.ones((1, 2)))
     _WARM.add((config.method, engine))
 
 
