@@ -8,7 +8,9 @@ Sorting by score is where implementations differ on ties, so groups are ordered 
 `argsort()[::-1]` (as the library calls it) wherever a group holds equal scores, and NMS sorts
 with numba's argsort, as the library's compiled `nms_float_fast` does.
 One known difference: Soft-NMS's gaussian decay uses libm's exp where numpy may use a SIMD exp
-that differs in the last bit (relative 1e-16).
+that differs in the last bit (relative 1e-16); a group where that could reorder boxes or move
+one across the minimum score (decayed scores within 1e-10) is run by the library's own kernel.
+NMS runs each chunk in one pass (`nms_images`), with no allocation per image or class.
 
 Inputs are what `core.ensemble.prepare_inputs` makes: boxes normalised to [0, 1], clipped, of
 positive area, grouped by (image, model) with `starts` offsets. `cache=True` keeps the compiled
@@ -34,6 +36,10 @@ def _numpy_divides_in_float32() -> bool:
 
 
 F32_DIVISION = _numpy_divides_in_float32()
+
+# Soft-NMS: decayed scores this close (relative) may be ordered otherwise by the library, whose
+# exp differs in the last bit; such groups are run by the library's own kernel.
+_NEAR_TIE = 1e-10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,8 +539,10 @@ def nms_images(starts, boxes, scores, labels, label_code, label_low, n_labels, w
 
 
 @njit(cache=True, error_model="numpy")
-def soft_nms_groups(group_starts, boxes, scores, sigma, min_score, out_boxes, out_scores, out_n):
-    """ensemble-boxes' gaussian `cpu_soft_nms_float` per group, keeping the decayed scores."""
+def soft_nms_groups(group_starts, boxes, scores, sigma, min_score, out_boxes, out_scores, out_n, near_tie):
+    """ensemble-boxes' gaussian `cpu_soft_nms_float` per group, keeping the decayed scores.
+    near_tie[g] is set where the order or the cut at min_score hangs on scores within 1e-10 of
+    each other: there the last bit of exp (libm here, numpy's SIMD exp in the library) decides."""
     for g in range(group_starts.shape[0] - 1):
         lo, hi = group_starts[g], group_starts[g + 1]
         n = hi - lo
@@ -560,6 +568,10 @@ def soft_nms_groups(group_starts, boxes, scores, sigma, min_score, out_boxes, ou
                     idx[i], idx[maxpos] = idx[maxpos], idx[i]
                     sc[i], sc[maxpos] = sc[maxpos], sc[i]
                     areas[i], areas[maxpos] = areas[maxpos], areas[i]
+                for q in range(i + 1, n):
+                    d = sc[i] - sc[q]
+                    if 0 < d <= _NEAR_TIE * abs(sc[i]):
+                        near_tie[g] = True
             for q in range(i + 1, n):
                 w = max(0.0, min(y2[i], y2[q]) - max(y1[i], y1[q]))
                 h = max(0.0, min(x2[i], x2[q]) - max(x1[i], x1[q]))
@@ -568,6 +580,8 @@ def soft_nms_groups(group_starts, boxes, scores, sigma, min_score, out_boxes, ou
                 sc[q] = math.exp(-(ovr * ovr) / sigma) * sc[q]
         kept = 0
         for i in range(n):
+            if abs(sc[i] - min_score) <= _NEAR_TIE * abs(min_score):
+                near_tie[g] = True
             if sc[i] > min_score:
                 out_scores[lo + kept] = sc[i]
                 for c in range(4):
@@ -773,8 +787,12 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
         nmw_groups(group_starts, g_boxes, g_scores, float(config.iou_thr), F32_DIVISION,
                    out_boxes, out_scores, out_n)
     else:
+        near_tie = np.zeros(len(out_n), np.bool_)
         soft_nms_groups(group_starts, g_boxes, g_scores, float(config.sigma),
-                        float(config.soft_nms_min_score), out_boxes, out_scores, out_n)
+                        float(config.soft_nms_min_score), out_boxes, out_scores, out_n, near_tie)
+        for g in np.flatnonzero(near_tie).tolist():
+            _library_soft_nms_group(group_starts[g], group_starts[g + 1], g_boxes, g_scores, config,
+                                    out_boxes, out_scores, out_n, g)
 
     taken = _taken(group_starts, out_n)          # the first out_n[g] rows of each group
     if method in ("wbf", "nmw") and len(taken):
@@ -783,6 +801,20 @@ def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, 
         taken = descending_order(out_scores, taken, _segment_starts(taken_image))
     return (image[order[taken]], out_boxes[taken], out_scores[taken],
             labels[order[taken]].astype(np.int64))
+
+
+def _library_soft_nms_group(lo, hi, boxes, scores, config, out_boxes, out_scores, out_n, g):
+    """Soft-NMS of one group [lo, hi) by ensemble-boxes' own kernel (numpy's exp), as
+    core.ensemble._soft_nms runs it: for the rare groups whose order a last bit decides."""
+    from ensemble_boxes.ensemble_boxes_nms import cpu_soft_nms_float
+
+    decayed = scores[lo:hi].copy()
+    keep = cpu_soft_nms_float(boxes[lo:hi].copy(), decayed, Nt=config.iou_thr, sigma=config.sigma,
+                              thresh=config.soft_nms_min_score, method=2)
+    kept_scores = decayed[decayed > config.soft_nms_min_score]
+    out_boxes[lo:lo + len(keep)] = boxes[lo:hi][keep]
+    out_scores[lo:lo + len(keep)] = kept_scores
+    out_n[g] = len(keep)
 
 
 def _nms_grouped(starts, boxes, scores, labels, config):

@@ -180,6 +180,19 @@ def test_generated_cases_equal_ensemble_boxes(case):
                 library_per_image(starts, boxes, scores, labels, config))
 
 
+def test_soft_nms_near_ties_are_ordered_as_the_library_orders_them():
+    # Found by the generated cases: two decayed scores 1 ulp apart (numpy's SIMD exp in the
+    # library, libm's in the kernel, differ in the last bit) came out swapped.
+    distinct = np.array([[0, 0, 0.1, 0.2], [0, 0, 0.2, 0.4], [0, 0, 0.5, 0.1], [0, 0.1, 0.4, 0.5],
+                         [0, 0.4, 1, 0.5], [0.25, 0.25, 0.75, 0.75]])
+    boxes = distinct[[5] * 12 + [4] + [5] * 9 + [2, 5, 1, 3, 5, 5, 5, 5, 0]]
+    starts = np.array([[0, 0, 0, 9], [9, 11, 23, 31]])
+    scores, labels = np.full(31, 0.5), np.zeros(31, np.int64)
+    config = EnsembleConfig("soft_nms", sigma=0.5, weights=(0.3, 0.3, 1.0))
+    assert_same(ensemble_grouped(starts, boxes, scores, labels, config),
+                library_per_image(starts, boxes, scores, labels, config))
+
+
 # ---------------------------------------------------------------------------------------------
 # The two numpy behaviours the kernels reproduce
 
