@@ -176,3 +176,17 @@ def outside_images(boxes_xyxy, image, known, width, height, tolerance):
             outside[b] = (boxes_xyxy[b, 0] < -tolerance or boxes_xyxy[b, 1] < -tolerance
                           or boxes_xyxy[b, 2] > width[i] + tolerance or boxes_xyxy[b, 3] > height[i] + tolerance)
     return outside
+
+
+@njit(cache=True, nogil=True)
+def box_columns(boxes):
+    """(labels [B] int64, scores [B], boxes_xyxy [B, 4]) of readable boxes [B, 6] in one pass over
+    them (three numpy column copies read the whole [B, 6] three times)."""
+    n = boxes.shape[0]
+    labels, scores, xyxy = np.empty(n, np.int64), np.empty(n), np.empty((n, 4))
+    for b in range(n):
+        labels[b] = np.int64(boxes[b, 0])
+        scores[b] = boxes[b, 1]
+        for k in range(4):
+            xyxy[b, k] = boxes[b, 2 + k]
+    return labels, scores, xyxy

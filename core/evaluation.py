@@ -343,7 +343,8 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
     match_images = kernels().match_images
 
     def run(i0: int, i1: int) -> tuple:
-        """Match images i0..i1-1 on their own rows; indices come back global."""
+        """Match images i0..i1-1 on their own rows; indices come back global (annotation rows for
+        the ground truth a prediction met)."""
         a, b, ga, gb = det_start[i0], det_start[i1], gt_start[i0], gt_start[i1]
         xywh = det.xyxy[a:b].copy()                                      # [n,4] this chunk's only
         xywh[:, 2:] -= xywh[:, :2]
@@ -351,8 +352,11 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
             det_start[i0:i1 + 1] - a, det.cls[a:b], det.score[a:b], xywh, gt_start[i0:i1 + 1] - ga,
             gt_cls[ga:gb], gt_xywh[ga:gb], gt_crowd[ga:gb], gt_area[ga:gb], float(iou_thr), BACKGROUND_IOU,
             COCO_IOU_THRS, COCO_AREA_RANGES, max_dets))
-        for position, offset in ((2, ga), (4, a), (5, ga), (7, a)):  # out_gt, gt_det, cm_det_gt, cm_gt_det
-            out[position][out[position] > -1] += offset
+        for position in (4, 7):                                        # gt_det, cm_gt_det: [G] pred rows
+            out[position][out[position] > -1] += a
+        for position in (2, 5):                                        # out_gt, cm_det_gt: -> ann rows
+            found = out[position] >= 0
+            out[position][found] = gt_order[out[position][found] + ga]
         return tuple(out)
 
     # Images are independent and the kernel releases the GIL: chunks of about equal prediction
@@ -390,14 +394,8 @@ def _match(det: _DetArrays, gt: _GtArrays, n_images: int, iou_thr: float, max_de
     else:
         run_into(0)
     rank, code, out_gt, out_iou, gt_det, cm_det_gt, cm_ignored, cm_gt_det = joined
-
-    def to_ann(sorted_gt: np.ndarray) -> np.ndarray:                  # kernel's gt rows -> ann rows, in place
-        found = sorted_gt >= 0
-        sorted_gt[found] = gt_order[sorted_gt[found]]
-        return sorted_gt
-
-    return _Outcome(code=code, gt=to_ann(out_gt), iou=out_iou, gt_det=gt_det[inverse],
-                    group_rank=rank, cm_det_gt=to_ann(cm_det_gt), cm_ignored=cm_ignored,
+    return _Outcome(code=code, gt=out_gt, iou=out_iou, gt_det=gt_det[inverse],
+                    group_rank=rank, cm_det_gt=cm_det_gt, cm_ignored=cm_ignored,
                     cm_gt_det=cm_gt_det[inverse], never_matched=never_matched, coco_first=coco_first,
                     coco_reach=np.concatenate(reach) if len(reach) > 1 else reach[0])
 

@@ -37,6 +37,7 @@ SIGNATURES = {
     "accumulate_reachable": "Tuple((f8[:,:,:,:,:], f8[:,:,:,:]))(u1[:], u1[:,:,:], i8[:], i8[:,:], f8[:])",
     "class_score_order": "Tuple((i8[:], i8[:]))(f8[:], i8[:], i8[:], i8)",
     "box_flags": "u1[:](f8[:,:])",
+    "box_columns": "Tuple((i8[:], f8[:], f8[:,:]))(f8[:,:])",
     "outside_images": "b1[:](f8[:,:], i8[:], b1[:], f8[:], f8[:], f8)",
     "parse_numbers": "Tuple((f8[:], i8[:], b1[:]))(u1[:], i8[:], i8[:])",
     "count_tokens": "i8[:](u1[:], i8[:], i8[:])",

@@ -89,12 +89,15 @@ class ParsedSubmission:
             _warn_outside_images(dataset, self.image_keys, self.box_lines, self.image_pos, boxes[:, 2:6],
                                  self.name, problems)
         problems.sort(key=lambda p: (p.line if p.line is not None else 0))
+        from core.kernel_build import kernel
+
+        labels, scores, boxes_xyxy = kernel("box_columns")(boxes)     # (the boxes kept are readable)
         return Predictions(
             image_keys=self.image_keys,
             image_pos=self.image_pos,
-            labels=boxes[:, 0].astype(np.int64),
-            scores=boxes[:, 1].copy(),
-            boxes_xyxy=boxes[:, 2:6].copy().reshape(-1, 4),
+            labels=labels,
+            scores=scores,
+            boxes_xyxy=boxes_xyxy.reshape(-1, 4),
             lines=self.lines,
             problems=problems,
             source=self.name,

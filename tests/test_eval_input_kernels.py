@@ -122,3 +122,14 @@ def test_the_build_is_tagged_with_the_cpu(monkeypatch):
     assert kernel_build._cpu_features()                                     # Linux lists them
     monkeypatch.setattr(kernel_build, "_cpu_features", lambda: "flags\t\t: fpu sse sse2")
     assert kernel_build.build_tag() != here
+
+
+def test_box_columns_are_the_numpy_columns():
+    rng = np.random.default_rng(3)
+    boxes = rng.normal(size=(3000, 6)) * 1000
+    boxes[:, 0] = rng.choice([0.0, -0.0, 3.0, -7.0, 2.0**61, -(2.0**61)], 3000)   # readable labels
+    boxes[::5, 1] = -0.0
+    for build in (csv_kernels, fresh_kernels()):
+        labels, scores, xyxy = build.box_columns(boxes)
+        assert labels.dtype == np.int64 and labels.tobytes() == boxes[:, 0].astype(np.int64).tobytes()
+        assert scores.tobytes() == boxes[:, 1].copy().tobytes() and xyxy.tobytes() == boxes[:, 2:].copy().tobytes()
