@@ -256,13 +256,14 @@ def _soft_nms(boxes_list, scores_list, labels_list, config: EnsembleConfig, weig
     return np.concatenate(out_boxes), np.concatenate(out_scores), np.concatenate(out_labels)
 
 
-def _run_chunk(chunk: _Chunk, config: EnsembleConfig, n_models: int, engine: str = "numba"):
-    """Ensemble every image of a chunk -> (image ids [K], boxes [K, 4] normalised, scores, labels)."""
+def _run_chunk(chunk: _Chunk, config: EnsembleConfig, n_models: int, engine: str = "numba", nms_out=None):
+    """Ensemble every image of a chunk -> (image ids [K], boxes [K, 4] normalised, scores, labels).
+    nms_out: buffers NMS writes its results to (see `ensemble_grouped`), reused chunk after chunk."""
     if engine == "numba":
         from core.ensemble_kernels import ensemble_grouped
 
         local, boxes, scores, labels = ensemble_grouped(chunk.starts, chunk.boxes, chunk.scores, chunk.labels,
-                                                        config)
+                                                        config, nms_out=nms_out)
         return chunk.image_ids[local], boxes, scores, labels
     return _run_chunk_reference(chunk, config, n_models)
 
@@ -310,15 +311,50 @@ class PreparedInputs:
     problems: list[Problem]
 
 
-def prepare_inputs(
+@dataclass
+class _LocatedInputs:
+    """The inputs' kept boxes located by (union image, model), none copied yet: `gather` writes
+    a run of images' boxes normalised and grouped (all images for a sweep, chunk by chunk for one
+    ensemble: then the whole grouped copy, ~70 MB of fresh memory at competition scale, never exists)."""
+
+    image_keys: np.ndarray  # [R] union of the inputs' images
+    sizes: np.ndarray       # [R, 2] width, height used for normalising
+    offsets: np.ndarray     # [R*M+1] first row of each (image, model) group (slot image * M + model) once grouped
+    run_lo: np.ndarray      # [R*M] each group's rows [run_lo, run_hi) in its input
+    run_hi: np.ndarray      # [R*M]
+    columns: list           # per input: (boxes [N, 4] pixels, scores [N], labels [N]), each image's rows together
+    n_models: int
+    problems: list[Problem]
+
+    def image_starts(self) -> np.ndarray:
+        """[R+1] first grouped row of each image (and the total)."""
+        return self.offsets[::self.n_models]
+
+    def gather(self, lo: int, hi: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> _Chunk:
+        """Images [lo, hi) normalised and grouped into the first rows of boxes [>=k, 4], scores, labels."""
+        from core.ensemble_kernels import gather_clean_boxes
+
+        n_models = self.n_models
+        base = int(self.offsets[lo * n_models])
+        n = int(self.offsets[hi * n_models]) - base
+        for m, (input_boxes, input_scores, input_labels) in enumerate(self.columns):
+            gather_clean_boxes(self.run_lo, self.run_hi, input_boxes, input_scores, input_labels, self.sizes,
+                               lo, hi, m, n_models, self.offsets, base, boxes, scores, labels)
+        slots = np.arange(lo, hi)[:, None] * n_models + np.arange(n_models + 1)[None, :]  # [C, M+1]
+        return _Chunk(image_ids=np.arange(lo, hi), starts=self.offsets[slots] - base,
+                      boxes=boxes[:n], scores=scores[:n], labels=labels[:n])
+
+
+def _locate_inputs(
     inputs: Sequence[Predictions],
     *,
     dataset: Dataset | None = None,
     image_root: str | Path | None = None,
     default_size: tuple[float, float] | None = None,
     roots: DataRoots | None = None,
-) -> PreparedInputs:
-    """Union the images, find each image's size, normalise, clip to the image and group boxes."""
+) -> _LocatedInputs:
+    """Union the images, find each image's size, count and locate each (image, model) group's
+    kept boxes (normalised, clipped to the image, of positive area)."""
     if len(inputs) < 1:
         raise ValueError("Nothing to ensemble: give at least one prediction set.")
     union, positions, problems = image_union(inputs)
@@ -335,7 +371,7 @@ def prepare_inputs(
                                        default_size=default_size, roots=roots)
     problems += size_problems
 
-    from core.ensemble_kernels import count_clean_boxes, place_clean_boxes
+    from core.ensemble_kernels import locate_clean_boxes
 
     n_models = len(inputs)
     columns = [(pos, np.ascontiguousarray(p.image_pos, np.int64),
@@ -350,28 +386,57 @@ def prepare_inputs(
             np.maximum.at(extent, pos[image_pos], boxes[:, :2])
         sizes[unknown] = np.maximum(extent[unknown], 1.0)
 
-    # Normalise and clean in compiled passes, exactly as ensemble-boxes would box by box (order
-    # corners, clip to [0, 1], drop zero-area boxes), and group by (image, model), each model's
-    # boxes in file order: count the groups, then write every box straight to its slot.
+    # Clean exactly as ensemble-boxes would box by box (order corners, clip to [0, 1], drop
+    # zero-area boxes), counting each (image, model) group's kept boxes and finding its rows.
     counts = np.zeros(len(union) * n_models, np.int64)
-    n_kept = sum(count_clean_boxes(pos, image_pos, boxes, scores, sizes, m, n_models, counts)
-                 for m, (pos, image_pos, boxes, scores, _) in enumerate(columns))
+    run_lo, run_hi = np.zeros_like(counts), np.zeros_like(counts)
+    n_kept = 0
+    for m, (pos, image_pos, boxes, scores, labels) in enumerate(columns):
+        kept, contiguous = locate_clean_boxes(pos, image_pos, boxes, scores, sizes, m, n_models, counts,
+                                              run_lo, run_hi)
+        if not contiguous:  # an image's rows apart (Predictions built by hand): together, file order kept
+            order = np.argsort(image_pos, kind="stable")
+            columns[m] = pos, image_pos, boxes, scores, labels = (
+                pos, image_pos[order], boxes[order], scores[order], labels[order])
+            counts[m::n_models], run_lo[m::n_models], run_hi[m::n_models] = 0, 0, 0
+            kept, _ = locate_clean_boxes(pos, image_pos, boxes, scores, sizes, m, n_models, counts, run_lo, run_hi)
+        n_kept += kept
     n_dropped = sum(len(p) for p in inputs) - n_kept
     if n_dropped:
         problems.append(Problem(
             Severity.WARNING,
             f"{n_dropped} box(es) have no area inside their image (or no finite score) and were left out.",
         ))
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    out_boxes, out_scores, out_labels = np.empty((n_kept, 4)), np.empty(n_kept), np.empty(n_kept, np.int64)
-    next_slot = offsets[:-1].copy()
-    for m, (pos, image_pos, boxes, scores, labels) in enumerate(columns):
-        place_clean_boxes(pos, image_pos, boxes, scores, labels, sizes, m, n_models, next_slot,
-                          out_boxes, out_scores, out_labels)
-    starts = offsets[np.arange(len(union))[:, None] * n_models + np.arange(n_models + 1)[None, :]]  # [R, M+1]
-    return PreparedInputs(
-        image_keys=union, sizes=sizes, starts=starts, boxes=out_boxes, scores=out_scores, labels=out_labels,
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return _LocatedInputs(
+        image_keys=union, sizes=sizes, offsets=offsets, run_lo=run_lo, run_hi=run_hi,
+        columns=[(boxes, scores, labels) for _, _, boxes, scores, labels in columns],
         n_models=n_models, problems=problems,
+    )
+
+
+def prepare_inputs(
+    inputs: Sequence[Predictions],
+    *,
+    dataset: Dataset | None = None,
+    image_root: str | Path | None = None,
+    default_size: tuple[float, float] | None = None,
+    roots: DataRoots | None = None,
+) -> PreparedInputs:
+    """Union the images, find each image's size, normalise, clip to the image and group boxes."""
+    located = _locate_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
+                             roots=roots)
+    return _prepare_located(located)
+
+
+def _prepare_located(located: _LocatedInputs) -> PreparedInputs:
+    """All images gathered at once: the grouped copy a sweep reuses variant after variant."""
+    n = int(located.offsets[-1])
+    whole = located.gather(0, len(located.image_keys), np.empty((n, 4)), np.empty(n), np.empty(n, np.int64))
+    return PreparedInputs(
+        image_keys=located.image_keys, sizes=located.sizes, starts=whole.starts, boxes=whole.boxes,
+        scores=whole.scores, labels=whole.labels, n_models=located.n_models, problems=located.problems,
     )
 
 
@@ -398,6 +463,14 @@ def _default_workers(n_boxes: int, engine: str = "numba") -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _check_variant(config: EnsembleConfig, engine: str, n_models: int) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"Invalid engine {engine!r}. Only {', '.join(ENGINES)} are supported.")
+    if config.weights is not None and len(config.weights) != n_models:
+        raise ValueError(
+            f"Invalid weights {list(config.weights)}: give one weight per input ({n_models}).")
+
+
 def ensemble_prepared(
     prepared: PreparedInputs,
     config: EnsembleConfig,
@@ -410,44 +483,74 @@ def ensemble_prepared(
     """Run one variant on already prepared inputs (see `prepare_inputs`). engine: "numba" (the
     compiled kernels of core.ensemble_kernels) or "ensemble-boxes" (the library itself, image by
     image: the reference the kernels equal, ~20x slower)."""
-    if engine not in ENGINES:
-        raise ValueError(f"Invalid engine {engine!r}. Only {', '.join(ENGINES)} are supported.")
-    if config.weights is not None and len(config.weights) != prepared.n_models:
-        raise ValueError(
-            f"Invalid weights {list(config.weights)}: give one weight per input ({prepared.n_models}).")
+    _check_variant(config, engine, prepared.n_models)
     _warm_up(config, engine)  # numba compiles (or loads) kernels on first use; keep that out of timings
     started = time.perf_counter()
-    n_images = len(prepared.image_keys)
     workers = _default_workers(len(prepared.scores), engine) if workers is None else max(1, int(workers))
     # Enough chunks for a smooth progress bar and for balancing the workers.
     chunks = _chunks(prepared, (10 if engine == "numba" else 50) if workers == 1 else 25 * workers)
     output = _Output(len(prepared.scores))
-    done = 0
-    if progress:
-        progress(0, n_images)
+    n_images = len(prepared.image_keys)
     if workers == 1:
-        outputs = (_run_chunk(c, config, prepared.n_models, engine) for c in chunks)
-        for chunk, out in zip(chunks, outputs):
-            output.add(out, prepared.sizes)
-            done += len(chunk.image_ids)
-            if progress:
-                progress(done, n_images)
+        _collect(((c, _run_chunk(c, config, prepared.n_models, engine)) for c in chunks), output,
+                 prepared.sizes, n_images, progress)
     else:
         with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
             futures = [pool.submit(_run_chunk, c, config, prepared.n_models, engine) for c in chunks]
-            for chunk, future in zip(chunks, futures):
-                output.add(future.result(), prepared.sizes)
-                done += len(chunk.image_ids)
-                if progress:
-                    progress(done, n_images)
+            _collect(((c, f.result()) for c, f in zip(chunks, futures)), output, prepared.sizes, n_images,
+                     progress)
+    return _result(output, prepared.image_keys, prepared.problems, config, name, started)
 
+
+# Boxes per chunk when one ensemble gathers its inputs chunk by chunk: the chunk's buffers (~50
+# bytes a box in, as much out for NMS) are allocated once and stay in cache.
+_STREAM_CHUNK_BOXES = 32_768
+
+
+def _ensemble_located(located: _LocatedInputs, config: EnsembleConfig, *, progress: ProgressFn | None,
+                      name: str | None) -> EnsembleResult:
+    """One variant with the numba kernels in this process, its inputs gathered chunk by chunk
+    into buffers reused by every chunk (no grouped copy of the whole set)."""
+    _warm_up(config)
+    started = time.perf_counter()
+    image_starts = located.image_starts()                                     # [R+1]
+    n_images, n_boxes = len(located.image_keys), int(image_starts[-1])
+    n_chunks = min(max(10, -(-n_boxes // _STREAM_CHUNK_BOXES)), max(n_images, 1))
+    targets = np.linspace(0, n_boxes, n_chunks + 1)[1:-1]
+    bounds = np.unique(np.concatenate([[0], np.searchsorted(image_starts, targets), [n_images]]))
+    largest = int(np.max(np.diff(image_starts[bounds]), initial=0))
+    buffers = np.empty((largest, 4)), np.empty(largest), np.empty(largest, np.int64)
+    nms_out = ((np.empty(largest, np.int64), np.empty((largest, 4)), np.empty(largest), np.empty(largest, np.int64))
+               if config.method == "nms" else None)
+    chunks = (located.gather(lo, hi, *buffers) for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    output = _Output(n_boxes)
+    # each chunk is done (its results copied to output) before the next one reuses the buffers
+    _collect(((c, _run_chunk(c, config, located.n_models, nms_out=nms_out)) for c in chunks), output,
+             located.sizes, n_images, progress)
+    return _result(output, located.image_keys, located.problems, config, name, started)
+
+
+def _collect(results, output: "_Output", sizes: np.ndarray, n_images: int, progress: ProgressFn | None) -> None:
+    """Adds each (chunk, `_run_chunk` result) to output, reporting progress by images."""
+    done = 0
+    if progress:
+        progress(0, n_images)
+    for chunk, result in results:
+        output.add(result, sizes)
+        done += len(chunk.image_ids)
+        if progress:
+            progress(done, n_images)
+
+
+def _result(output: "_Output", image_keys: np.ndarray, problems: list[Problem], config: EnsembleConfig,
+            name: str | None, started: float) -> EnsembleResult:
     image_ids, labels, boxes_xyxy, scores = output.finish()
     predictions = Predictions(
-        image_keys=prepared.image_keys, image_pos=image_ids, labels=labels, scores=scores,
-        boxes_xyxy=boxes_xyxy.reshape(-1, 4), lines=np.zeros(n_images, np.int64),
-        problems=list(prepared.problems), source=name or f"ensemble ({config.label})",
+        image_keys=image_keys, image_pos=image_ids, labels=labels, scores=scores,
+        boxes_xyxy=boxes_xyxy.reshape(-1, 4), lines=np.zeros(len(image_keys), np.int64),
+        problems=list(problems), source=name or f"ensemble ({config.label})",
     )
-    return EnsembleResult(predictions=predictions, config=config, problems=list(prepared.problems),
+    return EnsembleResult(predictions=predictions, config=config, problems=list(problems),
                           seconds=time.perf_counter() - started)
 
 
@@ -533,6 +636,11 @@ def ensemble_predictions(
     progress: called with (images done, images total). workers: processes (default: by size).
     engine: "numba" (compiled, the default) or "ensemble-boxes" (the library, the reference).
     """
-    prepared = prepare_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
-                              roots=roots)
-    return ensemble_prepared(prepared, config, progress=progress, workers=workers, name=name, engine=engine)
+    located = _locate_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
+                             roots=roots)
+    _check_variant(config, engine, located.n_models)
+    n_boxes = int(located.offsets[-1])
+    if engine == "numba" and (_default_workers(n_boxes, engine) if workers is None else int(workers)) <= 1:
+        return _ensemble_located(located, config, progress=progress, name=name)
+    return ensemble_prepared(_prepare_located(located), config, progress=progress, workers=workers, name=name,
+                             engine=engine)

@@ -142,8 +142,9 @@ def _iou_scalar(a0, a1, a2, a3, b0, b1, b2, b3):
 
 
 # ---------------------------------------------------------------------------------------------
-# Input cleaning and grouping (core.ensemble.prepare_inputs), one input at a time, two passes:
-# count each (image, model) group's kept boxes, then write each box straight to its slot.
+# Input cleaning and grouping (core.ensemble), one input at a time, two passes: locate each
+# (image, model) group's rows in the input and count its kept boxes, then write the kept boxes of
+# a run of images straight to their slots (the whole set once for a sweep, or chunk by chunk).
 
 
 @njit(cache=True, error_model="numpy")
@@ -161,34 +162,48 @@ def _normalised_box(b0, b1, b2, b3, width, height):
 
 
 @njit(cache=True, error_model="numpy")
-def count_clean_boxes(union_pos, image_pos, boxes, scores, sizes, model, n_models, counts):
-    """Adds one input's kept boxes to counts [R*M] (slot image * M + model); returns how many it
-    keeps. union_pos [R_i]: the input's image -> union image; sizes [R, 2] width, height."""
+def locate_clean_boxes(union_pos, image_pos, boxes, scores, sizes, model, n_models, counts, run_lo, run_hi):
+    """One input's pass: adds its kept boxes to counts [R*M] (slot image * M + model) and sets
+    its images' rows [run_lo, run_hi) (same slots). union_pos [R_i]: the input's image -> union
+    image; sizes [R, 2] width, height. Returns (kept boxes, whether each image's rows are
+    contiguous: where they are not, the runs are wrong and the input must be sorted first)."""
     kept = 0
+    contiguous = True
+    previous = -1
+    slot = 0
     for j in range(scores.shape[0]):
-        u = union_pos[image_pos[j]]
+        if image_pos[j] != previous:
+            previous = image_pos[j]
+            slot = union_pos[previous] * n_models + model
+            if run_hi[slot] > 0:    # this image's rows began earlier
+                contiguous = False
+            run_lo[slot] = j
+        run_hi[slot] = j + 1
+        u = union_pos[previous]
         ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3], sizes[u, 0], sizes[u, 1])[4]
         if ok and np.isfinite(scores[j]):
-            counts[u * n_models + model] += 1
+            counts[slot] += 1
             kept += 1
-    return kept
+    return kept, contiguous
 
 
 @njit(cache=True, error_model="numpy")
-def place_clean_boxes(union_pos, image_pos, boxes, scores, labels, sizes, model, n_models, next_slot,
-                      out_boxes, out_scores, out_labels):
-    """Writes one input's kept boxes, normalised, to their (image, model) group's next slots in
-    file order (next_slot [R*M], advanced): the order of a stable sort by (image, model)."""
-    for j in range(scores.shape[0]):
-        u = union_pos[image_pos[j]]
-        x1, y1, x2, y2, ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3],
-                                             sizes[u, 0], sizes[u, 1])
-        if ok and np.isfinite(scores[j]):
-            slot = next_slot[u * n_models + model]
-            next_slot[u * n_models + model] = slot + 1
-            out_boxes[slot, 0], out_boxes[slot, 1], out_boxes[slot, 2], out_boxes[slot, 3] = x1, y1, x2, y2
-            out_scores[slot] = scores[j]
-            out_labels[slot] = labels[j]
+def gather_clean_boxes(run_lo, run_hi, boxes, scores, labels, sizes, lo, hi, model, n_models, offsets, base,
+                       out_boxes, out_scores, out_labels):
+    """Writes one input's kept boxes of the union images [lo, hi), normalised, in file order to
+    rows offsets[slot] - base onward of out_* (offsets [R*M+1]: each (image, model) group's first
+    row in the grouped order, slot = image * M + model): a stable sort's order by (image, model)."""
+    for u in range(lo, hi):
+        slot = u * n_models + model
+        w, h = sizes[u, 0], sizes[u, 1]
+        k = offsets[slot] - base
+        for j in range(run_lo[slot], run_hi[slot]):
+            x1, y1, x2, y2, ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3], w, h)
+            if ok and np.isfinite(scores[j]):
+                out_boxes[k, 0], out_boxes[k, 1], out_boxes[k, 2], out_boxes[k, 3] = x1, y1, x2, y2
+                out_scores[k] = scores[j]
+                out_labels[k] = labels[j]
+                k += 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -731,16 +746,18 @@ def _label_codes(labels: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def ensemble_grouped(starts: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
-                     config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     config, nms_out=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ensemble every image of a chunk with `config` (a core.ensemble.EnsembleConfig).
 
     starts [C, M+1]: offsets of each image's models' boxes in boxes [K, 4] (normalised, clean),
     scores [K], labels [K] int64. Returns (image [k] local index, boxes [k, 4], scores [k],
-    labels [k] int64), each image's boxes in ensemble-boxes' output order.
+    labels [k] int64), each image's boxes in ensemble-boxes' output order. nms_out: NMS only,
+    (image, boxes, scores, labels) buffers of >= K rows the results are written to (their first
+    k rows are returned), None for new arrays; the other methods ignore it.
     """
     n_images, n_models = starts.shape[0], starts.shape[1] - 1
     if config.method == "nms":     # one pass over the images, nothing gathered in numpy
-        return _nms_grouped(starts, boxes, scores, labels, config)
+        return _nms_grouped(starts, boxes, scores, labels, config, nms_out)
     counts = np.diff(starts, axis=1).reshape(-1)                                  # [C*M]
     model = np.repeat(np.tile(np.arange(n_models), n_images), counts)             # [K]
     image = np.repeat(np.arange(n_images), np.diff(starts[:, [0, -1]], axis=1).reshape(-1))
@@ -817,7 +834,7 @@ def _library_soft_nms_group(lo, hi, boxes, scores, config, out_boxes, out_scores
     out_n[g] = len(keep)
 
 
-def _nms_grouped(starts, boxes, scores, labels, config):
+def _nms_grouped(starts, boxes, scores, labels, config, out=None):
     """`ensemble_grouped` for NMS: the whole chunk in one compiled pass (`nms_images`)."""
     n_models = starts.shape[1] - 1
     weights = (np.ones(n_models) if config.weights is None
@@ -832,10 +849,9 @@ def _nms_grouped(starts, boxes, scores, labels, config):
         else:
             codes, n_labels = _label_codes(labels)
     n = len(scores)
-    out_image = np.empty(n, np.int64)
-    out_boxes = np.empty((n, 4))
-    out_scores = np.empty(n)
-    out_labels = np.empty(n, np.int64)
+    if out is None:
+        out = np.empty(n, np.int64), np.empty((n, 4)), np.empty(n), np.empty(n, np.int64)
+    out_image, out_boxes, out_scores, out_labels = out
     k = nms_images(np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(boxes, np.float64),
                    np.ascontiguousarray(scores, np.float64), labels, codes, low, n_labels, weights,
                    weights.sum(), config.weights is not None, float(config.skip_box_thr),

@@ -276,3 +276,102 @@ def test_argsort_as_numba_orders_ties_as_numba(n, values):
     _argsort_as_numba(sorted_keys, order, n, np.empty(100, np.int64), np.empty(100, np.int64))
     assert_array_equal(order, _numba_argsort(keys))
     assert_array_equal(sorted_keys, keys[order])
+
+
+# ---------------------------------------------------------------------------------------------
+# One ensemble gathers its inputs chunk by chunk (core.ensemble._ensemble_located), a sweep
+# once (prepare_inputs); both locate each (image, model) group's rows in the inputs first.
+
+
+def grouped_by_numpy(inputs, dataset):
+    """prepare_inputs' grouping written plainly: boxes normalised by their image's size, corners
+    ordered, clipped to [0, 1], zero-area or non-finite-score boxes left out, then a stable sort
+    by (union image, model) -> (starts [R, M+1], boxes, scores, labels)."""
+    from core.ensemble import image_sizes, image_union
+
+    union, positions, _ = image_union(inputs)
+    sizes, _ = image_sizes(union, dataset=dataset)
+    parts = []
+    for m, (p, pos) in enumerate(zip(inputs, positions)):
+        image = pos[p.image_pos]
+        scale = np.tile(sizes[image], 2)                                   # [N, 4]
+        b = p.boxes_xyxy / scale
+        b = np.clip(np.column_stack([np.minimum(b[:, 0], b[:, 2]), np.minimum(b[:, 1], b[:, 3]),
+                                     np.maximum(b[:, 0], b[:, 2]), np.maximum(b[:, 1], b[:, 3])]), 0.0, 1.0)
+        keep = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) > 0) & np.isfinite(p.scores)
+        parts.append((image[keep], np.full(keep.sum(), m), b[keep], p.scores[keep], p.labels[keep]))
+    image, model, boxes, scores, labels = (np.concatenate(c) for c in zip(*parts))
+    order = np.lexsort((model, image))                                     # stable
+    slot = image[order] * len(inputs) + model[order]
+    counts = np.bincount(slot, minlength=len(union) * len(inputs))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    starts = offsets[np.arange(len(union))[:, None] * len(inputs) + np.arange(len(inputs) + 1)]
+    return starts, boxes[order], scores[order], labels[order]
+
+
+def interleaved(preds):
+    """The same boxes with the images' rows dealt round-robin (each image's own order kept)."""
+    from core.tables import Predictions
+
+    first = np.searchsorted(preds.image_pos, preds.image_pos)   # image_pos is sorted here
+    rank = np.arange(len(preds)) - first
+    order = np.lexsort((preds.image_pos, rank))
+    return Predictions(preds.image_keys, preds.image_pos[order], preds.labels[order], preds.scores[order],
+                       preds.boxes_xyxy[order], preds.lines, source=preds.source)
+
+
+@pytest.fixture(scope="module")
+def real_fold_inputs():
+    dataset = load_coco(need(REAL_TRASH / "fold3_gt.json"))
+    inputs = [read_submission(REAL_TRASH / name, dataset=dataset)
+              for name in ("fold3_deta_swinL.csv", "fold3_deta_swinL_hflip.csv")]
+    # boxes out of the image or of no area (cleaning) and a third input lacking images (union)
+    third = inputs[1].subset(inputs[1].image_pos % 3 != 0)
+    third.boxes_xyxy[::7] *= np.array([1.0, 1.0, 40.0, 40.0])
+    third.boxes_xyxy[1::11, 2] = third.boxes_xyxy[1::11, 0]
+    return dataset, [inputs[0], inputs[1], third]
+
+
+class TestChunkByChunk:
+    def test_grouping_equals_a_stable_sort_also_from_interleaved_rows(self, real_fold_inputs):
+        dataset, inputs = real_fold_inputs
+        assert np.all(np.diff(inputs[0].image_pos) >= 0)
+        shuffled = [inputs[0], interleaved(inputs[1]), inputs[2]]
+        assert np.any(np.diff(shuffled[1].image_pos) < 0)
+        starts, boxes, scores, labels = grouped_by_numpy(inputs, dataset)
+        for given_inputs in (inputs, shuffled):
+            prepared = prepare_inputs(given_inputs, dataset=dataset)
+            assert_array_equal(prepared.starts, starts)
+            assert_array_equal(prepared.boxes, boxes)
+            assert_array_equal(prepared.scores, scores)
+            assert_array_equal(prepared.labels, labels)
+
+    @pytest.mark.parametrize("method", ["wbf", "nms", "soft_nms", "nmw"])
+    def test_chunks_of_a_few_images_equal_the_whole_set(self, real_fold_inputs, method, monkeypatch):
+        import core.ensemble as ensemble
+
+        dataset, inputs = real_fold_inputs
+        config = EnsembleConfig(method, weights=(1.0, 2.0, 0.5))
+        whole = ensemble.ensemble_prepared(prepare_inputs(inputs, dataset=dataset), config).predictions
+        monkeypatch.setattr(ensemble, "_STREAM_CHUNK_BOXES", 300)    # ~50 chunks, buffers reused
+        monkeypatch.setattr(ensemble, "_prepare_located", None)      # the chunked path only
+        for given_inputs in (inputs, [inputs[0], interleaved(inputs[1]), inputs[2]]):
+            chunked = ensemble_predictions(given_inputs, config, dataset=dataset).predictions
+            assert_array_equal(chunked.image_pos, whole.image_pos)
+            assert_array_equal(chunked.labels, whole.labels)
+            assert_array_equal(chunked.boxes_xyxy, whole.boxes_xyxy)
+            assert_array_equal(chunked.scores, whole.scores)
+
+    def test_chunked_nms_equals_ensemble_boxes(self, real_fold_inputs, monkeypatch):
+        import core.ensemble as ensemble
+
+        dataset, inputs = real_fold_inputs
+        config = EnsembleConfig("nms", iou_thr=0.6)
+        ref = ensemble_predictions(inputs, config, dataset=dataset, engine="ensemble-boxes", workers=1).predictions
+        monkeypatch.setattr(ensemble, "_STREAM_CHUNK_BOXES", 300)
+        monkeypatch.setattr(ensemble, "_prepare_located", None)
+        ours = ensemble_predictions(inputs, config, dataset=dataset).predictions
+        assert_array_equal(ours.image_pos, ref.image_pos)
+        assert_array_equal(ours.labels, ref.labels)
+        assert_allclose(ours.boxes_xyxy, ref.boxes_xyxy, rtol=0, atol=1e-3)
+        assert_allclose(ours.scores, ref.scores, rtol=0, atol=ATOL)
