@@ -121,6 +121,10 @@ class EnsembleResult:
 def image_union(inputs: Sequence[Predictions]) -> tuple[np.ndarray, list[np.ndarray], list[Problem]]:
     """Union of the inputs' image keys in first-seen order, each input's key -> union position map
     ([R_i] int64), and one WARNING per input that lacks images another input has."""
+    first = inputs[0].image_keys if len(inputs) else np.zeros(0, object)
+    # the usual case, one test set listed in one order by every input: no lookup per key
+    if all(np.array_equal(p.image_keys, first) for p in inputs[1:]) and len(set(first.tolist())) == len(first):
+        return first.astype(object), [np.arange(len(first)) for _ in inputs], []
     keys: dict[str, int] = {}
     positions = []
     for preds in inputs:
@@ -313,36 +317,48 @@ class PreparedInputs:
 
 @dataclass
 class _LocatedInputs:
-    """The inputs' kept boxes located by (union image, model), none copied yet: `gather` writes
-    a run of images' boxes normalised and grouped (all images for a sweep, chunk by chunk for one
-    ensemble: then the whole grouped copy, ~70 MB of fresh memory at competition scale, never exists)."""
+    """The inputs' rows located by (union image, model), none copied yet: `gather` writes a run
+    of images' boxes cleaned, normalised and grouped (all images for a sweep, chunk by chunk for
+    one ensemble: then the whole grouped copy, ~70 MB of fresh memory at competition scale, never
+    exists)."""
 
     image_keys: np.ndarray  # [R] union of the inputs' images
     sizes: np.ndarray       # [R, 2] width, height used for normalising
-    offsets: np.ndarray     # [R*M+1] first row of each (image, model) group (slot image * M + model) once grouped
-    run_lo: np.ndarray      # [R*M] each group's rows [run_lo, run_hi) in its input
-    run_hi: np.ndarray      # [R*M]
-    columns: list           # per input: (boxes [N, 4] pixels, scores [N], labels [N]), each image's rows together
-    n_models: int
+    run_lo: np.ndarray      # [R, M] each image's rows [run_lo, run_hi) in each input
+    run_hi: np.ndarray      # [R, M]
+    boxes: tuple            # M arrays [N_m, 4] pixels, each image's rows together
+    scores: tuple           # M arrays [N_m]
+    labels: tuple           # M arrays [N_m] int64
     problems: list[Problem]
 
+    @property
+    def n_models(self) -> int:
+        return len(self.boxes)
+
     def image_starts(self) -> np.ndarray:
-        """[R+1] first grouped row of each image (and the total)."""
-        return self.offsets[::self.n_models]
+        """[R+1] first row of each image (and the total) were every row kept."""
+        return np.concatenate([[0], np.cumsum((self.run_hi - self.run_lo).sum(axis=1))])
 
     def gather(self, lo: int, hi: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> _Chunk:
-        """Images [lo, hi) normalised and grouped into the first rows of boxes [>=k, 4], scores, labels."""
+        """Images [lo, hi) cleaned, normalised and grouped into the first rows of boxes [>=k, 4],
+        scores, labels (k: their kept boxes, at most their rows)."""
         from core.ensemble_kernels import gather_clean_boxes
 
-        n_models = self.n_models
-        base = int(self.offsets[lo * n_models])
-        n = int(self.offsets[hi * n_models]) - base
-        for m, (input_boxes, input_scores, input_labels) in enumerate(self.columns):
-            gather_clean_boxes(self.run_lo, self.run_hi, input_boxes, input_scores, input_labels, self.sizes,
-                               lo, hi, m, n_models, self.offsets, base, boxes, scores, labels)
-        slots = np.arange(lo, hi)[:, None] * n_models + np.arange(n_models + 1)[None, :]  # [C, M+1]
-        return _Chunk(image_ids=np.arange(lo, hi), starts=self.offsets[slots] - base,
-                      boxes=boxes[:n], scores=scores[:n], labels=labels[:n])
+        starts = np.empty((hi - lo, self.n_models + 1), np.int64)
+        n = gather_clean_boxes(self.run_lo, self.run_hi, self.boxes, self.scores, self.labels, self.sizes, lo, hi,
+                               starts, boxes, scores, labels)
+        return _Chunk(image_ids=np.arange(lo, hi), starts=starts, boxes=boxes[:n], scores=scores[:n],
+                      labels=labels[:n])
+
+    def dropped(self, n_kept: int) -> list[Problem]:
+        """The warning for the boxes cleaning left out, given how many it kept."""
+        n_dropped = sum(len(s) for s in self.scores) - n_kept
+        if not n_dropped:
+            return []
+        return [Problem(
+            Severity.WARNING,
+            f"{n_dropped} box(es) have no area inside their image (or no finite score) and were left out.",
+        )]
 
 
 def _locate_inputs(
@@ -353,8 +369,7 @@ def _locate_inputs(
     default_size: tuple[float, float] | None = None,
     roots: DataRoots | None = None,
 ) -> _LocatedInputs:
-    """Union the images, find each image's size, count and locate each (image, model) group's
-    kept boxes (normalised, clipped to the image, of positive area)."""
+    """Union the images, find each image's size and locate each input's rows of each image."""
     if len(inputs) < 1:
         raise ValueError("Nothing to ensemble: give at least one prediction set.")
     union, positions, problems = image_union(inputs)
@@ -371,7 +386,7 @@ def _locate_inputs(
                                        default_size=default_size, roots=roots)
     problems += size_problems
 
-    from core.ensemble_kernels import locate_clean_boxes
+    from core.ensemble_kernels import locate_rows
 
     n_models = len(inputs)
     columns = [(pos, np.ascontiguousarray(p.image_pos, np.int64),
@@ -386,33 +401,20 @@ def _locate_inputs(
             np.maximum.at(extent, pos[image_pos], boxes[:, :2])
         sizes[unknown] = np.maximum(extent[unknown], 1.0)
 
-    # Clean exactly as ensemble-boxes would box by box (order corners, clip to [0, 1], drop
-    # zero-area boxes), counting each (image, model) group's kept boxes and finding its rows.
-    counts = np.zeros(len(union) * n_models, np.int64)
-    run_lo, run_hi = np.zeros_like(counts), np.zeros_like(counts)
-    n_kept = 0
+    run_lo = np.zeros((len(union), n_models), np.int64)
+    run_hi = np.zeros_like(run_lo)
     for m, (pos, image_pos, boxes, scores, labels) in enumerate(columns):
-        kept, contiguous = locate_clean_boxes(pos, image_pos, boxes, scores, sizes, m, n_models, counts,
-                                              run_lo, run_hi)
-        if not contiguous:  # an image's rows apart (Predictions built by hand): together, file order kept
+        if not locate_rows(pos, image_pos, m, run_lo, run_hi):
+            # an image's rows apart (Predictions built by hand): brought together, file order kept
             order = np.argsort(image_pos, kind="stable")
             columns[m] = pos, image_pos, boxes, scores, labels = (
                 pos, image_pos[order], boxes[order], scores[order], labels[order])
-            counts[m::n_models], run_lo[m::n_models], run_hi[m::n_models] = 0, 0, 0
-            kept, _ = locate_clean_boxes(pos, image_pos, boxes, scores, sizes, m, n_models, counts, run_lo, run_hi)
-        n_kept += kept
-    n_dropped = sum(len(p) for p in inputs) - n_kept
-    if n_dropped:
-        problems.append(Problem(
-            Severity.WARNING,
-            f"{n_dropped} box(es) have no area inside their image (or no finite score) and were left out.",
-        ))
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+            run_lo[:, m], run_hi[:, m] = 0, 0
+            locate_rows(pos, image_pos, m, run_lo, run_hi)
     return _LocatedInputs(
-        image_keys=union, sizes=sizes, offsets=offsets, run_lo=run_lo, run_hi=run_hi,
-        columns=[(boxes, scores, labels) for _, _, boxes, scores, labels in columns],
-        n_models=n_models, problems=problems,
+        image_keys=union, sizes=sizes, run_lo=run_lo, run_hi=run_hi,
+        boxes=tuple(c[2] for c in columns), scores=tuple(c[3] for c in columns),
+        labels=tuple(c[4] for c in columns), problems=problems,
     )
 
 
@@ -432,11 +434,15 @@ def prepare_inputs(
 
 def _prepare_located(located: _LocatedInputs) -> PreparedInputs:
     """All images gathered at once: the grouped copy a sweep reuses variant after variant."""
-    n = int(located.offsets[-1])
-    whole = located.gather(0, len(located.image_keys), np.empty((n, 4)), np.empty(n), np.empty(n, np.int64))
+    n = sum(len(s) for s in located.scores)
+    boxes, scores, labels = np.empty((n, 4)), np.empty(n), np.empty(n, np.int64)
+    whole = located.gather(0, len(located.image_keys), boxes, scores, labels)
+    n_kept = len(whole.scores)
+    for column in (boxes, scores, labels):  # only this function refers to them: shrunk in place
+        column.resize((n_kept,) + column.shape[1:], refcheck=False)
     return PreparedInputs(
-        image_keys=located.image_keys, sizes=located.sizes, starts=whole.starts, boxes=whole.boxes,
-        scores=whole.scores, labels=whole.labels, n_models=located.n_models, problems=located.problems,
+        image_keys=located.image_keys, sizes=located.sizes, starts=whole.starts, boxes=boxes, scores=scores,
+        labels=labels, n_models=located.n_models, problems=located.problems + located.dropped(n_kept),
     )
 
 
@@ -513,21 +519,28 @@ def _ensemble_located(located: _LocatedInputs, config: EnsembleConfig, *, progre
     into buffers reused by every chunk (no grouped copy of the whole set)."""
     _warm_up(config)
     started = time.perf_counter()
-    image_starts = located.image_starts()                                     # [R+1]
-    n_images, n_boxes = len(located.image_keys), int(image_starts[-1])
-    n_chunks = min(max(10, -(-n_boxes // _STREAM_CHUNK_BOXES)), max(n_images, 1))
-    targets = np.linspace(0, n_boxes, n_chunks + 1)[1:-1]
+    image_starts = located.image_starts()                                     # [R+1] rows
+    n_images, n_rows = len(located.image_keys), int(image_starts[-1])
+    n_chunks = min(max(10, -(-n_rows // _STREAM_CHUNK_BOXES)), max(n_images, 1))
+    targets = np.linspace(0, n_rows, n_chunks + 1)[1:-1]
     bounds = np.unique(np.concatenate([[0], np.searchsorted(image_starts, targets), [n_images]]))
     largest = int(np.max(np.diff(image_starts[bounds]), initial=0))
     buffers = np.empty((largest, 4)), np.empty(largest), np.empty(largest, np.int64)
     nms_out = ((np.empty(largest, np.int64), np.empty((largest, 4)), np.empty(largest), np.empty(largest, np.int64))
                if config.method == "nms" else None)
-    chunks = (located.gather(lo, hi, *buffers) for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()))
-    output = _Output(n_boxes)
-    # each chunk is done (its results copied to output) before the next one reuses the buffers
-    _collect(((c, _run_chunk(c, config, located.n_models, nms_out=nms_out)) for c in chunks), output,
-             located.sizes, n_images, progress)
-    return _result(output, located.image_keys, located.problems, config, name, started)
+    output = _Output(n_rows)
+    n_kept = 0
+
+    def chunk_results():
+        nonlocal n_kept
+        # each chunk is done (its results copied to output) before the next one reuses the buffers
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            chunk = located.gather(lo, hi, *buffers)
+            n_kept += len(chunk.scores)
+            yield chunk, _run_chunk(chunk, config, located.n_models, nms_out=nms_out)
+
+    _collect(chunk_results(), output, located.sizes, n_images, progress)
+    return _result(output, located.image_keys, located.problems + located.dropped(n_kept), config, name, started)
 
 
 def _collect(results, output: "_Output", sizes: np.ndarray, n_images: int, progress: ProgressFn | None) -> None:
@@ -639,7 +652,7 @@ def ensemble_predictions(
     located = _locate_inputs(inputs, dataset=dataset, image_root=image_root, default_size=default_size,
                              roots=roots)
     _check_variant(config, engine, located.n_models)
-    n_boxes = int(located.offsets[-1])
+    n_boxes = sum(len(s) for s in located.scores)
     if engine == "numba" and (_default_workers(n_boxes, engine) if workers is None else int(workers)) <= 1:
         return _ensemble_located(located, config, progress=progress, name=name)
     return ensemble_prepared(_prepare_located(located), config, progress=progress, workers=workers, name=name,

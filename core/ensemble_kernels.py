@@ -142,9 +142,9 @@ def _iou_scalar(a0, a1, a2, a3, b0, b1, b2, b3):
 
 
 # ---------------------------------------------------------------------------------------------
-# Input cleaning and grouping (core.ensemble), one input at a time, two passes: locate each
-# (image, model) group's rows in the input and count its kept boxes, then write the kept boxes of
-# a run of images straight to their slots (the whole set once for a sweep, or chunk by chunk).
+# Input cleaning and grouping (core.ensemble): each input's rows of each image are located
+# (one pass over its image column), then any run of images' boxes is cleaned and written
+# grouped by (image, model) in one pass (the whole set once for a sweep, chunk by chunk otherwise).
 
 
 @njit(cache=True, error_model="numpy")
@@ -161,49 +161,48 @@ def _normalised_box(b0, b1, b2, b3, width, height):
     return x1, y1, x2, y2, (x2 - x1) * (y2 - y1) > 0
 
 
-@njit(cache=True, error_model="numpy")
-def locate_clean_boxes(union_pos, image_pos, boxes, scores, sizes, model, n_models, counts, run_lo, run_hi):
-    """One input's pass: adds its kept boxes to counts [R*M] (slot image * M + model) and sets
-    its images' rows [run_lo, run_hi) (same slots). union_pos [R_i]: the input's image -> union
-    image; sizes [R, 2] width, height. Returns (kept boxes, whether each image's rows are
-    contiguous: where they are not, the runs are wrong and the input must be sorted first)."""
-    kept = 0
+@njit(cache=True)
+def locate_rows(union_pos, image_pos, model, run_lo, run_hi):
+    """Sets run_lo, run_hi [R, M] (column `model`): each image's rows [lo, hi) in one input
+    (union_pos [R_i]: the input's image -> union image). Returns whether each image's rows are
+    contiguous; where they are not, the runs are wrong and the input must be sorted first."""
     contiguous = True
     previous = -1
-    slot = 0
-    for j in range(scores.shape[0]):
+    u = 0
+    for j in range(image_pos.shape[0]):
         if image_pos[j] != previous:
             previous = image_pos[j]
-            slot = union_pos[previous] * n_models + model
-            if run_hi[slot] > 0:    # this image's rows began earlier
+            u = union_pos[previous]
+            if run_hi[u, model] > 0:    # this image's rows began earlier
                 contiguous = False
-            run_lo[slot] = j
-        run_hi[slot] = j + 1
-        u = union_pos[previous]
-        ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3], sizes[u, 0], sizes[u, 1])[4]
-        if ok and np.isfinite(scores[j]):
-            counts[slot] += 1
-            kept += 1
-    return kept, contiguous
+            run_lo[u, model] = j
+        run_hi[u, model] = j + 1
+    return contiguous
 
 
 @njit(cache=True, error_model="numpy")
-def gather_clean_boxes(run_lo, run_hi, boxes, scores, labels, sizes, lo, hi, model, n_models, offsets, base,
-                       out_boxes, out_scores, out_labels):
-    """Writes one input's kept boxes of the union images [lo, hi), normalised, in file order to
-    rows offsets[slot] - base onward of out_* (offsets [R*M+1]: each (image, model) group's first
-    row in the grouped order, slot = image * M + model): a stable sort's order by (image, model)."""
+def gather_clean_boxes(run_lo, run_hi, boxes, scores, labels, sizes, lo, hi, out_starts, out_boxes, out_scores,
+                       out_labels):
+    """Writes the kept boxes of union images [lo, hi), normalised by sizes [R, 2] (width,
+    height), to out_* grouped by (image, model), each model's in file order (a stable sort's
+    order), and out_starts [hi - lo, M+1] their offsets; returns how many. boxes, scores,
+    labels: tuples of the M inputs' columns; run_lo, run_hi [R, M] as `locate_rows` sets them."""
+    n_models = len(boxes)
+    k = 0
     for u in range(lo, hi):
-        slot = u * n_models + model
         w, h = sizes[u, 0], sizes[u, 1]
-        k = offsets[slot] - base
-        for j in range(run_lo[slot], run_hi[slot]):
-            x1, y1, x2, y2, ok = _normalised_box(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3], w, h)
-            if ok and np.isfinite(scores[j]):
-                out_boxes[k, 0], out_boxes[k, 1], out_boxes[k, 2], out_boxes[k, 3] = x1, y1, x2, y2
-                out_scores[k] = scores[j]
-                out_labels[k] = labels[j]
-                k += 1
+        for m in range(n_models):
+            out_starts[u - lo, m] = k
+            b, s, lab = boxes[m], scores[m], labels[m]
+            for j in range(run_lo[u, m], run_hi[u, m]):
+                x1, y1, x2, y2, ok = _normalised_box(b[j, 0], b[j, 1], b[j, 2], b[j, 3], w, h)
+                if ok and np.isfinite(s[j]):
+                    out_boxes[k, 0], out_boxes[k, 1], out_boxes[k, 2], out_boxes[k, 3] = x1, y1, x2, y2
+                    out_scores[k] = s[j]
+                    out_labels[k] = lab[j]
+                    k += 1
+        out_starts[u - lo, n_models] = k
+    return k
 
 
 @njit(cache=True, error_model="numpy")
@@ -430,15 +429,38 @@ def _argsort_as_numba(keys, order, n, stack_lo, stack_hi):
 
 
 @njit(cache=True, fastmath={"reassoc", "nsz"})
-def _count_higher_and_equal(values, lo, n, v):
-    """(how many of values[lo:lo + n] are > v, how many == v) as floats; `reassoc` lets the two
-    sums vectorise and is exact here (sums of 1.0 below 2**53)."""
-    higher = 0.0
-    equal = 0.0
+def _count_higher4(values, lo, n, v0, v1, v2, v3):
+    """How many of values[lo:lo + n] are > v0, v1, v2, v3 (four counts as floats, each value read
+    once); `reassoc` lets the sums vectorise and is exact here (sums of 1.0 below 2**53)."""
+    h0 = 0.0
+    h1 = 0.0
+    h2 = 0.0
+    h3 = 0.0
     for t in range(np.uint64(lo), np.uint64(lo + n)):
-        higher += 1.0 if values[t] > v else 0.0
-        equal += 1.0 if values[t] == v else 0.0
-    return higher, equal
+        x = values[t]
+        h0 += 1.0 if x > v0 else 0.0
+        h1 += 1.0 if x > v1 else 0.0
+        h2 += 1.0 if x > v2 else 0.0
+        h3 += 1.0 if x > v3 else 0.0
+    return h0, h1, h2, h3
+
+
+@njit(cache=True)
+def _rank_if_distinct(values, lo, n, order):
+    """order[:n] = the argsort of values[lo:lo + n] ranked branch-free (place = n - 1 - number of
+    higher values); False (order unfinished) as soon as two values are equal: they get one place."""
+    for r in range(n):
+        order[r] = -1
+    last = n - 1
+    for r in range(0, n, 4):
+        higher = _count_higher4(values, lo, n, values[lo + r], values[lo + min(r + 1, last)],
+                                values[lo + min(r + 2, last)], values[lo + min(r + 3, last)])
+        for i in range(min(4, n - r)):
+            place = last - int(higher[i])
+            if order[place] >= 0:
+                return False
+            order[place] = r + i
+    return True
 
 
 @njit(cache=True, error_model="numpy")
@@ -509,14 +531,7 @@ def nms_images(starts, boxes, scores, labels, label_code, label_low, n_labels, w
             # The library's order: `scores.argsort()[::-1]`. Without ties any sort gives it; a small
             # class is ranked branch-free (place = number of higher scores). Where scores tie
             # (or the class is large) numba's own argsort decides, as in the library.
-            tied = n > 48
-            if not tied:
-                for r in range(n):
-                    higher, equal = _count_higher_and_equal(value, group_lo, n, value[group_lo + r])
-                    if equal > 1.0:
-                        tied = True
-                        break
-                    order[n - 1 - int(higher)] = r
+            tied = n > 48 or not _rank_if_distinct(value, group_lo, n, order)
             if tied:
                 for p in range(n):
                     key[p] = value[group_lo + p]

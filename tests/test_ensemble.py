@@ -236,6 +236,17 @@ class TestImageSets:
         assert union.tolist() == ["b.jpg", "a.jpg", "c.jpg"]
         assert positions[1].tolist() == [2, 1]
 
+    def test_union_of_inputs_listing_the_same_images(self):
+        a = make_predictions({"b.jpg": [], "a.jpg": []}, "A")
+        same = make_predictions({"b.jpg": [], "a.jpg": []}, "B")
+        swapped = make_predictions({"a.jpg": [], "b.jpg": []}, "C")
+        union, positions, problems = image_union([a, same])
+        assert union.tolist() == ["b.jpg", "a.jpg"] and union.dtype == object and problems == []
+        assert [p.tolist() for p in positions] == [[0, 1], [0, 1]]
+        union, positions, problems = image_union([a, swapped])
+        assert union.tolist() == ["b.jpg", "a.jpg"] and problems == []
+        assert [p.tolist() for p in positions] == [[0, 1], [1, 0]]
+
 
 class TestConfig:
     @pytest.mark.parametrize("kwargs, fragment", [
