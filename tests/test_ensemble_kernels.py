@@ -22,7 +22,9 @@ from core.dataset import load_coco
 from core.ensemble import (
     CONF_TYPES, EnsembleConfig, _chunks, _ensemble_one_image, _run_chunk, ensemble_predictions, prepare_inputs,
 )
-from core.ensemble_kernels import _argsort_as_numba, _pairwise_sum, ensemble_grouped, numpy_descending_order
+from core.ensemble_kernels import (
+    _argsort_as_numba, _pairwise_sum, _rank_if_distinct, ensemble_grouped, numpy_descending_order,
+)
 from core.submission import read_submission
 from tests.conftest import REAL_TRASH, SAMPLE, need
 
@@ -260,6 +262,24 @@ def test_nms_on_large_tied_classes_equals_ensemble_boxes(case):
     starts, boxes, scores, labels, config = case
     assert_same(ensemble_grouped(starts, boxes, scores, labels, config),
                 library_per_image(starts, boxes, scores, labels, config))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 13, 30, 48])
+def test_rank_if_distinct_is_the_argsort_or_reports_a_tie(n):
+    rng = np.random.default_rng(n)
+    values = np.concatenate([rng.random(3), rng.permutation(n) / n + 0.5])   # distinct from position 3
+    order = np.empty(n, np.int64)
+    assert _rank_if_distinct(values, 3, n, order)
+    assert_array_equal(order, np.argsort(values[3:3 + n]))
+    if n > 1:
+        for a, b in ((0, n - 1), (n // 2, n // 3), (n - 2, n - 1)):
+            if a != b:
+                tied = values.copy()
+                tied[3 + a] = tied[3 + b]
+                assert not _rank_if_distinct(tied, 3, n, order)
+        signed = values.copy()
+        signed[3], signed[4] = 0.0, -0.0        # equal to each other as the library's argsort sees them
+        assert not _rank_if_distinct(signed, 3, n, order)
 
 
 @njit
