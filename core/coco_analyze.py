@@ -60,14 +60,13 @@ def supercategories_of(doc: dict) -> dict[int, str] | None:
 
 def coco_analyze(ev, supercategory: dict[int, str] | None = None) -> Analyze:
     """The seven curves of every class and area for the evaluation's predictions."""
-    from core.evaluation import MAX_DETS, _accumulate_order, _gt_arrays, _stable_argsort_small
+    from core.evaluation import MAX_DETS, _gt_arrays, class_order_and_position
 
     det = ev._arrays[0]
     gt = _gt_arrays(ev.dataset)
     ids = ev.dataset.category_ids
     k, n_images = len(ids), len(ev.dataset.images)
-    det_order = _accumulate_order(det, ev.dataset)
-    class_order = det_order[_stable_argsort_small(det.cls[det_order])]
+    class_order, _ = class_order_and_position(det, ev.dataset)
     regular = ~gt.crowd
     in_area = (gt.area[:, None] >= COCO_AREA_RANGES[:, 0]) & (gt.area[:, None] <= COCO_AREA_RANGES[:, 1])
     n_pos = np.zeros((k, len(AREAS)), np.int64)

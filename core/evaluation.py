@@ -420,6 +420,15 @@ def _class_order(det: _DetArrays, dataset: Dataset) -> tuple[np.ndarray, np.ndar
                                        len(dataset.categories))
 
 
+def class_order_and_position(det: _DetArrays, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(class_order [N], position [N]): rows by class in accumulate order, and each row's place in
+    the accumulate order; what TIDE per class, slices and COCO analyze re-match with."""
+    by_class, class_order = _class_order(det, dataset)
+    position = np.empty(len(class_order), np.int64)
+    position[class_order] = by_class
+    return class_order, position
+
+
 def _image_id_order(det: _DetArrays, dataset: Dataset) -> np.ndarray | None:
     """Prediction rows stably sorted by the rank of their image's id; None where that is
     row order (image ids ascending in file order: the usual case)."""

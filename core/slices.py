@@ -429,7 +429,7 @@ def _distinct(values: np.ndarray) -> list:
 # ------------------------------------------------------------------------------- scoring
 def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     """Match every slice of `dimensions` (default: automatic_dimensions) once."""
-    from core.evaluation import MAX_DETS, _accumulate_order, _gt_arrays, _stable_argsort_small
+    from core.evaluation import MAX_DETS, _gt_arrays, class_order_and_position
 
     if dimensions is None:
         dimensions = automatic_dimensions(ev)
@@ -438,10 +438,7 @@ def build_slices(ev, dimensions: list[Dimension] | None = None) -> SliceIndex:
     n_images, k = len(ev.dataset.images), len(ev.dataset.categories)
     thrs = COCO_IOU_THRS if np.any(COCO_IOU_THRS == ev.iou_thr) else np.r_[COCO_IOU_THRS, ev.iou_thr]
     eval_t = int(np.flatnonzero(thrs == ev.iou_thr)[0])
-    det_order = _accumulate_order(det, ev.dataset)
-    class_order = det_order[_stable_argsort_small(det.cls[det_order])]
-    position = np.empty(len(det.score), np.int64)
-    position[det_order] = np.arange(len(det.score))
+    class_order, position = class_order_and_position(det, ev.dataset)
     gt_order = np.argsort(gt.image, kind="stable")
     det_start = np.searchsorted(det.image, np.arange(n_images + 1))
     gt_start = np.searchsorted(gt.image[gt_order], np.arange(n_images + 1))

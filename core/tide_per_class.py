@@ -17,13 +17,10 @@ from core.tide import TideInput, tide_dap_by_group
 def tide_input_of(ev) -> tuple[TideInput, np.ndarray, np.ndarray]:
     """TIDE's input as `evaluate` builds it: (TideInput, its prediction rows in ev.dets order,
     the accumulate position of every prediction)."""
-    from core.evaluation import _accumulate_order, _stable_argsort_small
+    from core.evaluation import class_order_and_position
 
     det = ev._arrays[0]
-    det_order = _accumulate_order(det, ev.dataset)
-    class_order = det_order[_stable_argsort_small(det.cls[det_order])]
-    position = np.empty(len(det.score), np.int64)
-    position[det_order] = np.arange(len(det.score))
+    class_order, position = class_order_and_position(det, ev.dataset)
     data, rows = tide_input_from(ev, class_order, position)
     return data, rows, position
 

@@ -60,6 +60,10 @@ def test_evaluations_class_order_is_the_accumulate_order_by_class(shuffle_ids):
     by_class, class_order = evaluation._class_order(det, dataset)
     np.testing.assert_array_equal(by_class, evaluation._stable_argsort_small(det.cls[det_order]))
     np.testing.assert_array_equal(class_order, det_order[by_class])
+    # what TIDE per class, slices and COCO analyze take: each row's place in the accumulate order
+    shared_order, position = evaluation.class_order_and_position(det, dataset)
+    np.testing.assert_array_equal(shared_order, class_order)
+    np.testing.assert_array_equal(det_order[position], np.arange(len(det_order)))
 
 
 def _numpy_box_flags(boxes):
