@@ -43,8 +43,7 @@ def load_ground_truth_or_say(path: Path):
     try:
         return load_ground_truth(path)
     except ValidationError as exc:
-        print_problems(exc.problems)
-        print(f"{path}: not a usable ground truth; fix the errors above.")
+        _say_unusable("ground truth", path, exc)
         return None
 
 
@@ -55,8 +54,7 @@ def load_predictions_or_say(path: Path, dataset):
     try:
         return load_any_predictions(path, dataset)
     except ValidationError as exc:
-        print_problems(exc.problems)
-        print(f"{path}: not usable as predictions; fix the errors above.")
+        _say_unusable("predictions", path, exc)
         return None
 
 
@@ -69,9 +67,15 @@ def load_inputs_or_say(gt_path: Path, pred_path: Path, ready=lambda dataset: Tru
     try:
         return load_inputs(gt_path, pred_path, ready=ready)
     except UnusableInput as exc:
-        print_problems(exc.error.problems)
-        if exc.role == "ground truth":
-            print(f"{gt_path}: not a usable ground truth; fix the errors above.")
-        else:
-            print(f"{pred_path}: not usable as predictions; fix the errors above.")
+        _say_unusable(exc.role, exc.path, exc.error)
         return None
+
+
+# what an input refused is said to be, by its role (core.prediction_files.UnusableInput.role)
+_UNUSABLE_AS = {"ground truth": "not a usable ground truth", "predictions": "not usable as predictions"}
+
+
+def _say_unusable(role: str, path, error: ValidationError) -> None:
+    """An input's problems, then that it cannot be used and what to do."""
+    print_problems(error.problems)
+    print(f"{path}: {_UNUSABLE_AS[role]}; fix the errors above.")
