@@ -305,6 +305,25 @@ def _interpolate(t, k, n_pos, tp, tp_prec, tp_rec, n_tp, rec_thrs, precision, re
                 precision[t, ri, k, a, m] = prec[i] if i < count else 0.0
 
 
+@njit(cache=True)
+def _accumulate_buffers(n_thr, n_cls, n_area, n_md, n_pos, rec_thrs):
+    """The accumulate kernels' outputs, precision [T, R, K, A, M] and recall [T, K, A, M] at -1 (no
+    GT), and their working buffers: one threshold at a time keeps the TP lists small (one per
+    area and maxDets, as long as the most ground truth of a class)."""
+    precision = -np.ones((n_thr, rec_thrs.shape[0], n_cls, n_area, n_md))
+    recall = -np.ones((n_thr, n_cls, n_area, n_md))
+    most = 1
+    for k in range(n_cls):
+        for a in range(n_area):
+            most = max(most, n_pos[k, a])
+    tp_prec = np.empty((n_area, n_md, most))
+    tp_rec = np.empty((n_area, n_md, most))
+    tp = np.zeros((n_area, n_md))
+    fp = np.zeros((n_area, n_md))
+    n_tp = np.zeros((n_area, n_md), np.int64)
+    return precision, recall, tp_prec, tp_rec, tp, fp, n_tp
+
+
 @njit(cache=True, nogil=True)  # core.evaluation runs it on a thread beside TIDE
 def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs):
     """pycocotools' accumulate: precision [T, R, K, A, M] and recall [T, K, A, M] (-1: no GT).
@@ -319,21 +338,11 @@ def accumulate(coco, never_matched, class_start, rank, max_dets, n_pos, rec_thrs
     threshold fills every (A, M).
     """
     n_thr, n_area = coco.shape[1], coco.shape[2]
-    n_cls, n_md, n_rec = class_start.shape[0] - 1, max_dets.shape[0], rec_thrs.shape[0]
+    n_cls, n_md = class_start.shape[0] - 1, max_dets.shape[0]
     eps = np.spacing(1.0)
-    precision = -np.ones((n_thr, n_rec, n_cls, n_area, n_md))
-    recall = -np.ones((n_thr, n_cls, n_area, n_md))
-    most = 1
-    for k in range(n_cls):
-        for a in range(n_area):
-            most = max(most, n_pos[k, a])
-    # one threshold at a time keeps the TP buffers small (a TP list per area and maxDets)
-    tp_prec = np.empty((n_area, n_md, most))
-    tp_rec = np.empty((n_area, n_md, most))
-    tp = np.zeros((n_area, n_md))
-    fp = np.zeros((n_area, n_md))
+    precision, recall, tp_prec, tp_rec, tp, fp, n_tp = _accumulate_buffers(n_thr, n_cls, n_area, n_md, n_pos,
+                                                                           rec_thrs)
     uniform_fp = np.zeros((n_area, n_md))
-    n_tp = np.zeros((n_area, n_md), np.int64)
     for k in range(n_cls):
         for t in range(n_thr):
             tp[:] = 0.0
@@ -383,19 +392,10 @@ def accumulate_reachable(flags, coco_reach, class_start, n_pos, rec_thrs):
     once per class, not once per threshold. Returns what `accumulate` returns, bit-equal.
     """
     n_thr, n_area, n_md = coco_reach.shape[1], coco_reach.shape[2], 3
-    n_cls, n_rec = class_start.shape[0] - 1, rec_thrs.shape[0]
+    n_cls = class_start.shape[0] - 1
     eps = np.spacing(1.0)
-    precision = -np.ones((n_thr, n_rec, n_cls, n_area, n_md))
-    recall = -np.ones((n_thr, n_cls, n_area, n_md))
-    most = 1
-    for k in range(n_cls):
-        for a in range(n_area):
-            most = max(most, n_pos[k, a])
-    tp_prec = np.empty((n_area, n_md, most))
-    tp_rec = np.empty((n_area, n_md, most))
-    tp = np.zeros((n_area, n_md))
-    fp = np.zeros((n_area, n_md))
-    n_tp = np.zeros((n_area, n_md), np.int64)
+    precision, recall, tp_prec, tp_rec, tp, fp, n_tp = _accumulate_buffers(n_thr, n_cls, n_area, n_md, n_pos,
+                                                                           rec_thrs)
     uniform_fp = np.zeros((n_area, n_md), np.int64)
     first = 0                                                # this class's first row of coco_reach
     for k in range(n_cls):
