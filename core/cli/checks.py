@@ -71,7 +71,7 @@ def load_inputs_or_say(gt_path: Path, pred_path: Path, ready=lambda dataset: Tru
         return None
 
 
-# what an input refused is said to be, by its role (core.prediction_files.UnusableInput.role)
+# what an input refused is said to be, by its role (the role of a core.prediction_files.UnusableInput)
 _UNUSABLE_AS = {"ground truth": "not a usable ground truth", "predictions": "not usable as predictions"}
 
 
