@@ -39,57 +39,73 @@ def image_table(dataset: Dataset | None, view: "PredictionView | None",
     key is the image's file name; image_index is -1 for an image the ground truth lacks.
     Counts that cannot be known (no ground truth) are NaN.
     """
+    # Built from whole columns in one DataFrame: the explorer makes one per score threshold,
+    # and per-column pandas assignment cost more than the counting itself.
     parts = []
     if dataset is not None:
-        table = pd.DataFrame({
-            "key": dataset.images["file_name"].astype(str).to_numpy(),
-            "image_index": np.arange(len(dataset.images), dtype=np.int64),
+        n = len(dataset.images)
+        columns = {
+            "key": dataset.images["file_name"].astype(str).to_numpy(dtype=object),
+            "image_index": np.arange(n, dtype=np.int64),
             "image_id": dataset.images["id"].to_numpy(),
             "width": dataset.images["width"].to_numpy(dtype=np.float64),
             "height": dataset.images["height"].to_numpy(dtype=np.float64),
-        })
-        has_gt_boxes = len(dataset.annotations) > 0
-        n_gt = np.bincount(dataset.annotations["image_index"].to_numpy(np.int64),
-                           minlength=len(table)) if has_gt_boxes else np.zeros(len(table))
-        table["n_gt"] = n_gt.astype(np.float64)
+            "n_gt": (np.bincount(dataset.annotations["image_index"].to_numpy(np.int64), minlength=n)
+                     if len(dataset.annotations) else np.zeros(n)).astype(np.float64),
+        }
         if per_image is None and view is not None and view.evaluated is not None:
             per_image = view.evaluated.per_image
         if per_image is not None and len(per_image):
-            stats = per_image.set_index("image_index")
+            rows = per_image["image_index"].to_numpy(np.int64)
+            aligned = len(rows) == n and (rows == columns["image_index"]).all()
             for column in ("n_pred", "n_tp", "n_fp", "n_missed", "ap50"):
-                table[column] = stats[column].reindex(table["image_index"]).to_numpy(np.float64)
+                values = per_image[column].to_numpy(np.float64)
+                if not aligned:  # per_image lists a subset or another order: NaN where absent
+                    position = _position_of(rows, n)
+                    values = np.where(position >= 0, values[np.maximum(position, 0)], np.nan) \
+                        if len(values) else np.full(n, np.nan)
+                columns[column] = values
         else:
-            table["n_pred"] = (view.boxes_per_image().astype(np.float64) if view is not None
-                               else np.full(len(table), np.nan))
+            columns["n_pred"] = (view.boxes_per_image().astype(np.float64) if view is not None
+                                 else np.full(n, np.nan))
             for column in ("n_tp", "n_fp", "n_missed", "ap50"):
-                table[column] = np.nan
-        parts.append(table)
+                columns[column] = np.full(n, np.nan)
+        parts.append(columns)
     if view is not None:
         parts.append(_prediction_only_images(dataset, view))
+    parts = [p for p in parts if len(p["key"])] or parts[:1]
     if not parts:
         return pd.DataFrame({c: [] for c in TABLE_COLUMNS})
-    table = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-    table["n_errors"] = table["n_fp"].fillna(0) + table["n_missed"].fillna(0)
-    table["top_score"] = (view.top_scores(table["key"].to_numpy(dtype=object)) if view is not None
-                          else np.full(len(table), np.nan))
-    return table[TABLE_COLUMNS]
+    table = {c: np.concatenate([p[c] for p in parts]) if len(parts) > 1 else parts[0][c]
+             for c in TABLE_COLUMNS if c not in ("n_errors", "top_score")}
+    table["n_errors"] = np.nan_to_num(table["n_fp"]) + np.nan_to_num(table["n_missed"])
+    table["top_score"] = (view.top_scores(table["key"]) if view is not None
+                          else np.full(len(table["key"]), np.nan))
+    return pd.DataFrame(table)[TABLE_COLUMNS]
 
 
-def _prediction_only_images(dataset: Dataset | None, view: "PredictionView") -> pd.DataFrame:
-    """Rows for the images the predictions list but the ground truth lacks."""
+def _position_of(image_index: np.ndarray, n: int) -> np.ndarray:
+    """[n] row of each dataset image in a table with these image_index values; -1 where absent."""
+    position = np.full(n, -1, np.int64)
+    position[image_index] = np.arange(len(image_index))
+    return position
+
+
+def _prediction_only_images(dataset: Dataset | None, view: "PredictionView") -> dict:
+    """Columns for the images the predictions list but the ground truth lacks."""
     keys = np.asarray(view.predictions.image_keys, dtype=object)
     if dataset is not None:
         unknown = dataset.image_index_of_file(keys) < 0
     else:
         unknown = np.ones(len(keys), dtype=bool)
-    n_pred = view.boxes_per_key.astype(np.float64)
     rows = np.flatnonzero(unknown)
     nan = np.full(len(rows), np.nan)
-    return pd.DataFrame({
-        "key": keys[rows].astype(str), "image_index": np.full(len(rows), -1, np.int64),
-        "image_id": [None] * len(rows), "width": nan, "height": nan, "n_gt": nan,
-        "n_pred": n_pred[rows], "n_tp": nan, "n_fp": nan, "n_missed": nan, "ap50": nan,
-    })
+    return {
+        "key": keys[rows].astype(str).astype(object), "image_index": np.full(len(rows), -1, np.int64),
+        "image_id": np.full(len(rows), None, dtype=object), "width": nan, "height": nan, "n_gt": nan,
+        "n_pred": view.boxes_per_key[rows].astype(np.float64), "n_tp": nan, "n_fp": nan,
+        "n_missed": nan, "ap50": nan,
+    }
 
 
 def image_boxes(view: "PredictionView", key: str, image_index: int) -> pd.DataFrame:

@@ -137,7 +137,8 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
     )
     # Hover targets where each box's label is written (its top-left corner, or top-right when the
     # label ends there) and at its centre: plotly hovers points, not areas. Text traces, not
-    # annotations: far cheaper to redraw.
+    # annotations: far cheaper to redraw. No markers: plotly finds the point under the cursor from
+    # its coordinates, so invisible markers only added an SVG path per point to every redraw.
     hovers = list(layer.hovers or [layer.name] * len(boxes))
     labels = list(layer.labels) if show_labels and layer.labels else [""] * len(boxes)
     label_x = boxes[:, 0].copy()
@@ -149,7 +150,7 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     points = go.Scatter(
         x=np.concatenate([label_x, centre_x]), y=np.concatenate([boxes[:, 1], centre_y]),
-        mode="markers+text" if any(labels) else "markers", xaxis=xref, yaxis=yref,
+        mode="text" if any(labels) else "none", xaxis=xref, yaxis=yref,
         name=layer.name, legendgroup=layer.name, showlegend=False,
         text=labels + [""] * len(boxes),
         textposition=(positions or ["top right"] * len(boxes)) + ["top right"] * len(boxes),
@@ -158,7 +159,6 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
         textfont=dict(size=11, weight="bold", color=text_color_on(layer.color),
                       shadow=_label_halo(layer.color)),
         hovertext=hovers * 2, hoverinfo="text",
-        marker=dict(color=layer.color, size=8, opacity=0.0),
         hoverlabel=dict(bgcolor=layer.color, font=dict(color=text_color_on(layer.color))),
     )
     return [outline, points]

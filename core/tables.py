@@ -6,6 +6,7 @@ COCO results json) and to/from the submission CSV happens only in the loaders an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,21 @@ class Predictions:
     @property
     def has_errors(self) -> bool:
         return any(p.is_error for p in self.problems)
+
+    @cached_property
+    def top_score_per_key(self) -> np.ndarray:
+        """[R] highest score on each image of image_keys; -inf where it has no box (or only NaN)."""
+        top = np.full(len(self.image_keys), -np.inf)
+        np.fmax.at(top, self.image_pos, self.scores)
+        return top
+
+    @cached_property
+    def _key_lookup(self) -> pd.Index:
+        return pd.Index(np.asarray(self.image_keys, dtype=object), dtype=object)
+
+    def key_position(self, keys) -> np.ndarray:
+        """[len(keys)] position of each key in image_keys; -1 where the predictions lack it."""
+        return self._key_lookup.get_indexer(pd.Index(np.asarray(keys, dtype=object), dtype=object))
 
     def image_index_in(self, dataset: Dataset) -> np.ndarray:
         """[N] dataset image index of every box; -1 for boxes on images the dataset lacks."""

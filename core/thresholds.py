@@ -372,10 +372,9 @@ class PredictionView:
     @cached_property
     def top_score_per_key(self) -> np.ndarray:
         """[R] highest kept score on each image of predictions.image_keys; NaN where none is kept."""
-        preds = self.predictions
-        top = np.full(len(preds.image_keys), -np.inf)
-        np.maximum.at(top, preds.image_pos[self.keep], preds.scores[self.keep])
-        return np.where(np.isfinite(top), top, np.nan)
+        # Keeping is monotone in the score: an image's best kept box is its best box, if kept.
+        top = self.predictions.top_score_per_key
+        return np.where(at_or_above(top, self.score_thr), top, np.nan)
 
     def boxes_per_image(self, known: np.ndarray | None = None) -> np.ndarray:
         """[dataset images] kept boxes on each dataset image (known: [N] bool, boxes to count)."""
@@ -387,8 +386,7 @@ class PredictionView:
 
     def top_scores(self, keys) -> np.ndarray:
         """[len(keys)] highest kept score on each image key; NaN where it has none."""
-        position = pd.Index(np.asarray(self.predictions.image_keys, dtype=object)).get_indexer(
-            pd.Index(np.asarray(keys, dtype=object), dtype=object))
+        position = self.predictions.key_position(keys)
         return np.where(position >= 0, self.top_score_per_key[np.maximum(position, 0)], np.nan) \
             if len(self.top_score_per_key) else np.full(len(position), np.nan)
 

@@ -9,7 +9,7 @@ from core.coco_analyze import AREAS
 from core.outcomes import ERROR_TYPES
 from ui import analysis as A
 from ui.sidebar import active_data, page_setup, score_slider
-from ui.widgets import need_evaluation
+from ui.widgets import need_evaluation, static_table
 
 page_setup("Slices")
 data = active_data(score_slider_in_fragment=True)
@@ -71,8 +71,8 @@ def slices(data) -> None:
     shown = shown[first + [c for c in shown.columns if c not in first]]
     greyed = shown.style.apply(lambda r: ["color: #aaaaaa" if r["tiny"] else "" for _ in r], axis=1)
     if not clickable:
-        st.table(greyed.format({c: "{:.3f}" for c in [ap_name, "AP", "recall", "Δ vs all", *dap_columns.values()]},
-                               na_rep="–"), hide_index=True)
+        static_table(greyed.format({c: "{:.3f}" for c in [ap_name, "AP", "recall", "Δ vs all", *dap_columns.values()]},
+                                   na_rep="–"), name="slices", hide_index=True)
     grid = None if not clickable else st.dataframe(
         greyed, hide_index=True, width="stretch", key="slice_table", on_select="rerun", selection_mode="single-row",
         column_config={**{c: st.column_config.NumberColumn(format="%.3f") for c in

@@ -10,7 +10,8 @@ from core.outcomes import OUTCOME_CHOICES, OUTCOME_LABELS
 from ui import state as S
 from ui.explorer import disagreement_source, image_list, navigation
 from ui.sidebar import ActiveData, active_data, page_setup, score_slider
-from ui.widgets import boxes_of, draw_image_panels, image_panels, image_ref_for, outcome_legend
+from ui.widgets import (boxes_of, draw_image_panels, image_panels, image_ref_for, outcome_legend,
+                        static_table)
 
 
 def _filters(data: ActiveData):
@@ -98,7 +99,7 @@ def explorer(data: ActiveData) -> None:
     # (bench/bench_slider.py); a static table in a scroll box is there with the panels.
     shown = boxes.style.format({"score": "{:.3f}", "IoU": "{:.2f}", "x1": "{:.1f}", "y1": "{:.1f}",
                                 "x2": "{:.1f}", "y2": "{:.1f}"}, na_rep="")
-    st.table(shown, hide_index=True, height="content" if len(boxes) <= 12 else 460)
+    static_table(shown, name="explorer_boxes", hide_index=True, height="content" if len(boxes) <= 12 else 460)
 
 
 page_setup("Image explorer")

@@ -79,7 +79,8 @@ def class_errors(data) -> None:
         # cached: a threshold move redraws none
         crop = crop_png(data.root, key, size, focus, outlines, upright=data.upright_pixels)
         cell = grid[i % COLUMNS]
-        cell.image(crop, caption=caption, width="stretch")
+        # PNG named: with "auto" Streamlit re-encodes an opaque PNG as JPEG on every run
+        cell.image(crop, caption=caption, width="stretch", output_format="PNG")
         if cell.button("Open in explorer", key=f"_open_{outcome}_{i}", width="stretch"):
             st.session_state[S.EXPLORER_IMAGE] = key
             st.session_state[S.EXPLORER_CLASSES] = []

@@ -13,6 +13,7 @@ from ui.catalog import bootstrap_section
 from ui.compare import image_view, styled
 from ui.prediction_sets import choose_prediction_sets, comparison_tables, pair_tables
 from ui.sidebar import active_data, page_setup, score_slider
+from ui.widgets import static_table
 
 TOP_IMAGES = 10  # images listed per direction
 
@@ -34,18 +35,18 @@ def _at_threshold(data, sets) -> None:
     st.subheader("Metrics")
     metrics = tables.metrics
     shown = styled(metrics, deltas).format("{:,.0f}", subset=pd.IndexSlice[["boxes kept"], names])
-    st.table(shown.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas]))
+    static_table(shown.format("{:+,.0f}", subset=pd.IndexSlice[["boxes kept"], deltas]), name="compare_metrics")
 
     iou = iou_text(data.iou_thr)  # the per-class and per-image APs are at the sidebar's IoU
     st.subheader(f"Per-class AP@{iou}")
     per_class = tables.per_class
     figure = per_class_figure(per_class, names).update_layout(yaxis_title=f"AP@{iou}")
     st.plotly_chart(figure, key="compare_per_class_chart", width="stretch")
-    st.table(styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
-             hide_index=True)
+    static_table(styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
+                 name="compare_per_class", hide_index=True)
 
     st.subheader("Error types")
-    st.table(styled(tables.error_counts, deltas, "{:,}"))
+    static_table(styled(tables.error_counts, deltas, "{:,}"), name="compare_error_types")
     st.caption("tp: correct boxes; the errors follow TIDE (classification, localization, both, "
                "duplicate, background); missed: ground-truth boxes no prediction found.")
 
@@ -66,12 +67,13 @@ def _at_threshold(data, sets) -> None:
                      "n_fp_b": "FP B"}
     number_formats = {f"AP@{iou} A": "{:.3f}", f"AP@{iou} B": "{:.3f}", "A − B": "{:+.3f}"}
     lists = st.columns(2)
-    for column, title, table in ((lists[0], f"A ({name_a}) beats B most", a_wins),
-                                 (lists[1], f"B ({name_b}) beats A most", b_wins)):
+    for column, title, table, name in ((lists[0], f"A ({name_a}) beats B most", a_wins, "compare_a_wins"),
+                                       (lists[1], f"B ({name_b}) beats A most", b_wins, "compare_b_wins")):
         column.markdown(f"**{title}**")
         if len(table):
             shown = table[list(shown_columns)].rename(columns=shown_columns)
-            column.table(shown.style.format(number_formats, na_rep="–"), hide_index=True)
+            with column:
+                static_table(shown.style.format(number_formats, na_rep="–"), name=name, hide_index=True)
         else:
             column.caption("No image.")
     difference = per_image["difference"]

@@ -36,8 +36,11 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(data_dir: Path | None = None, *, script: Path | None = None,
-                     timeout_s: float = 60.0):
-    """Run `streamlit run app.py [-- --data DIR]` (or another script) on a free port; yields its URL."""
+                     timeout_s: float = 60.0, cwd: Path = REPO):
+    """Run `streamlit run app.py [-- --data DIR]` (or another script) on a free port; yields its URL.
+
+    cwd: the folder it starts in; Streamlit reads its `.streamlit/config.toml` (the repository's by
+    default; a folder without one gives Streamlit's default settings)."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(script or REPO / "app.py"),
                "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -47,7 +50,7 @@ def streamlit_server(data_dir: Path | None = None, *, script: Path | None = None
         command += ["--", "--data", str(data_dir)]
     log = open(REPO / "tests" / "screenshots" / f"server_{port}.log", "w") \
         if (REPO / "tests" / "screenshots").is_dir() else subprocess.DEVNULL
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         with served(process, f"http://127.0.0.1:{port}", timeout_s) as url:

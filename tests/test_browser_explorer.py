@@ -70,6 +70,34 @@ def test_key_presses_on_the_score_slider_keep_the_image():
         assert _shown_image(page) == "train/0017.jpg"
 
 
+# The pixel position (in the page) of point `index` of the last trace drawn on the panel whose
+# x axis is `xaxis` (plotly's own axis conversions).
+POINT_PIXEL = """([xaxis, index]) => {
+    const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    const trace = gd._fullData.filter(t => t.xaxis === xaxis && t.hovertext).pop();
+    const xa = gd._fullLayout[xaxis.replace('x', 'xaxis')], ya = gd._fullLayout[trace.yaxis.replace('y', 'yaxis')];
+    const box = gd.getBoundingClientRect();
+    return [box.left + xa._offset + xa.l2p(trace.x[index]), box.top + ya._offset + ya.l2p(trace.y[index]),
+            trace.hovertext[index]];
+}"""
+
+
+def test_hovering_a_box_centre_shows_its_card():
+    """The boxes' hover cards come from points without markers: the mouse at a predicted box's
+    centre brings up that box's card (class, score, IoU, outcome)."""
+    with streamlit_server(SAMPLE) as url, chromium_page() as page:
+        _open_at_0017(page, url)
+        n_boxes = page.evaluate("""() => document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot')
+            ._fullData.filter(t => t.xaxis === 'x2' && t.hovertext).pop().x.length / 2""")
+        assert n_boxes >= 1, "the predictions panel draws boxes"
+        x, y, card = page.evaluate(POINT_PIXEL, ["x2", int(n_boxes)])  # the first box's centre
+        page.mouse.move(x, y)
+        shown = page.locator(".hovertext").first
+        shown.wait_for(timeout=10_000)
+        text = shown.text_content()
+        assert "score" in text and text.split("score")[1][:6] in card
+
+
 # The page's text naming the threshold its last run used.
 RAN_AT = {"explorer": r"predictions ≥ (\d\.\d\d)", "overview": r"at score ≥ (\d\.\d\d)"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from core.colors import text_color_on
 from core.outcomes import legend_entries
@@ -34,6 +35,14 @@ def draw_image_panels(image: ImageRef, panels: list[Panel], *, key: str, show_la
                            missing_notice="image file not available" if image.uri is None else None,
                            figure_height=height, show_labels=show_labels)
     st.plotly_chart(figure, key=key, config=PLOTLY_CONFIG, width="stretch")
+
+
+def static_table(table, *, name: str, **kwargs) -> None:
+    """st.table of a DataFrame or pandas Styler (kwargs: st.table's); a Styler keeps the id `name`
+    (unique on the page) from run to run."""
+    # pandas gives every Styler a random id, which is in every cell's id: a rerun (a slider move)
+    # would make the browser rewrite all of them (~300-500 attribute changes per move measured).
+    st.table(table.set_uuid(name) if isinstance(table, Styler) else table, **kwargs)
 
 
 def outcome_legend(kinds=None) -> None:
