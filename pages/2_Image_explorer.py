@@ -58,14 +58,15 @@ def _facts(data: ActiveData, row, position: int, n_images: int) -> str:
 
 
 @st.fragment
-def explorer(data: ActiveData) -> None:
+def explorer(data: ActiveData, filters: tuple | None) -> None:
     """The score slider and all it changes: the list, navigation, panels and box table. A move
-    reruns only this function, not the sidebar's loading (the slider is drawn from here)."""
+    reruns only this function, not the sidebar's loading (the slider is drawn from here) nor the
+    filters (`_filters`' values, drawn above it: a change there reruns the page)."""
     data = score_slider(data)
-    if data.dataset is None and data.predictions is None:
+    if filters is None:
         st.info("Load a ground truth or predictions in the sidebar.")
         return
-    order, class_ids, outcomes, color_by, show_labels = _filters(data)
+    order, class_ids, outcomes, color_by, show_labels = filters
     second = disagreement = None
     if order == "most disagreement":
         second, disagreement = disagreement_source(data)
@@ -105,4 +106,4 @@ def explorer(data: ActiveData) -> None:
 page_setup("Image explorer")
 data = active_data(score_slider_in_fragment=True)
 st.title("Image explorer")
-explorer(data)
+explorer(data, _filters(data) if data.dataset is not None or data.predictions is not None else None)

@@ -15,13 +15,27 @@ from ui.analysis import class_boxes, open_boxes_at_score
 
 # Every outcome a box of the class can have, in display order (ignored boxes count for nothing)
 OUTCOMES = [o.value for o in DISPLAY_ORDER if o is not Outcome.IGNORED]
-COLUMNS = 6
+CROP_PX = 180  # crops are drawn at this size (ui.loaders.crop_png)
+OPEN_KEY, _GO_TO_EXPLORER = "_errors_open", "_errors_go_to_explorer"
+
+
+def _open_in_explorer(keys: list[str]) -> None:
+    """The pill clicked: that crop's image becomes the explorer's, unfiltered (switched to below)."""
+    picked = st.session_state.get(OPEN_KEY)
+    st.session_state[OPEN_KEY] = None  # a pill, not a state: coming back must not reopen it
+    if picked is not None:
+        st.session_state[S.EXPLORER_IMAGE] = keys[picked]
+        st.session_state[S.EXPLORER_CLASSES] = []
+        st.session_state[S.EXPLORER_OUTCOMES] = []
+        st.session_state[_GO_TO_EXPLORER] = True
 
 
 @st.fragment
 def class_errors(data) -> None:
     """Everything the score threshold changes; the slider is drawn from here, so a move reruns
     only this fragment (not the sidebar's loading)."""
+    if st.session_state.pop(_GO_TO_EXPLORER, False):
+        st.switch_page("pages/2_Image_explorer.py")
     data = score_slider(data)
     if not need_evaluation(data):
         return
@@ -56,7 +70,7 @@ def class_errors(data) -> None:
 
     if not len(rows):
         st.info(f"No {Outcome(outcome).label.lower()} boxes for {chosen} at score ≥ {data.score_thr:.2f}.")
-    grid = st.columns(COLUMNS)
+    crops, captions, keys = [], [], []
     for i, (_, item) in enumerate(rows.iterrows()):
         image_index = int(item["image_index"])
         key = str(images["file_name"].iloc[image_index])
@@ -65,7 +79,7 @@ def class_errors(data) -> None:
             a = int(item["ann_index"])
             focus = ann_xyxy[a]
             outlines = [(focus, Outcome.MISSED.color)]
-            caption = f"{key} · area {ann['area'].iloc[a]:,.0f}"
+            caption = f"{i + 1} · {key} · area {ann['area'].iloc[a]:,.0f}"
         else:
             focus = np.array([item["x1"], item["y1"], item["x2"], item["y2"]], dtype=np.float64)
             outlines = []
@@ -73,19 +87,22 @@ def class_errors(data) -> None:
                 g = int(item["gt_index"])
                 outlines.append((ann_xyxy[g], GTStatus.PLAIN.color))
             outlines.append((focus, Outcome(outcome).color))
-            caption = f"{key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
+            caption = f"{i + 1} · {key} · score {item['score']:.2f} · IoU {item['iou']:.2f}"
             if outcome in ("classification", "both") and int(item["gt_index"]) >= 0:
                 caption += f" · true {data.class_name(ann['category_id'].iloc[int(item['gt_index'])])}"
         # cached: a threshold move redraws none
-        crop = crop_png(data.root, key, size, focus, outlines, upright=data.upright_pixels)
-        cell = grid[i % COLUMNS]
-        # PNG named: with "auto" Streamlit re-encodes an opaque PNG as JPEG on every run
-        cell.image(crop, caption=caption, width="stretch", output_format="PNG")
-        if cell.button("Open in explorer", key=f"_open_{outcome}_{i}", width="stretch"):
-            st.session_state[S.EXPLORER_IMAGE] = key
-            st.session_state[S.EXPLORER_CLASSES] = []
-            st.session_state[S.EXPLORER_OUTCOMES] = []
-            st.switch_page("pages/2_Image_explorer.py")
+        crops.append(crop_png(data.root, key, size, focus, outlines, out_side=CROP_PX, upright=data.upright_pixels))
+        captions.append(caption)
+        keys.append(key)
+    if crops:
+        # One element for the whole grid, and one row of numbered links to the explorer: a
+        # threshold move resends and redraws 2 elements, not 24 images and 24 buttons (~50-90 ms
+        # per move in the browser, bench/bench_slider.py). PNG named: with "auto" Streamlit
+        # re-encodes an opaque PNG as JPEG on every run.
+        st.image(crops, caption=captions, width=CROP_PX, output_format="PNG")
+        st.pills("Open in explorer", list(range(len(keys))), format_func=lambda i: str(i + 1),
+                 key=OPEN_KEY, on_change=_open_in_explorer, args=(keys,),
+                 help="The number under a crop: its image in the Image explorer, all classes and outcomes shown.")
     first_image = str(images["file_name"].iloc[int(rows["image_index"].iloc[0])]) if len(rows) else None
     if first_image is not None and pil_image(data.root, first_image, upright=data.upright_pixels) is None:
         st.caption("Image files are missing: crops show the boxes on a blank canvas.")

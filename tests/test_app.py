@@ -230,9 +230,10 @@ def test_class_errors_link_opens_the_image_in_the_explorer():
     assert at.get("imgs") or at.get("image"), "no crops drawn"
     caption_key = at.session_state[S.ERRORS_CLASS]
     assert caption_key  # a class is chosen
-    at.button(key="_open_background_0").click().run()
+    first_crop = at.get("image")[0].proto.imgs[0].caption.split(" · ")[1]  # "1 · train/0016.jpg · ..."
+    at.pills(key="_errors_open").set_value(0).run()
     assert not at.exception
-    assert at.session_state[S.EXPLORER_IMAGE] is not None
+    assert at.session_state[S.EXPLORER_IMAGE] == first_crop
     assert any("Image explorer" in t.value for t in at.title)
 
 
