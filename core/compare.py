@@ -132,7 +132,7 @@ class Comparison:
         a, b = self._view(name_a).per_image, self._view(name_b).per_image
         table = pd.DataFrame({
             "image_index": a["image_index"].to_numpy(),
-            "file_name": a["file_name"].to_numpy(),
+            "file_name": a["file_name"].array,  # as stored: no string re-conversion
             "n_gt": a["n_gt"].to_numpy(),
             "ap50_a": a["ap50"].to_numpy(),
             "ap50_b": b["ap50"].to_numpy(),

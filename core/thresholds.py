@@ -268,7 +268,7 @@ class ThresholdView:
             ap50 = np.where(ap_n > 0, ap_sum / ap_n, np.nan)
         return pd.DataFrame({
             "image_index": np.arange(r.n_images),
-            "file_name": self._dataset.images["file_name"].to_numpy(),
+            "file_name": self._dataset.images["file_name"].array,  # as stored: no string re-conversion
             "n_gt": np.bincount(r.gt_image[r.gt_regular], minlength=r.n_images),
             "n_pred": per.sum(axis=1),
             "n_tp": per[:, _TP],
