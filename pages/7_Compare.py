@@ -16,6 +16,7 @@ from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import static_table
 
 TOP_IMAGES = 10  # images listed per direction
+TABS, TAB_KEY = ["Every set", "A against B, per image"], "_compare_tab"
 
 
 @st.fragment
@@ -24,12 +25,25 @@ def _at_threshold(data, sets) -> None:
     only this fragment (no sidebar, loading or set choice) and reads cached tables."""
     data = score_slider(data)
     tables = comparison_tables(data, sets)
-    names = tables.comparison.names
-    deltas = [c for c in tables.metrics.columns if c.startswith("Δ")]
     st.caption(f"Against **{data.gt_label}** · IoU threshold {data.iou_thr:.2f} · score threshold "
                f"{data.score_thr:.2f} (sidebar): the COCO rows use every box; the threshold rows, "
                "error counts and per-image AP drop boxes below the threshold.")
+    # Lazy tabs: only the open one runs and is sent, so a slider move on the summary does not
+    # redraw the GT | A | B panels (~250 ms of a ~500 ms move at competition scale,
+    # bench/bench_slider.py), and the other way round.
+    every_set, head_to_head = st.tabs(TABS, key=TAB_KEY, on_change="rerun")
+    with every_set:
+        if every_set.open:
+            _summary(data, tables)
+    with head_to_head:
+        if head_to_head.open:
+            _head_to_head(data, sets, tables)
 
+
+def _summary(data, tables) -> None:
+    """Metrics, per-class AP and error counts of every set at the threshold."""
+    names = tables.comparison.names
+    deltas = [c for c in tables.metrics.columns if c.startswith("Δ")]
     # st.table, not st.dataframe: small tables, and a static table redraws at once after a
     # slider move where the data grid takes ~150 ms each (bench/bench_slider.py)
     st.subheader("Metrics")
@@ -50,7 +64,12 @@ def _at_threshold(data, sets) -> None:
     st.caption("tp: correct boxes; the errors follow TIDE (classification, localization, both, "
                "duplicate, background); missed: ground-truth boxes no prediction found.")
 
-    # --- per image: A against B ----------------------------------------------------------------
+
+def _head_to_head(data, sets, tables) -> None:
+    """Two sets, A against B: the images where one beats the other most, whether the
+    difference is real, and GT | A | B of a listed image."""
+    names = tables.comparison.names
+    iou = iou_text(data.iou_thr)
     st.subheader("Where one model beats the other")
     pair = st.session_state[S.COMPARE_PAIR]
     pick = st.columns(2)

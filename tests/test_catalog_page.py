@@ -80,7 +80,11 @@ def test_submissions_page_flow(app_store):
     assert at.get("download_button")
     at.button(key="_catalog_compare").click().run()
     assert_clean(at)
-    assert len(at.session_state[S.COMPARE_SETS]) == 3 and "Is the difference real?" in texts(at)
+    assert len(at.session_state[S.COMPARE_SETS]) == 3 and "Per-class AP@0.5" in texts(at)
+    at.session_state["_compare_tab"] = "A against B, per image"  # the bootstrap of A against B
+    at.switch_page("pages/7_Compare.py").run()
+    assert_clean(at)
+    assert "Is the difference real?" in texts(at)
     catalog.close()
 
 

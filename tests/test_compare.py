@@ -232,6 +232,10 @@ def open_compare(**state) -> AppTest:
     return at
 
 
+HEAD_TO_HEAD_KEY = "_compare_tab"
+HEAD_TO_HEAD = {HEAD_TO_HEAD_KEY: "A against B, per image"}  # the page's second (lazy) tab
+
+
 class TestComparePage:
     def test_sample_data_tables_and_three_panels(self):
         at = open_compare()
@@ -245,24 +249,30 @@ class TestComparePage:
         counts = at.table[2].value
         assert list(counts.index) == ["tp", "classification", "localization", "both", "duplicate",
                                       "background", "missed"]
+        # lazy tabs: the first tab runs alone (per-class bars, no image panels, no A/B lists)
+        assert len(at.get("plotly_chart")) == 1 and len(at.table) == 3
+        with pytest.raises(KeyError):
+            at.selectbox(key="_compare_a")
+        at = open_compare(**HEAD_TO_HEAD)  # the second tab runs alone: A/B lists and the panels
+        assert not at.exception, [e.value for e in at.exception]
         figures = at.get("plotly_chart")
-        assert len(figures) == 2  # per-class bars and the image panels
-        titles = panel_titles(figures[1])
+        assert len(figures) == 1 and len(at.table) == 2  # the image panels; A's and B's best images
+        titles = panel_titles(figures[0])
         assert titles[0] == "Ground truth"
         assert any(t.startswith("A: predictions_strong.csv") for t in titles)
         assert any(t.startswith("B: predictions_weak.csv") for t in titles)
         # the image shown is the one where A beats B most
-        assert at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).value == at.table[3].value["image"].iloc[0]
+        assert at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).value == at.table[0].value["image"].iloc[0]
 
     def test_swapping_the_models_and_picking_an_image(self):
-        at = open_compare()
+        at = open_compare(**HEAD_TO_HEAD)
         at.selectbox(key="_compare_a").set_value("predictions_weak.csv").run()
         assert not at.exception
         assert at.selectbox(key="_compare_b").value == "predictions_strong.csv"
         options = at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).options
         at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).set_value(options[-1].split("  ")[0]).run()
         assert not at.exception
-        titles = panel_titles(at.get("plotly_chart")[1])
+        titles = panel_titles(at.get("plotly_chart")[0])
         assert any(t.startswith("A: predictions_weak.csv") for t in titles)
 
     def test_score_threshold_changes_the_threshold_rows_not_the_coco_ones(self):
@@ -278,20 +288,20 @@ class TestComparePage:
 
     def test_layouts_side_by_side_and_one_panel_at_a_time(self):
         """Issue 11: the user picks the layout; one at a time shows A, B or the GT, full width."""
-        at = open_compare()
+        at = open_compare(**HEAD_TO_HEAD)
         assert at.radio(key="_compare_layout").value == "side by side"
-        assert len(panel_titles(at.get("plotly_chart")[1])) == 3
+        assert len(panel_titles(at.get("plotly_chart")[0])) == 3
         at.radio(key="_compare_layout").set_value("one at a time").run()
         assert not at.exception, [e.value for e in at.exception]
-        titles = panel_titles(at.get("plotly_chart")[1])
+        titles = panel_titles(at.get("plotly_chart")[0])
         assert len(titles) == 1 and titles[0].startswith("A: predictions_strong.csv")
         for panel, start in (("B", "B: predictions_weak.csv"), ("Ground truth", "Ground truth")):
             at.radio(key="_compare_panel").set_value(panel).run()
             assert not at.exception
-            titles = panel_titles(at.get("plotly_chart")[1])
+            titles = panel_titles(at.get("plotly_chart")[0])
             assert len(titles) == 1 and titles[0].startswith(start)
         at.radio(key="_compare_layout").set_value("side by side").run()
-        assert len(panel_titles(at.get("plotly_chart")[1])) == 3
+        assert len(panel_titles(at.get("plotly_chart")[0])) == 3
 
     @pytest.mark.parametrize("layout", ["side by side", "one at a time"])
     def test_one_legend_never_mixes_class_and_outcome_colours(self, layout):
@@ -299,11 +309,11 @@ class TestComparePage:
         legend (Paper and TP both green). Each scheme's legend holds only its own entries."""
         classes = set(load_coco(SAMPLE / "train.json").category_names.values())
         outcomes = set(OUTCOME_LABELS.values())
-        at = open_compare(**{"_compare_layout": layout})
+        at = open_compare(**{"_compare_layout": layout, **HEAD_TO_HEAD})
         for color_by in ("outcome", "class"):
             at.radio(key="_compare_color_by").set_value(color_by).run()
             assert not at.exception, [e.value for e in at.exception]
-            names = legend_names(at.get("plotly_chart")[1])
+            names = legend_names(at.get("plotly_chart")[0])
             assert names, "no legend entries"
             if color_by == "outcome":
                 assert {n.removeprefix("GT: ") for n in names} <= outcomes, names
@@ -334,6 +344,8 @@ def test_compare_and_ensemble_pages_in_a_browser():
     with streamlit_server() as url, chromium_page(height=4200) as page:
         page.goto(f"{url}/Compare")
         wait_until_idle(page, quiet_ms=500)
+        page.get_by_role("tab", name="A against B, per image").click()
+        wait_until_idle(page, quiet_ms=500)
         page.screenshot(path=str(shots / "sample_compare.png"))
         assert page_problems(page) == []
         images = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot image')]
@@ -358,5 +370,8 @@ def test_compare_page_on_the_real_trash_folder():
         "fold3_deta_swinL.csv", "fold3_deta_swinL_hflip.csv"]
     assert not at.exception and not at.error
     assert at.table[0].value.loc["mAP@0.5", "fold3_deta_swinL.csv"] == pytest.approx(0.668446, abs=1e-5)
-    assert len(panel_titles(at.get("plotly_chart")[1])) >= 3
+    at.session_state[HEAD_TO_HEAD_KEY] = HEAD_TO_HEAD[HEAD_TO_HEAD_KEY]  # the user opens the second tab
+    at.run()
+    assert not at.exception and not at.error
+    assert len(panel_titles(at.get("plotly_chart")[0])) >= 3
     assert any("not found" in i.value or "blank" in i.value for i in at.info)
