@@ -11,7 +11,8 @@ load, then, per page, in Debian's headless chromium: the load (navigation to the
 the page once the run is over), a score-threshold change (ArrowRight on the sidebar slider, to
 the last change) and one heavy widget. The peers, measured in the same run: a bare Streamlit
 script with only the slider, and the same with one plotly chart (a fresh browser context loads
-plotly's bundle first: the floor of a charted page's load). Each page's load is printed with its
+plotly's bundle first: the floor of a charted page's load), the latter also with Streamlit's
+default settings (started outside the repository, without its `.streamlit/config.toml`). Each page's load is printed with its
 ratio to that peer; goals (issue 16): within 1.5x, and Class errors' and Compare's threshold
 change under 300 ms.
 """
@@ -147,9 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             peer.write_text(PEER_PLOTLY_SCRIPT)
             with streamlit_server(script=peer) as url:
                 peer_plotly_load = min(_load(_tracked(browser), url) for _ in range(2))
+            with streamlit_server(script=peer, cwd=Path(tmp)) as url:  # no config: Streamlit's defaults
+                peer_plotly_default = min(_load(_tracked(browser), url) for _ in range(2))
         print(f"{'bare Streamlit slider (peer)':<16} load {peer_load:6.2f} s   threshold change "
               f"{peer_change:6.2f} s")
-        print(f"{'the same + one plotly chart (load peer)':<16} load {peer_plotly_load:6.2f} s")
+        print(f"{'the same + one plotly chart (load peer)':<16} load {peer_plotly_load:6.2f} s "
+              f"(with Streamlit's default settings instead of DetLens': {peer_plotly_default:.2f} s)")
         with streamlit_server(args.data, timeout_s=120) as url:
             # First visits parse and evaluate (cached by content); the same page in a new session
             # then shows the page's own cost, so the difference is what the evaluation adds.
@@ -171,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 page.add_init_script(TRACK_CHANGES)
                 load = _load(page, f"{url}/{path}")
                 change = _threshold_change(page)
-                line = f"{name:<16} {load:7.2f}s ({load / peer_plotly_load:3.1f}x) {change:9.2f}s"
+                line = (f"{name:<16} {load:7.2f}s ({load / peer_plotly_load:3.1f}x; "
+                        f"{load / peer_plotly_default:3.1f}x the defaults peer) {change:9.2f}s")
                 if heavy is not None:
                     label, action = heavy
                     try:
