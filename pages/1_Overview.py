@@ -11,7 +11,7 @@ from core.outcomes import DISPLAY_ORDER, Outcome
 from ui import state as S
 from ui.loaders import threshold_curve
 from ui.sidebar import active_data, page_setup
-from ui.widgets import need_evaluation
+from ui.widgets import need_evaluation, static_table
 from ui.analysis import confusion_shown, open_drilldown
 from ui.no_gt import is_test_set, overview_without_gt
 
@@ -60,11 +60,13 @@ per_class = ev.per_class.merge(
     view.per_class.drop(columns=["name"], errors="ignore"), on="category_id", how="left",
     suffixes=("", "_at_thr"))
 shown = per_class.rename(columns={"ap": "AP", "ap50": "AP@0.5", "ap75": "AP@0.75", "n_gt": "GT boxes",
-                                  "n_pred": "predictions", "ap50_at_thr": f"AP@{iou} at thr"})
-st.dataframe(
-    shown, hide_index=True, width="stretch",
-    column_config={c: st.column_config.NumberColumn(format="%.3f")
-                   for c in ("AP", "AP@0.5", "AP@0.75", "precision", "recall", "f1", f"AP@{iou} at thr")})
+                                  "n_pred": "predictions", "ap50_at_thr": f"AP@{iou} at thr"}
+                           ).drop(columns=["category_id"])  # the name says it; the table is wide
+# Static tables, not the data grid: a fresh session would load the grid's own bundle for them
+# (bench/bench_pages.py), and a 10-80-row table reads at a glance.
+static_table(shown.style.format({c: "{:.3f}" for c in ("AP", "AP@0.5", "AP@0.75", "precision", "recall", "f1",
+                                                      f"AP@{iou} at thr") if c in shown.columns}, na_rep="–"),
+             name="overview_per_class", hide_index=True)
 
 left, right = st.columns(2)
 with left:
@@ -72,8 +74,8 @@ with left:
                                 width="stretch", on_select="rerun", selection_mode="points")
     open_drilldown(data, tide_pick, "tide")  # a bar opens the images with boxes of that error type
     tide_table = ev.tide.assign(error=[Outcome(str(e)).label for e in ev.tide["error"]])
-    st.dataframe(tide_table, hide_index=True, width="stretch",
-                 column_config={"dap": st.column_config.NumberColumn("dAP", format="%.4f")})
+    static_table(tide_table.rename(columns={"dap": "dAP"}).style.format({"dAP": "{:.4f}"}, na_rep="–"),
+                 name="overview_tide", hide_index=True)
     st.caption("TIDE's breakdown counts every box, whatever the score threshold (its dAP is a gain "
                "over the mAP of all boxes). Its Missed GT counts only ground truths that no fixed "
                "classification or localisation error would find, so it is at most the counts line's.")

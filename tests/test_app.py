@@ -123,8 +123,10 @@ def test_overview_shows_core_metrics(sample_eval):
     assert_clean(at)
     assert metric(at, "mAP@0.5 (competition)") == f"{ev.stats['map50']:.4f}"
     assert metric(at, "mAP@[.5:.95]") == f"{ev.stats['map']:.4f}"
-    per_class = at.dataframe[0].value
+    per_class = at.table[0].value  # static tables (no data grid bundle to load)
     np.testing.assert_allclose(per_class["AP@0.5"].to_numpy(float), ev.per_class["ap50"].to_numpy(float))
+    tide = at.table[1].value.set_index("error")
+    np.testing.assert_allclose(tide["dAP"].to_numpy(float), ev.tide["dap"].to_numpy(float))
     assert len(plotly_charts(at)) == 3  # TIDE, threshold curves, confusion
 
 
