@@ -76,8 +76,7 @@ def _heavy_export(page):
 
 
 def _heavy_compare(page):
-    page.get_by_text("Colour by").first.scroll_into_view_if_needed()
-    page.get_by_text("class", exact=True).last.click()
+    page.get_by_role("tab", name="A against B, per image").click()  # lazy: runs and draws GT | A | B
 
 
 # name -> (URL path, heavy widget (label, action) or None)
@@ -89,7 +88,7 @@ PAGES = {
     "dataset": ("Dataset", ("class filter", _heavy_dataset)),
     "export": ("Export", ("outcome CSV download", _heavy_export)),
     "live_inference": ("Live_inference", None),
-    "compare": ("Compare", ("colour by class", _heavy_compare)),
+    "compare": ("Compare", ("A against B tab", _heavy_compare)),
     "ensemble": ("Ensemble", None),
 }
 
