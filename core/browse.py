@@ -56,15 +56,15 @@ def image_table(dataset: Dataset | None, view: "PredictionView | None",
         if per_image is None and view is not None and view.evaluated is not None:
             per_image = view.evaluated.per_image
         if per_image is not None and len(per_image):
+            from core.thresholds import lookup  # thresholds imports this module
+
             rows = per_image["image_index"].to_numpy(np.int64)
-            aligned = len(rows) == n and (rows == columns["image_index"]).all()
+            # per_image may list a subset or another order: each image's row, -1 (NaN) where absent
+            position = None if len(rows) == n and (rows == columns["image_index"]).all() \
+                else _position_of(rows, n)
             for column in ("n_pred", "n_tp", "n_fp", "n_missed", "ap50"):
                 values = per_image[column].to_numpy(np.float64)
-                if not aligned:  # per_image lists a subset or another order: NaN where absent
-                    position = _position_of(rows, n)
-                    values = np.where(position >= 0, values[np.maximum(position, 0)], np.nan) \
-                        if len(values) else np.full(n, np.nan)
-                columns[column] = values
+                columns[column] = values if position is None else lookup(values, position, np.nan)
         else:
             columns["n_pred"] = (view.boxes_per_image().astype(np.float64) if view is not None
                                  else np.full(n, np.nan))

@@ -142,6 +142,14 @@ class TestImageList:
         with pytest.raises(ValueError, match="Invalid sort order"):
             sort_images(table, "random")
 
+    def test_per_image_in_another_order_or_a_subset_lines_up_by_image_index(self):
+        per_image = pd.DataFrame({"image_index": [2, 0], "n_pred": [5, 2], "n_tp": [1, 1],
+                                  "n_fp": [4, 1], "n_missed": [0, 1], "ap50": [0.25, 0.5]})
+        table = image_table(_dataset(), None, per_image)
+        expected = per_image.set_index("image_index").reindex([0, 1, 2])  # pandas' alignment
+        for column in ("n_pred", "n_tp", "n_fp", "n_missed", "ap50"):
+            np.testing.assert_array_equal(table[column].to_numpy(), expected[column].to_numpy(float))
+
     def test_filters_and_find(self):
         dets = pd.DataFrame({"image_index": [0, 2], "category_id": [1, 3], "outcome": ["tp", "background"]})
         gts = pd.DataFrame({"image_index": [0, 1], "category_id": [1, 3], "missed": [False, True]})
