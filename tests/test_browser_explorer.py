@@ -82,6 +82,32 @@ POINT_PIXEL = """([xaxis, index]) => {
 }"""
 
 
+# What is under the page pixel (x, y): the hover card needs plotly's drag layer there, not an
+# overlay such as the element toolbar.
+ELEMENT_AT = """([x, y]) => { const e = document.elementFromPoint(x, y);
+    return e ? `${e.tagName}.${e.getAttribute('class') || ''} (viewport ${innerWidth}x${innerHeight})` : 'nothing'; }"""
+
+
+def _hover_point(page, xaxis: str, index: int, tries: int = 6) -> tuple[str, str]:
+    """The hover card shown with the mouse on point `index` of the panel `xaxis`, and the card
+    that point carries. Retried with fresh coordinates: a rerun can redraw the chart (and move it)
+    between reading the point's position and moving the mouse; each try leaves the chart first."""
+    misses = []
+    for _ in range(tries):
+        page.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
+        wait_until_idle(page, quiet_ms=300)
+        x, y, card = page.evaluate(POINT_PIXEL, [xaxis, index])
+        page.mouse.move(2, 2)
+        page.mouse.move(x, y, steps=4)
+        shown = page.locator(".hovertext").first
+        try:
+            shown.wait_for(timeout=3_000)
+            return shown.text_content(), card
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again, then report
+            misses.append(f"({x:.0f}, {y:.0f}): {page.evaluate(ELEMENT_AT, [x, y])}")
+    raise AssertionError(f"no hover card at the point in {tries} tries: {misses}")
+
+
 def test_hovering_a_box_centre_shows_its_card():
     """The boxes' hover cards come from points without markers: the mouse at a predicted box's
     centre brings up that box's card (class, score, IoU, outcome)."""
@@ -90,11 +116,7 @@ def test_hovering_a_box_centre_shows_its_card():
         n_boxes = page.evaluate("""() => document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot')
             ._fullData.filter(t => t.xaxis === 'x2' && t.hovertext).pop().x.length / 2""")
         assert n_boxes >= 1, "the predictions panel draws boxes"
-        x, y, card = page.evaluate(POINT_PIXEL, ["x2", int(n_boxes)])  # the first box's centre
-        page.mouse.move(x, y)
-        shown = page.locator(".hovertext").first
-        shown.wait_for(timeout=10_000)
-        text = shown.text_content()
+        text, card = _hover_point(page, "x2", int(n_boxes))  # the first box's centre
         assert "score" in text and text.split("score")[1][:6] in card
 
 
