@@ -46,9 +46,22 @@ OBSERVE_MAIN = """() => {
     const main = document.querySelector('[data-testid="stMain"]') || document.body;
     if (window.__observer) window.__observer.disconnect();
     window.__observer = new MutationObserver(() => { window.__lastChange = performance.now(); });
-    window.__observer.observe(main, {subtree: true, childList: true, attributes: true,
-                                     characterData: true});
+    const what = {subtree: true, childList: true, attributes: true, characterData: true};
+    window.__observer.observe(main, what);
+    // the image panels draw inside their component's (same-origin) frame
+    for (const frame of main.querySelectorAll('iframe')) {
+        const body = frame.contentDocument && frame.contentDocument.body;
+        if (body) window.__observer.observe(body, what);
+    }
 }"""
+
+
+# The move is over: no run in progress and nothing changed for quietMs. Polled every 100 ms and
+# reading only flags: tests.browser.wait_until_idle polls every frame and reads the page's text,
+# which makes the browser lay the page out again while the move is being drawn (measured: it
+# slowed the moves it timed).
+SETTLED = """(quietMs) => !document.querySelector('[data-testid="stStatusWidget"], [data-stale="true"]')
+    && performance.now() - window.__lastChange >= quietMs"""
 
 
 def _move_times(page, moves: int) -> list[float]:
@@ -60,8 +73,7 @@ def _move_times(page, moves: int) -> list[float]:
         thumb.focus()
         start = page.evaluate("() => performance.now()")
         page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(100)
-        wait_until_idle(page, quiet_ms=800)
+        page.wait_for_function(SETTLED, arg=800, polling=100, timeout=120_000)
         elapsed = page.evaluate("() => window.__lastChange") - start
         if elapsed > 0:  # else the key press changed nothing in the main area: not a sample
             times.append(elapsed)

@@ -189,7 +189,7 @@ def panels_figure(
         dragmode="pan",
         hovermode="closest", plot_bgcolor="white",
         legend=dict(orientation="h", yanchor="top", y=-0.01, xanchor="left", x=0),
-        images=[], annotations=[], uirevision="boxes",
+        images=[], annotations=[],
     )
     if image_uri is not None:
         # The image is sent once, as a named template item every panel refers to: as a plain

@@ -117,16 +117,22 @@ def chromium_page(width: int = 1600, height: int = 1100):
 
 def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> None:
     """Wait until the script run is over and the page stopped changing for quiet_ms: the app is
-    rendered, no 'running' status, no stale or skeleton elements, the text is stable."""
+    rendered, no 'running' status, no stale or skeleton elements, the image panels drawn, the text
+    is stable."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     page.wait_for_function(
-        """(quietMs) => {
+        """([quietMs, panelsFrame]) => {
+            // each image panels frame (ui/image_panels/index.html) counts its draws
+            const panels = [...document.querySelectorAll(panelsFrame)].map(
+                f => (f.contentWindow && f.contentWindow.detlensPanels) || {draws: 0, busy: true});
             const busy = document.querySelector('[data-testid="stStatusWidget"]')
                 || document.querySelector('[data-stale="true"]')
                 || document.querySelector('[data-testid="stSkeleton"]')
-                || !document.querySelector('h1');
+                || !document.querySelector('h1')
+                || panels.some(p => p.busy || !p.draws);
             const text = document.body.innerText.length + ':' +
-                document.querySelectorAll('.js-plotly-plot, canvas, img').length;
+                document.querySelectorAll('.js-plotly-plot, canvas, img').length + ':' +
+                panels.map(p => p.draws).join(',');
             const now = performance.now();
             if (busy || window.__detlensText !== text) {
                 window.__detlensText = text;
@@ -135,13 +141,30 @@ def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> Non
             }
             return now - window.__detlensSince >= quietMs;
         }""",
-        arg=quiet_ms, timeout=timeout_ms, polling=100,
+        arg=[quiet_ms, PANELS_FRAME], timeout=timeout_ms, polling=100,
     )
+
+
+PANELS_FRAME = 'iframe[title="ui.image_panels.image_panels"]'  # ui.image_panels' component
+
+
+def panels_frames(page) -> list:
+    """The frames of the page's image panels (ui.image_panels), in page order."""
+    return [handle.content_frame() for handle in page.query_selector_all(PANELS_FRAME)]
+
+
+def panel_images(page) -> int:
+    """Background images the page's image panels drew (data URIs in plotly's image layer)."""
+    return sum(frame.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot image')]
+                   .filter(i => (i.getAttribute('href') || '').startsWith('data:image')).length""")
+               for frame in panels_frames(page))
 
 
 def page_problems(page) -> list[str]:
     """Exception boxes or traceback text on the page (should be none)."""
     problems = [e.inner_text()[:500] for e in page.query_selector_all('[data-testid="stException"]')]
+    problems += [frame.inner_text("#problem") for frame in panels_frames(page)
+                 if frame.is_visible("#problem")]  # a figure the image panels could not draw
     text = page.inner_text("body")
     for marker in ("Traceback (most recent call last)", "StreamlitAPIException", "Error running app"):
         if marker in text:

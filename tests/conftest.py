@@ -1,6 +1,7 @@
 """Shared test fixtures: paths to the project's sample data and the read-only shared data."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"missing shared data: {path}")
     return path
+
+
+def panel_figures(at) -> list[dict]:
+    """The figures of an AppTest page's image panels (ui.image_panels, a component), parsed, in
+    page order."""
+    return [json.loads(json.loads(element.proto.json_args)["spec"]) for element in at.get("component_instance")
+            if element.proto.component_name.endswith(".image_panels")]
 
 
 def figure_image_sources(spec: dict) -> list[str]:

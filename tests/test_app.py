@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.prediction_files import load_predictions
-from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need
+from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need, panel_figures
 from ui import state as S
 
 PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
@@ -82,8 +82,8 @@ def test_landing_shows_the_sample_dataset():
     assert metric(at, "Classes") == str(len(dataset.categories))
     classes = at.dataframe[0].value
     assert classes["class"].tolist() == dataset.categories["name"].tolist()
-    assert len(plotly_charts(at)) == 1  # the image with its boxes
-    spec = json.loads(plotly_charts(at)[0].proto.spec)
+    assert len(panel_figures(at)) == 1 and not plotly_charts(at)  # the image with its boxes
+    spec = panel_figures(at)[0]
     assert figure_image_sources(spec)[0].startswith("data:image/jpeg;base64,")
     assert f"active predictions **{SAMPLE_PREDICTIONS}**" in texts(at)
     assert at.session_state[S.SCORE_THR] == 0.05 and at.session_state[S.IOU_THR] == 0.5
@@ -184,7 +184,7 @@ def test_explorer_panels_and_box_table_match_core(sample_eval):
     table = at.table[0].value
     assert (table["kind"] == "prediction").sum() == n_dets
     assert (table["kind"] == "ground truth").sum() == n_gts
-    spec = json.loads(plotly_charts(at)[0].proto.spec)
+    spec = panel_figures(at)[0]
     assert spec["layout"]["xaxis2"]["matches"] == "x"
     assert len(spec["layout"]["images"]) == 2
 
@@ -205,7 +205,7 @@ def test_explorer_slider_move_redraws_the_image_as_core_says(sample_eval):
             assert (table["kind"] == "prediction").sum() == n_dets
             assert table.loc[table["kind"] == "prediction", "score"].min() >= score_thr
             assert f"{n_dets} predictions ≥ {score_thr:.2f}" in texts(at)
-            spec = json.loads(plotly_charts(at)[0].proto.spec)
+            spec = panel_figures(at)[0]
             assert f"score ≥ {score_thr:.2f}" in json.dumps(spec["layout"]["annotations"],
                                                             ensure_ascii=False)
             at.run()
@@ -375,7 +375,7 @@ def test_real_test_submission_browses_on_test_json():
                   **{S.GT_CHOICE: "test.json", S.EXPLORER_IMAGE: "test/0001.jpg"})
     assert_clean(at)
     assert at.session_state[S.ACTIVE_PREDICTIONS] == "test_submission_cascade.csv"
-    spec = json.loads(plotly_charts(at)[0].proto.spec)
+    spec = panel_figures(at)[0]
     assert figure_image_sources(spec)[0].startswith("data:image/"), "the one real image is drawn"
     at.switch_page("pages/1_Overview.py").run()
     assert not at.exception and "has no annotations" in texts(at)

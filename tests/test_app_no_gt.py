@@ -16,7 +16,7 @@ from core.no_gt import ALL_CLASSES, class_prior, suggest_thresholds
 from core.prediction_files import load_predictions
 from core.recipe import apply_recipe
 from core.submission import write_submission
-from tests.conftest import REAL_TRASH, SAMPLE, need
+from tests.conftest import REAL_TRASH, SAMPLE, need, panel_figures
 from tests.test_app import assert_clean, metric, open_app, plotly_charts, texts
 from ui import state as S
 
@@ -69,7 +69,7 @@ def test_every_page_opens_on_the_real_test_submission(page):
         assert "errors need ground-truth boxes" in texts(at)
         assert len(at.get("page_link")) >= 3
     elif page != "pages/5_Export.py":
-        assert plotly_charts(at) or at.table or at.dataframe or at.multiselect, page
+        assert plotly_charts(at) or panel_figures(at) or at.table or at.dataframe or at.multiselect, page
 
 
 def test_overview_without_gt_counts_and_suggests():
@@ -114,7 +114,7 @@ def test_compare_two_test_submissions(two_test_submissions):
     other = load_predictions(two_test_submissions / "predictions_test_tta.csv", dataset=test)
     expected = agreement(ref, other, ref_thr=0.5, dataset=test).map50
     assert float(summary["agreement (mAP@0.5)"].iloc[0]) == pytest.approx(expected, abs=1e-12)
-    assert len(plotly_charts(at)) == 1  # the disagreeing image, reference | other
+    assert len(panel_figures(at)) == 1 and not plotly_charts(at)  # the disagreeing image, reference | other
 
 
 def test_explorer_most_disagreement(two_test_submissions):
@@ -194,4 +194,4 @@ def test_compare_with_gt_also_shows_agreement():
                          load_predictions(SAMPLE / "predictions_weak.csv", dataset=gt), ref_thr=0.5, dataset=gt)
     summary = next(t.value for t in at.table if "agreement (mAP@0.5)" in t.value.columns)
     assert float(summary["agreement (mAP@0.5)"].iloc[0]) == pytest.approx(expected.map50, abs=1e-12)
-    assert "Ground truth" in json.dumps(json.loads(plotly_charts(at)[-1].proto.spec)["layout"].get("annotations", []))
+    assert "Ground truth" in json.dumps(panel_figures(at)[-1]["layout"].get("annotations", []))

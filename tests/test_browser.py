@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import (PAGES, chromium_browser, new_page, page_problems, streamlit_server,
-                           wait_until_idle)
+from tests.browser import (PAGES, chromium_browser, new_page, page_problems, panel_images, panels_frames,
+                           streamlit_server, wait_until_idle)
 from tests.conftest import EXTERNAL, REAL_TRASH, REPO, need
 
 SHOTS = REPO / "tests" / "screenshots"
@@ -35,13 +35,6 @@ def browser():
         yield running
 
 
-def _plotly_images(page) -> int:
-    """Background images plotly drew (data URIs in the figure's image layer)."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('.js-plotly-plot image')]
-              .filter(i => (i.getAttribute('href') || '').startsWith('data:image')).length""")
-
-
 def _rendered_img_tags(page) -> int:
     """<img> elements of st.image that loaded (naturalWidth > 0)."""
     return page.evaluate(
@@ -62,7 +55,7 @@ def test_every_page_on_the_sample_data(browser):
     with streamlit_server() as url:
         page = new_page(browser)
         _visit(page, url, "home", "sample_home.png")
-        assert _plotly_images(page) >= 1, "landing page: image with boxes not drawn"
+        assert panel_images(page) >= 1, "landing page: image with boxes not drawn"
         assert "100" in page.inner_text('[data-testid="stMetric"]')
         _save_doc("sample_home.png", "screenshot_home.png")
 
@@ -72,7 +65,7 @@ def test_every_page_on_the_sample_data(browser):
         assert "mAP@0.5" in page.inner_text("body")
 
         _visit(page, url, "explorer", "sample_explorer.png")
-        assert _plotly_images(page) == 2, "explorer: both panels need the image"
+        assert panel_images(page) == 2, "explorer: both panels need the image"
         _save_doc("sample_explorer.png", "screenshot_explorer.png")
         # the score slider reruns only the explorer's fragment: the page must follow it
         page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first.focus()
@@ -82,8 +75,8 @@ def test_every_page_on_the_sample_data(browser):
         page.screenshot(path=str(SHOTS / "sample_explorer_moved.png"))
         assert page_problems(page) == []
         assert "predictions ≥ 0.06" in page.inner_text("body")
-        assert "score ≥ 0.06" in page.inner_text(".js-plotly-plot")
-        assert _plotly_images(page) == 2
+        assert "score ≥ 0.06" in panels_frames(page)[0].inner_text(".js-plotly-plot")
+        assert panel_images(page) == 2
 
         _visit(page, url, "class_errors", "sample_class_errors.png")
         assert _rendered_img_tags(page) >= 1, "class errors: no crop rendered"
@@ -164,7 +157,7 @@ def test_every_page_on_voc_cartucho(browser):
         for name in PAGES:
             _visit(page, url, name, f"voc_{name}.png")
             if name == "explorer":
-                assert _plotly_images(page) == 2, "voc explorer: real photo not drawn"
+                assert panel_images(page) == 2, "voc explorer: real photo not drawn"
         _save_doc("voc_explorer.png", "screenshot_voc_explorer.png")
 
 
@@ -173,7 +166,7 @@ def test_real_trash_missing_images_draw_as_blank_canvas(browser):
     with streamlit_server(root) as url:
         page = new_page(browser)
         _visit(page, url, "explorer", "real_trash_explorer.png")
-        assert _plotly_images(page) == 0
+        assert panel_images(page) == 0
         assert "drawn as a blank canvas" in page.inner_text("body")
         _visit(page, url, "overview", "real_trash_overview.png")
         assert "0.6684" in page.inner_text("body")

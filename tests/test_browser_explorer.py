@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import PAGES, chromium_page, page_problems, streamlit_server, wait_until_idle
+from tests.browser import (PAGES, PANELS_FRAME, chromium_page, page_problems, panels_frames, streamlit_server,
+                           wait_until_idle)
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
@@ -70,41 +71,39 @@ def test_key_presses_on_the_score_slider_keep_the_image():
         assert _shown_image(page) == "train/0017.jpg"
 
 
-# The pixel position (in the page) of point `index` of the last trace drawn on the panel whose
-# x axis is `xaxis` (plotly's own axis conversions).
+# The pixel position (in the panels' frame) of point `index` of the last trace drawn on the panel
+# whose x axis is `xaxis` (plotly's own axis conversions), and its hover text.
 POINT_PIXEL = """([xaxis, index]) => {
-    const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    const gd = document.getElementById('panels');
     const trace = gd._fullData.filter(t => t.xaxis === xaxis && t.hovertext).pop();
     const xa = gd._fullLayout[xaxis.replace('x', 'xaxis')], ya = gd._fullLayout[trace.yaxis.replace('y', 'yaxis')];
-    const box = gd.getBoundingClientRect();
-    return [box.left + xa._offset + xa.l2p(trace.x[index]), box.top + ya._offset + ya.l2p(trace.y[index]),
-            trace.hovertext[index]];
+    return [xa._offset + xa.l2p(trace.x[index]), ya._offset + ya.l2p(trace.y[index]), trace.hovertext[index]];
 }"""
-
-
-# What is under the page pixel (x, y): the hover card needs plotly's drag layer there, not an
-# overlay such as the element toolbar.
+# What is under a pixel of the frame: the hover card needs plotly's drag layer there.
 ELEMENT_AT = """([x, y]) => { const e = document.elementFromPoint(x, y);
-    return e ? `${e.tagName}.${e.getAttribute('class') || ''} (viewport ${innerWidth}x${innerHeight})` : 'nothing'; }"""
+    return e ? `${e.tagName}.${e.getAttribute('class') || ''} (frame ${innerWidth}x${innerHeight})` : 'nothing'; }"""
 
 
 def _hover_point(page, xaxis: str, index: int, tries: int = 6) -> tuple[str, str]:
     """The hover card shown with the mouse on point `index` of the panel `xaxis`, and the card
-    that point carries. Retried with fresh coordinates: a rerun can redraw the chart (and move it)
-    between reading the point's position and moving the mouse; each try leaves the chart first."""
+    that point carries. Retried with fresh coordinates (a rerun can redraw the panels between
+    reading the point's position and moving the mouse); each try leaves the chart first."""
     misses = []
     for _ in range(tries):
-        page.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
+        frame_element = page.locator(PANELS_FRAME).first
+        frame_element.scroll_into_view_if_needed()
         wait_until_idle(page, quiet_ms=300)
-        x, y, card = page.evaluate(POINT_PIXEL, [xaxis, index])
+        frame = panels_frames(page)[0]
+        x, y, card = frame.evaluate(POINT_PIXEL, [xaxis, index])
+        origin = frame_element.bounding_box()
         page.mouse.move(2, 2)
-        page.mouse.move(x, y, steps=4)
-        shown = page.locator(".hovertext").first
+        page.mouse.move(origin["x"] + x, origin["y"] + y, steps=4)
+        shown = frame.locator(".hovertext").first
         try:
             shown.wait_for(timeout=3_000)
             return shown.text_content(), card
         except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again, then report
-            misses.append(f"({x:.0f}, {y:.0f}): {page.evaluate(ELEMENT_AT, [x, y])}")
+            misses.append(f"({x:.0f}, {y:.0f}): {frame.evaluate(ELEMENT_AT, [x, y])}")
     raise AssertionError(f"no hover card at the point in {tries} tries: {misses}")
 
 
@@ -113,7 +112,7 @@ def test_hovering_a_box_centre_shows_its_card():
     centre brings up that box's card (class, score, IoU, outcome)."""
     with streamlit_server(SAMPLE) as url, chromium_page() as page:
         _open_at_0017(page, url)
-        n_boxes = page.evaluate("""() => document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot')
+        n_boxes = panels_frames(page)[0].evaluate("""() => document.getElementById('panels')
             ._fullData.filter(t => t.xaxis === 'x2' && t.hovertext).pop().x.length / 2""")
         assert n_boxes >= 1, "the predictions panel draws boxes"
         text, card = _hover_point(page, "x2", int(n_boxes))  # the first box's centre
@@ -167,3 +166,36 @@ def _settled_threshold(page, slider, ran_at: str, seconds: float = 180.0) -> tup
             break
         page.wait_for_timeout(250)
     return seen
+
+
+ZOOM = """() => { const gd = document.getElementById('panels');
+    return {range: gd._fullLayout.xaxis.range.map(v => Math.round(v)), mark: gd.detlensMark || null}; }"""
+
+
+def test_a_slider_move_updates_the_panels_in_place_and_keeps_the_zoom():
+    """ui.image_panels keeps one chart: a score move redraws the boxes in it (the same element,
+    the zoom kept); another image resets the zoom."""
+    with streamlit_server(SAMPLE) as url, chromium_page() as page:
+        _open_at_0017(page, url)
+        frame = panels_frames(page)[0]
+        frame.evaluate("() => { document.getElementById('panels').detlensMark = 'first'; }")
+        box = page.locator(PANELS_FRAME).first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)
+        for _ in range(3):  # zoom in on the first panel with the wheel, as a user does
+            page.mouse.wheel(0, -200)
+            page.wait_for_timeout(200)
+        zoomed = frame.evaluate(ZOOM)
+        assert zoomed["mark"] == "first" and zoomed["range"][1] - zoomed["range"][0] < 1000, zoomed
+        before = frame.inner_text(".js-plotly-plot")
+        page.locator(SCORE_SLIDER).first.focus()
+        _tap(page, "ArrowRight", 5)
+        page.get_by_text("predictions ≥ 0.10").first.wait_for(timeout=30_000)
+        wait_until_idle(page, quiet_ms=500)
+        frame = panels_frames(page)[0]
+        assert "score ≥ 0.10" in frame.inner_text(".js-plotly-plot") and "score ≥ 0.05" in before
+        assert frame.evaluate(ZOOM) == zoomed, "the same chart, the zoom kept"
+        page.get_by_role("button", name="Next ▶").click()
+        wait_until_idle(page, quiet_ms=500)
+        assert _shown_image(page) != "train/0017.jpg"
+        assert frame.evaluate(ZOOM)["range"] == [0, 1024], "another image: the whole image again"
+        assert page_problems(page) == []

@@ -16,7 +16,7 @@ from core.evaluation import evaluate
 from core.outcomes import OUTCOME_LABELS
 from core.submission import read_submission
 from core.tables import Predictions
-from tests.conftest import REAL_TRASH, REPO, SAMPLE, need
+from tests.conftest import REAL_TRASH, REPO, SAMPLE, need, panel_figures
 from tests.test_simulate import pycocotools_map50
 from ui import state as S
 
@@ -207,14 +207,12 @@ def test_invalid_comparisons():
 
 
 # --------------------------------------------------------------------------------- the page
-def panel_titles(chart) -> list[str]:
-    spec = json.loads(chart.proto.spec)
+def panel_titles(spec: dict) -> list[str]:
     return [re.sub(r"</?b>", "", a["text"]) for a in spec["layout"].get("annotations", []) if "text" in a]
 
 
-def legend_names(chart) -> list[str]:
+def legend_names(spec: dict) -> list[str]:
     """The names the figure's one legend lists."""
-    spec = json.loads(chart.proto.spec)
     return [t["name"] for t in spec["data"] if t.get("showlegend", True) and t.get("name")]
 
 
@@ -250,13 +248,13 @@ class TestComparePage:
         assert list(counts.index) == ["tp", "classification", "localization", "both", "duplicate",
                                       "background", "missed"]
         # lazy tabs: the first tab runs alone (per-class bars, no image panels, no A/B lists)
-        assert len(at.get("plotly_chart")) == 1 and len(at.table) == 3
+        assert len(at.get("plotly_chart")) == 1 and not panel_figures(at) and len(at.table) == 3
         with pytest.raises(KeyError):
             at.selectbox(key="_compare_a")
         at = open_compare(**HEAD_TO_HEAD)  # the second tab runs alone: A/B lists and the panels
         assert not at.exception, [e.value for e in at.exception]
-        figures = at.get("plotly_chart")
-        assert len(figures) == 1 and len(at.table) == 2  # the image panels; A's and B's best images
+        figures = panel_figures(at)
+        assert len(figures) == 1 and not at.get("plotly_chart") and len(at.table) == 2  # the panels; A's and B's best images
         titles = panel_titles(figures[0])
         assert titles[0] == "Ground truth"
         assert any(t.startswith("A: predictions_strong.csv") for t in titles)
@@ -272,7 +270,7 @@ class TestComparePage:
         options = at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).options
         at.selectbox(key=S.widget_key(S.COMPARE_IMAGE)).set_value(options[-1].split("  ")[0]).run()
         assert not at.exception
-        titles = panel_titles(at.get("plotly_chart")[0])
+        titles = panel_titles(panel_figures(at)[0])
         assert any(t.startswith("A: predictions_weak.csv") for t in titles)
 
     def test_score_threshold_changes_the_threshold_rows_not_the_coco_ones(self):
@@ -290,18 +288,18 @@ class TestComparePage:
         """Issue 11: the user picks the layout; one at a time shows A, B or the GT, full width."""
         at = open_compare(**HEAD_TO_HEAD)
         assert at.radio(key="_compare_layout").value == "side by side"
-        assert len(panel_titles(at.get("plotly_chart")[0])) == 3
+        assert len(panel_titles(panel_figures(at)[0])) == 3
         at.radio(key="_compare_layout").set_value("one at a time").run()
         assert not at.exception, [e.value for e in at.exception]
-        titles = panel_titles(at.get("plotly_chart")[0])
+        titles = panel_titles(panel_figures(at)[0])
         assert len(titles) == 1 and titles[0].startswith("A: predictions_strong.csv")
         for panel, start in (("B", "B: predictions_weak.csv"), ("Ground truth", "Ground truth")):
             at.radio(key="_compare_panel").set_value(panel).run()
             assert not at.exception
-            titles = panel_titles(at.get("plotly_chart")[0])
+            titles = panel_titles(panel_figures(at)[0])
             assert len(titles) == 1 and titles[0].startswith(start)
         at.radio(key="_compare_layout").set_value("side by side").run()
-        assert len(panel_titles(at.get("plotly_chart")[0])) == 3
+        assert len(panel_titles(panel_figures(at)[0])) == 3
 
     @pytest.mark.parametrize("layout", ["side by side", "one at a time"])
     def test_one_legend_never_mixes_class_and_outcome_colours(self, layout):
@@ -313,7 +311,7 @@ class TestComparePage:
         for color_by in ("outcome", "class"):
             at.radio(key="_compare_color_by").set_value(color_by).run()
             assert not at.exception, [e.value for e in at.exception]
-            names = legend_names(at.get("plotly_chart")[0])
+            names = legend_names(panel_figures(at)[0])
             assert names, "no legend entries"
             if color_by == "outcome":
                 assert {n.removeprefix("GT: ") for n in names} <= outcomes, names
@@ -337,7 +335,7 @@ class TestComparePage:
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is not installed")
 def test_compare_and_ensemble_pages_in_a_browser():
     """Real browser: three synchronised panels with the image drawn; an ensemble run end to end."""
-    from tests.browser import chromium_page, page_problems, streamlit_server, wait_until_idle
+    from tests.browser import chromium_page, page_problems, panel_images, streamlit_server, wait_until_idle
 
     shots = REPO / "tests" / "screenshots"
     shots.mkdir(exist_ok=True)
@@ -348,9 +346,7 @@ def test_compare_and_ensemble_pages_in_a_browser():
         wait_until_idle(page, quiet_ms=500)
         page.screenshot(path=str(shots / "sample_compare.png"))
         assert page_problems(page) == []
-        images = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot image')]
-            .filter(i => (i.getAttribute('href') || '').startsWith('data:image')).length""")
-        assert images == 3, "GT | A | B: each panel needs the image"
+        assert panel_images(page) == 3, "GT | A | B: each panel needs the image"
         assert "beats B most" in page.inner_text("body")
 
         page.goto(f"{url}/Ensemble")
@@ -373,5 +369,5 @@ def test_compare_page_on_the_real_trash_folder():
     at.session_state[HEAD_TO_HEAD_KEY] = HEAD_TO_HEAD[HEAD_TO_HEAD_KEY]  # the user opens the second tab
     at.run()
     assert not at.exception and not at.error
-    assert len(panel_titles(at.get("plotly_chart")[0])) >= 3
+    assert len(panel_titles(panel_figures(at)[0])) >= 3
     assert any("not found" in i.value or "blank" in i.value for i in at.info)

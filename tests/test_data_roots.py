@@ -21,7 +21,7 @@ from core.inference import CheckpointError, dataset_image_items, read_checkpoint
 from core.dataset import load_coco
 from core.folder_scan import first_csv_image_id, json_kind, scan_folder
 from core.submission import read_submission
-from tests.conftest import REPO, SAMPLE, figure_image_sources
+from tests.conftest import REPO, SAMPLE, figure_image_sources, panel_figures
 from ui import state as S
 
 DEMO = SAMPLE / "demo_model.pt"
@@ -60,10 +60,9 @@ def texts(at: AppTest) -> str:
 
 
 def image_sources(at: AppTest) -> list[str]:
-    """The image URIs embedded in the page's plotly figures."""
+    """The image URIs embedded in the page's figures (charts and image panels)."""
     found = []
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
+    for spec in [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")] + panel_figures(at):
         found += figure_image_sources(spec)
     return found
 

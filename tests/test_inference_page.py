@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core import models
 from core.dataset import load_coco
 from core.inference import load_detector, predict_image, read_checkpoint
-from tests.conftest import REAL_TRASH, REPO, SAMPLE, need
+from tests.conftest import REAL_TRASH, REPO, SAMPLE, need, panel_figures
 from ui import state as S
 
 PAGE = "pages/6_Live_inference.py"
@@ -66,7 +66,7 @@ def test_demo_model_runs_on_the_explorers_image_at_the_shared_threshold():
     assert metric(at, "Inference time").endswith(" ms")
     recorded = read_checkpoint(SAMPLE / "demo_model.pt").meta["train"]
     assert any(f"mAP@0.5: {recorded['map50_train']:.3f} on its training images" in c.value for c in at.caption)
-    figure = at.get("plotly_chart")[0].proto.spec
+    figure = json.dumps(panel_figures(at)[0], ensure_ascii=False)
     assert "Ground truth" in figure and "score ≥ 0.30" in figure
 
     at.slider(key=S.widget_key(S.SCORE_THR)).set_value(0.9).run()  # the shared sidebar slider
@@ -133,7 +133,7 @@ def test_batch_predictions_become_the_active_set(three_image_dataset):
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is not installed")
 def test_page_in_the_browser():
-    from tests.browser import chromium_page, page_problems, streamlit_server, wait_until_idle
+    from tests.browser import chromium_page, page_problems, panel_images, streamlit_server, wait_until_idle
 
     SHOTS.mkdir(exist_ok=True)
     with streamlit_server() as url, chromium_page() as page:
@@ -142,7 +142,5 @@ def test_page_in_the_browser():
         page.wait_for_timeout(500)
         page.screenshot(path=str(SHOTS / "sample_live_inference.png"), full_page=True)
         assert page_problems(page) == []
-        images = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot image')]
-            .filter(i => (i.getAttribute('href') || '').startsWith('data:image')).length""")
-        assert images == 2, "both panels (ground truth | predictions) need the image"
+        assert panel_images(page) == 2, "both panels (ground truth | predictions) need the image"
         assert "Inference time" in page.inner_text("body")

@@ -12,7 +12,7 @@ import pytest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.prediction_files import load_predictions
-from tests.conftest import REAL_TRASH, REPO, need
+from tests.conftest import REAL_TRASH, REPO, need, panel_figures
 from tests.test_app import open_app, texts
 from ui import state as S
 
@@ -54,8 +54,10 @@ def page_labels(at) -> list[str]:
 
 
 def chart_labels(at) -> list[str]:
-    """Titles, legends and axes of every chart (no COCO stat is charted: none may say 0.5)."""
-    return [label for chart in at.get("plotly_chart") for label in _figure_labels(json.loads(chart.proto.spec))]
+    """Titles, legends and axes of every chart and image panel (no COCO stat is charted: none may
+    say 0.5)."""
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")] + panel_figures(at)
+    return [label for figure in figures for label in _figure_labels(figure)]
 
 
 def test_no_label_says_05_at_iou_075_on_the_real_fold():

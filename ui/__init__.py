@@ -29,6 +29,8 @@ Modules:
   layers with `core.drawing.gt_layers` / `prediction_layers` (colour by outcome or class), or use
   `image_panels(data, gts, dets, ...)` for the standard pair and `boxes_of(data, key, index)`
   for one image's (predictions, GT) rows; `outcome_legend`, `need_evaluation(data)`.
+- `ui.image_panels.draw_figure`: the panels' chart, a component (index.html beside it) that keeps
+  one plotly chart and updates it in place, keeping the zoom while the image stays the same.
 - `ui.prediction_sets.set_view(data, chosen)`: another set's PredictionView (Compare, agreement).
 The score threshold slider is part of the sidebar: read `data.score_thr`, never draw another; the
 cut itself is core.thresholds' (`data.prediction_view.keep`, `.kept`, `.image_boxes`, ...).

@@ -12,6 +12,7 @@ from core.outcomes import legend_entries
 from core.browse import DET_COLUMNS, gt_rows
 from core.drawing import Panel, gt_layers, panels_figure, prediction_layers
 from core.thresholds import PredictionView
+from ui.image_panels import draw_figure
 from ui.loaders import ImageRef, image_ref
 from ui.sidebar import ActiveData
 
@@ -34,7 +35,8 @@ def draw_image_panels(image: ImageRef, panels: list[Panel], *, key: str, show_la
     figure = panels_figure(panels, image.width, image.height, image_uri=image.uri,
                            missing_notice="image file not available" if image.uri is None else None,
                            figure_height=height, show_labels=show_labels)
-    st.plotly_chart(figure, key=key, config=PLOTLY_CONFIG, width="stretch")
+    draw_figure(figure, key=key, height=height, config=PLOTLY_CONFIG,
+                view_id=f"{image.key} {image.width:g}x{image.height:g} {len(panels)}")
 
 
 def static_table(table, *, name: str, **kwargs) -> None:
