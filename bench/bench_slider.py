@@ -56,10 +56,9 @@ OBSERVE_MAIN = """() => {
 }"""
 
 
-# The move is over: no run in progress and nothing changed for quietMs. Polled every 100 ms and
-# reading only flags: tests.browser.wait_until_idle polls every frame and reads the page's text,
-# which makes the browser lay the page out again while the move is being drawn (measured: it
-# slowed the moves it timed).
+# The move is over: no run in progress and nothing changed for quietMs. Reads flags only:
+# tests.browser.wait_until_idle reads the page's whole text every 100 ms, which makes the browser
+# lay the page out while it is drawing the move being timed.
 SETTLED = """(quietMs) => !document.querySelector('[data-testid="stStatusWidget"], [data-stale="true"]')
     && performance.now() - window.__lastChange >= quietMs"""
 
