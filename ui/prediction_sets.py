@@ -4,6 +4,7 @@ evaluated through the shared cached loaders."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 import streamlit as st
@@ -93,14 +94,29 @@ def set_view(data: ActiveData, chosen: PredictionSet, score_thr: float | None = 
     return PredictionView(chosen.predictions, score_thr, data.dataset, view)
 
 
-@dataclass(frozen=True)
 class ComparisonTables:
-    """A Comparison at one score threshold with its tables made (cached: treat as read-only)."""
+    """A Comparison at one score threshold and its tables, each made on first use and cached with
+    it (treat as read-only): Compare's two tabs use different ones."""
 
-    comparison: Comparison
-    metrics: pd.DataFrame
-    per_class: pd.DataFrame
-    error_counts: pd.DataFrame  # index: outcome names as str
+    def __init__(self, comparison: Comparison, iou_thr: float):
+        self.comparison = comparison
+        self.iou_thr = iou_thr
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        metrics = self.comparison.metrics()  # the threshold row is at the sidebar's IoU: its label says so
+        return metrics.rename(index={"mAP@0.5 at threshold": f"mAP@{iou_text(self.iou_thr)} at threshold"})
+
+    @cached_property
+    def per_class(self) -> pd.DataFrame:
+        return self.comparison.per_class()
+
+    @cached_property
+    def error_counts(self) -> pd.DataFrame:
+        """Index: outcome names as str."""
+        counts = self.comparison.error_counts()
+        counts.index = [str(i) for i in counts.index]
+        return counts
 
 
 def _set_keys(sets: list[PredictionSet]) -> tuple[tuple[str, str], ...]:
@@ -111,12 +127,8 @@ def _comparison_tables(dataset_key: str, iou_thr: float, score_thr: float,
                        sets: list[PredictionSet]) -> ComparisonTables:
     views = {s.label: loaders.threshold_view(s.evaluation, dataset_key, s.key, iou_thr, score_thr)
              for s in sets}
-    comparison = compare({s.label: s.evaluation for s in sets}, score_thr=score_thr, views=views)
-    counts = comparison.error_counts()
-    counts.index = [str(i) for i in counts.index]
-    metrics = comparison.metrics()  # the threshold row is at the sidebar's IoU: its label says so
-    metrics = metrics.rename(index={"mAP@0.5 at threshold": f"mAP@{iou_text(iou_thr)} at threshold"})
-    return ComparisonTables(comparison, metrics, comparison.per_class(), counts)
+    return ComparisonTables(compare({s.label: s.evaluation for s in sets}, score_thr=score_thr, views=views),
+                            iou_thr)
 
 
 def comparison_tables(data: ActiveData, sets: list[PredictionSet]) -> ComparisonTables:
