@@ -126,12 +126,13 @@ def label_positions(boxes_xyxy: np.ndarray, labels: list[str], unit: float,
 
 
 def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
-                  show_labels: bool, positions: list[tuple[str, float] | None] | None = None) -> list[go.Scatter]:
-    """Two traces per layer: the outlines, and the points carrying labels and hover cards."""
+                  show_labels: bool, positions: list[tuple[str, float] | None] | None = None) -> list[dict]:
+    """Two scatter traces per layer: the outlines, and the points carrying labels and hover cards.
+    Plain dicts: a go.Scatter validates every property (~1.5 ms each, ~50 ms for GT | A | B)."""
     boxes = layer.boxes_xyxy
     xs, ys = _outline_xy(boxes)
-    outline = go.Scatter(
-        x=xs, y=ys, mode="lines", xaxis=xref, yaxis=yref, name=layer.name,
+    outline = dict(
+        type="scatter", x=xs, y=ys, mode="lines", xaxis=xref, yaxis=yref, name=layer.name,
         legendgroup=layer.name, showlegend=show_legend, hoverinfo="skip",
         line=dict(color=layer.color, width=layer.line_width, dash=layer.dash),
     )
@@ -148,8 +149,8 @@ def _layer_traces(layer: BoxLayer, xref: str, yref: str, show_legend: bool,
         positions = [where[0] if where is not None else "top right" for where in positions]
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
-    points = go.Scatter(
-        x=np.concatenate([label_x, centre_x]), y=np.concatenate([boxes[:, 1], centre_y]),
+    points = dict(
+        type="scatter", x=np.concatenate([label_x, centre_x]), y=np.concatenate([boxes[:, 1], centre_y]),
         mode="text" if any(labels) else "none", xaxis=xref, yaxis=yref,
         name=layer.name, legendgroup=layer.name, showlegend=False,
         text=labels + [""] * len(boxes),
@@ -199,7 +200,7 @@ def panels_figure(
             name=_IMAGE_ITEM, source=image_uri, x=0, y=0, sizex=width, sizey=height,
             xanchor="left", yanchor="top", sizing="stretch", layer="below")]}
         layout["template"] = template  # the default template (the app's theme) plus the image
-    traces: list[go.Scatter] = []
+    traces: list[dict] = []
     seen_legend: set[str] = set()
     for i, panel in enumerate(panels):
         xref, yref, xkey, ykey = _axis_names(i)
