@@ -1,32 +1,24 @@
-"""ui.image_panels' page folder: index.html beside the installed plotly's plotly.min.js, written
-whole, found again by the next server, and made elsewhere when the temporary folder refuses it."""
+"""ui.image_panels' page: what it loads is in its folder, and the plotly.js it ships is the basic
+bundle of the plotly.js the installed plotly writes figures for (same major version)."""
 from __future__ import annotations
 
-import tempfile
+import re
+
+from plotly.offline import get_plotlyjs_version
 
 from ui import image_panels
 
 
-def test_the_folder_holds_the_page_and_the_installed_plotly(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
-    folder = image_panels._frontend_folder()
-    assert folder.parent == tmp_path
-    assert (folder / "index.html").read_bytes() == image_panels.PAGE.read_bytes()
-    assert (folder / "plotly.min.js").read_bytes() == image_panels.PLOTLY_JS.read_bytes()
-    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "plotly.min.js"]  # no partial file left
-    # a copy cut short (a server killed while writing) is written again, whole
-    (folder / "plotly.min.js").write_bytes(b"/* cut */")
-    assert image_panels._frontend_folder() == folder
-    assert (folder / "plotly.min.js").read_bytes() == image_panels.PLOTLY_JS.read_bytes()
+def test_the_page_loads_only_files_of_its_folder():
+    page = (image_panels.FOLDER / "index.html").read_text()
+    sources = re.findall(r'<script src="([^"]+)"', page)
+    assert sources == ["plotly-basic.min.js"]
+    assert all((image_panels.FOLDER / source).is_file() for source in sources)
+    assert (image_panels.FOLDER / "PLOTLY_LICENSE").read_text().startswith("MIT License")
 
 
-def test_a_shared_name_that_is_taken_gives_a_private_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
-    shared = image_panels._frontend_folder()
-    for child in shared.iterdir():
-        child.unlink()
-    shared.rmdir()
-    shared.write_text("a file (another user's, say) where the shared folder would go")
-    folder = image_panels._frontend_folder()
-    assert folder != shared and folder.parent.parent == tmp_path
-    assert (folder / "plotly.min.js").read_bytes() == image_panels.PLOTLY_JS.read_bytes()
+def test_the_bundle_is_plotly_basic_of_the_installed_major_version():
+    header = (image_panels.FOLDER / "plotly-basic.min.js").read_text()[:200]
+    version = re.search(r"plotly\.js \(basic - minified\) v(\d+)\.(\d+)\.(\d+)", header)
+    assert version, header
+    assert version.group(1) == get_plotlyjs_version().split(".")[0], (version.group(0), get_plotlyjs_version())
