@@ -10,8 +10,7 @@ from core.outcomes import OUTCOME_CHOICES, OUTCOME_LABELS
 from ui import state as S
 from ui.explorer import disagreement_source, image_list, navigation
 from ui.sidebar import ActiveData, active_data, page_setup, score_slider
-from ui.widgets import (boxes_of, draw_image_panels, image_panels, image_ref_for, outcome_legend,
-                        static_table)
+from ui.widgets import boxes_of, draw_image_panels, image_panels, image_ref_for, outcome_legend
 
 
 def _filters(data: ActiveData):
@@ -90,17 +89,12 @@ def explorer(data: ActiveData, filters: tuple | None) -> None:
     effective_color = color_by if data.view is not None else "class"
     if effective_color == "outcome":
         outcome_legend()
-    draw_image_panels(image_ref_for(data, key, image_index),
-                      image_panels(data, gts, dets, color_by=effective_color, show_labels=show_labels),
-                      key="explorer_panels")
     st.caption("Scroll to zoom, drag to pan: both panels follow. Hover a box (centre or label "
                "corner) for its class, score, IoU and outcome. Click a legend entry to hide it.")
-    boxes = box_table(gts, dets, data.class_names)
-    # st.table, not st.dataframe: the data grid redraws ~150 ms after every slider move
-    # (bench/bench_slider.py); a static table in a scroll box is there with the panels.
-    shown = boxes.style.format({"score": "{:.3f}", "IoU": "{:.2f}", "x1": "{:.1f}", "y1": "{:.1f}",
-                                "x2": "{:.1f}", "y2": "{:.1f}"}, na_rep="")
-    static_table(shown, name="explorer_boxes", hide_index=True, height="content" if len(boxes) <= 12 else 460)
+    # the box table is drawn by the panels' own page: a slider move redraws one element
+    draw_image_panels(image_ref_for(data, key, image_index),
+                      image_panels(data, gts, dets, color_by=effective_color, show_labels=show_labels),
+                      key="explorer_panels", boxes=box_table(gts, dets, data.class_names))
 
 
 page_setup("Image explorer")

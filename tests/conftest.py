@@ -41,6 +41,16 @@ def panel_figures(at) -> list[dict]:
             if element.proto.component_name.endswith(".image_panels")]
 
 
+def panel_tables(at) -> list:
+    """The tables written under an AppTest page's image panels (ui.image_panels.table_json), as
+    DataFrames of the values sent, in page order."""
+    import pandas as pd
+
+    tables = [json.loads(element.proto.json_args).get("table") for element in at.get("component_instance")
+              if element.proto.component_name.endswith(".image_panels")]
+    return [pd.DataFrame(t["rows"], columns=t["columns"]) for t in map(json.loads, filter(None, tables))]
+
+
 def figure_image_sources(spec: dict) -> list[str]:
     """The image URI each panel of a plotly figure spec shows: its own `source`, or that of the
     template item it names (core.drawing sends a panels figure's image once, in the template)."""

@@ -10,7 +10,8 @@ from streamlit.testing.v1 import AppTest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.prediction_files import load_predictions
-from tests.conftest import EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need, panel_figures
+from tests.conftest import (EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need, panel_figures,
+                            panel_tables)
 from ui import state as S
 
 PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
@@ -181,9 +182,13 @@ def test_explorer_panels_and_box_table_match_core(sample_eval):
     index = int(dataset.image_index_of_file(["train/0007.jpg"])[0])
     n_dets = int((view.dets["image_index"] == index).sum())
     n_gts = int((dataset.annotations["image_index"] == index).sum())
-    table = at.table[0].value
+    table = panel_tables(at)[0]  # written under the panels by their page, no other table
+    assert not at.table and not at.dataframe
     assert (table["kind"] == "prediction").sum() == n_dets
     assert (table["kind"] == "ground truth").sum() == n_gts
+    scores = view.dets.loc[view.dets["image_index"] == index, "score"].to_numpy()
+    assert sorted(table.loc[table["kind"] == "prediction", "score"]) == sorted(np.round(scores, 3).tolist())
+    assert table.loc[table["kind"] == "ground truth", "score"].isna().all()  # blank, not 0
     spec = panel_figures(at)[0]
     assert spec["layout"]["xaxis2"]["matches"] == "x"
     assert len(spec["layout"]["images"]) == 2
@@ -201,7 +206,7 @@ def test_explorer_slider_move_redraws_the_image_as_core_says(sample_eval):
             assert_clean(at)
             dets = ev.at(score_thr).dets
             n_dets = int((dets["image_index"] == index).sum())
-            table = at.table[0].value
+            table = panel_tables(at)[0]
             assert (table["kind"] == "prediction").sum() == n_dets
             assert table.loc[table["kind"] == "prediction", "score"].min() >= score_thr
             assert f"{n_dets} predictions ≥ {score_thr:.2f}" in texts(at)
@@ -221,7 +226,7 @@ def test_explorer_outcome_filter_keeps_only_images_with_that_outcome(sample_eval
     view = ev.at(0.05)
     with_background = view.dets.loc[view.dets["outcome"].astype(str) == "background", "image_index"].nunique()
     assert f"Image (of {with_background:,})" == explorer_position(at).label
-    table = at.table[0].value
+    table = panel_tables(at)[0]
     predicted = table[table["kind"] == "prediction"]
     assert len(predicted) and set(predicted["outcome"]) == {"Background"}
 

@@ -194,6 +194,10 @@ def test_a_slider_move_updates_the_panels_in_place_and_keeps_the_zoom():
         frame = panels_frames(page)[0]
         assert "score ≥ 0.10" in frame.inner_text(".js-plotly-plot") and "score ≥ 0.05" in before
         assert frame.evaluate(ZOOM) == zoomed, "the same chart, the zoom kept"
+        # the box table under the panels follows: one row per prediction the facts line counts
+        shown = int(re.search(r"(\d+) predictions ≥ 0\.10", page.inner_text("body")).group(1))
+        kinds = frame.locator("#boxes tbody tr td:first-child").all_inner_texts()
+        assert kinds.count("prediction") == shown and "ground truth" in kinds
         page.get_by_role("button", name="Next ▶").click()
         wait_until_idle(page, quiet_ms=500)
         assert _shown_image(page) != "train/0017.jpg"

@@ -12,10 +12,11 @@ from core.outcomes import legend_entries
 from core.browse import DET_COLUMNS, gt_rows
 from core.drawing import Panel, gt_layers, panels_figure, prediction_layers
 from core.thresholds import PredictionView
-from ui.image_panels import draw_figure
+from ui.image_panels import draw_figure, table_json
 from ui.loaders import ImageRef, image_ref
 from ui.sidebar import ActiveData
 
+BOX_TABLE_DIGITS = {"score": 3, "IoU": 2, "x1": 1, "y1": 1, "x2": 1, "y2": 1}  # core.browse.box_table's numbers
 PLOTLY_CONFIG = {"scrollZoom": True, "displaylogo": False,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 # What a test set (no ground-truth boxes) can still show, linked from pages that cannot.
@@ -28,15 +29,18 @@ NO_GT_PAGES = [
 
 
 def draw_image_panels(image: ImageRef, panels: list[Panel], *, key: str, show_labels: bool = True,
-                      height: int = 620) -> None:
-    """N side-by-side panels of one image (GT | predictions, or GT | A | B), zoom/pan shared."""
+                      height: int = 620, boxes: pd.DataFrame | None = None) -> None:
+    """N side-by-side panels of one image (GT | predictions, or GT | A | B), zoom/pan shared;
+    boxes: a core.browse.box_table of the image, listed under the panels."""
     if image.notice:
         st.info(image.notice, icon=":material/image_not_supported:")
     figure = panels_figure(panels, image.width, image.height, image_uri=image.uri,
                            missing_notice="image file not available" if image.uri is None else None,
                            figure_height=height, show_labels=show_labels)
+    table = None if boxes is None else table_json(
+        boxes, BOX_TABLE_DIGITS, max_height=None if len(boxes) <= 12 else 460)  # a scroll box beyond 12 rows
     draw_figure(figure, key=key, height=height, config=PLOTLY_CONFIG,
-                view_id=f"{image.key} {image.width:g}x{image.height:g} {len(panels)}")
+                view_id=f"{image.key} {image.width:g}x{image.height:g} {len(panels)}", table=table)
 
 
 def static_table(table, *, name: str, **kwargs) -> None:
