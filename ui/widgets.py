@@ -16,7 +16,8 @@ from ui.image_panels import draw_figure, table_json
 from ui.loaders import ImageRef, image_ref
 from ui.sidebar import ActiveData
 
-BOX_TABLE_DIGITS = {"score": 3, "IoU": 2, "x1": 1, "y1": 1, "x2": 1, "y2": 1}  # core.browse.box_table's numbers
+# digits shown after the point in the number columns of core.browse.box_table
+BOX_TABLE_DIGITS = {"score": 3, "IoU": 2, "x1": 1, "y1": 1, "x2": 1, "y2": 1}
 PLOTLY_CONFIG = {"scrollZoom": True, "displaylogo": False,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 # What a test set (no ground-truth boxes) can still show, linked from pages that cannot.

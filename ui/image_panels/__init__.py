@@ -2,11 +2,12 @@
 and updates it in place (Plotly.react) when a rerun sends a new figure.
 
 st.plotly_chart builds a new chart for every new figure (its element id hashes the figure), which
-cost 50-110 ms of every score-slider move in the browser, and lost the zoom. The boxes' table
-is written under the chart by the same page: as a separate st.table it cost ~20 ms to style on
-the server and ~35 ms to redraw in the browser per move. The page (index.html) speaks Streamlit's component protocol directly and loads plotly.js' basic bundle
-(plotly-basic.min.js: scatter, layout images, shapes, annotations; plotly.js-basic-dist-min 4.1.1,
-MIT, PLOTLY_LICENSE), which a browser sets up in a fraction of the full bundle's time.
+cost 50-110 ms of every score-slider move in the browser, and lost the zoom. The boxes' table is
+written under the chart by the same page: as a separate st.table it cost ~20 ms to style on the
+server and ~35 ms to redraw in the browser per move. The page (index.html) speaks Streamlit's
+component protocol directly and loads plotly.js' basic bundle (plotly-basic.min.js: scatter,
+layout images, shapes, annotations; plotly.js-basic-dist-min 4.1.1, MIT, PLOTLY_LICENSE), which a
+browser sets up in a fraction of the full bundle's time.
 """
 from __future__ import annotations
 
