@@ -8,6 +8,7 @@ from core.analysis_charts import analyze_figure, slice_bars_figure, tide_heatmap
 from core.coco_analyze import AREAS
 from core.outcomes import ERROR_TYPES
 from ui import analysis as A
+from ui.charts import plotly_chart
 from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import need_evaluation, static_table
 
@@ -57,8 +58,8 @@ def slices(data) -> None:
     # chart ~0.5 s, the grid ~0.1 s): on request; the static table stays under 300 ms
     clickable = controls[0].toggle("Click to open: bar chart of ΔAP and a selectable table", key="_slices_bars")
     if clickable:
-        event = st.plotly_chart(slice_bars_figure(table, whole["ap50"], data.iou_thr), key="slice_bars",
-                                on_select="rerun", selection_mode="points", width="stretch")
+        event = plotly_chart(slice_bars_figure(table, whole["ap50"], data.iou_thr), key="slice_bars",
+                             on_select="rerun")
         points = A.selected_points(event)
         if points and len(A.custom_data(points[0].get("customdata"))) >= 2:
             chosen = tuple(A.custom_data(points[0]["customdata"])[:2])
@@ -103,7 +104,7 @@ st.subheader("TIDE dAP per class")
 tide = A.tide_per_class(data)
 tide = tide.assign(total=tide[[e.value for e in ERROR_TYPES]].sum(axis=1))
 top = A.search_and_top(tide[tide["n_gt"] > 0], key="_tide_classes", sort_by="total")
-st.plotly_chart(tide_heatmap_figure(top), key="tide_heatmap", width="stretch")
+plotly_chart(tide_heatmap_figure(top), key="tide_heatmap")
 picked = st.dataframe(
     top.rename(columns={e.value: e.label for e in ERROR_TYPES}),
     hide_index=True, width="stretch", key="tide_table", on_select="rerun", selection_mode="single-row",
@@ -125,8 +126,8 @@ names = ["all classes"] + [str(n) for n in result.names]
 target = cells[0].selectbox("Class", names, key="_analyze_class")
 area = cells[1].radio("Area", AREAS, horizontal=True, key="_analyze_area")
 cid = None if target == "all classes" else int(result.category_ids[result.names.index(target)])
-st.plotly_chart(analyze_figure(result.curves(cid, area), result.ap(cid, area), f"{target} · area {area}"),
-                key="analyze", width="stretch")
+plotly_chart(analyze_figure(result.curves(cid, area), result.ap(cid, area), f"{target} · area {area}"),
+             key="analyze")
 st.caption("As MMDetection's coco_error_analysis.py: C75, C50 = COCO AP at IoU .75/.5; Loc = IoU .1; "
            "Sim = confusions within a supercategory forgiven" + ("" if result.has_sim else
            " (no supercategories in this ground truth: Sim equals Oth)") + "; Oth = every class confusion "

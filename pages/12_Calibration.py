@@ -8,6 +8,7 @@ from core.analysis_charts import operating_points_figure, reliability_figure
 from core.calibration import cut_per_class_csv, operating_points, thresholds_json
 from ui import analysis as A
 from ui import state as S
+from ui.charts import plotly_chart
 from ui.sidebar import active_data, page_setup
 from ui.widgets import need_evaluation
 
@@ -25,8 +26,8 @@ left, right = st.columns([3, 2])
 n_bins = int(right.number_input("Score bins (equal width over [0, 1])", min_value=2, max_value=50, value=10,
                                 key="_cal_bins"))
 cal = A.calibration(data, n_bins)
-bin_pick = left.plotly_chart(reliability_figure(cal.bins, cal.ece, data.iou_thr), key="reliability", width="stretch",
-                             on_select="rerun", selection_mode="points")
+with left:
+    bin_pick = plotly_chart(reliability_figure(cal.bins, cal.ece, data.iou_thr), key="reliability", on_select="rerun")
 bin_points = [p for p in A.selected_points(bin_pick) if len(A.custom_data(p.get("customdata"))) == 3]
 if bin_points:  # a bar clicked: the images of the counted boxes scoring in that bin
     lo, hi, _ = A.custom_data(bin_points[0]["customdata"])
@@ -75,9 +76,9 @@ points = operating_points(ev, category_id)
 row = table[table["category_id"] == (-1 if category_id is None else category_id)].iloc[0]
 marks = {"best F1": row["best_f1_thr"], f"P≥{min_precision:.2f}": row.get("thr_precision"),
          f"R≥{min_recall:.2f}": row.get("thr_recall")}
-event = st.plotly_chart(operating_points_figure(points, f"{chosen}: precision, recall, F1 by threshold",
-                                                data.score_thr, marks),
-                        key="operating_points", on_select="rerun", selection_mode="points", width="stretch")
+event = plotly_chart(operating_points_figure(points, f"{chosen}: precision, recall, F1 by threshold",
+                                             data.score_thr, marks),
+                     key="operating_points", on_select="rerun")
 picked = A.selected_points(event)
 if picked:
     score = float(picked[0]["x"])

@@ -9,6 +9,7 @@ from core.charts import best_f1_threshold, confusion_figure, iou_text, threshold
 from core.analysis_charts import with_cell_picks
 from core.outcomes import DISPLAY_ORDER, Outcome
 from ui import state as S
+from ui.charts import plotly_chart
 from ui.loaders import threshold_curve
 from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import need_evaluation, static_table
@@ -72,8 +73,7 @@ def overview(data) -> None:
 
     left, right = st.columns(2)
     with left:
-        tide_pick = st.plotly_chart(tide_figure(ev.tide, data.iou_thr, " (all boxes)"), key="tide",
-                                    width="stretch", on_select="rerun", selection_mode="points")
+        tide_pick = plotly_chart(tide_figure(ev.tide, data.iou_thr, " (all boxes)"), key="tide", on_select="rerun")
         open_drilldown(data, tide_pick, "tide")  # a bar opens the images with boxes of that error type
         tide_table = ev.tide.assign(error=[Outcome(str(e)).label for e in ev.tide["error"]])
         static_table(tide_table.rename(columns={"dap": "dAP"}).style.format({"dAP": "{:.4f}"}, na_rep="–"),
@@ -84,15 +84,13 @@ def overview(data) -> None:
     with right:
         curve = threshold_curve(ev)  # cached with ev: not recomputed per run or session
         best = best_f1_threshold(curve)
-        st.plotly_chart(threshold_curves_figure(curve, data.score_thr, best, iou_thr=data.iou_thr), key="curves",
-                        width="stretch")
+        plotly_chart(threshold_curves_figure(curve, data.score_thr, best, iou_thr=data.iou_thr), key="curves")
         if best is not None:
             st.button(f"Use the best-F1 threshold ({best:.2f})", key="use_best_f1",
                       on_click=S.set_value, args=(S.SCORE_THR, round(best, 2)))
 
     shown = confusion_shown(view)  # over 30 classes: the most confused N
-    cell_pick = st.plotly_chart(with_cell_picks(confusion_figure(shown), shown), key="confusion",
-                                width="stretch", on_select="rerun", selection_mode="points")
+    cell_pick = plotly_chart(with_cell_picks(confusion_figure(shown), shown), key="confusion", on_select="rerun")
     open_drilldown(data, cell_pick, "confusion")  # a cell opens its images in the explorer
     st.caption("At the current score threshold. Boxes claim ground truths whatever their class here, so "
                "a higher-scoring box of another class can take a ground truth that TP counts for its own "

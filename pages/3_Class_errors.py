@@ -8,6 +8,7 @@ import streamlit as st
 from core.charts import class_counts_figure, iou_text, pr_curve_figure
 from core.outcomes import DISPLAY_ORDER, GTStatus, Outcome
 from ui import state as S
+from ui.charts import plotly_chart
 from ui.loaders import crop_png, pil_image, threshold_curve
 from ui.sidebar import active_data, page_setup, score_slider
 from ui.widgets import need_evaluation
@@ -113,8 +114,7 @@ def class_errors(data) -> None:
         curve = threshold_curve(ev, category_id)  # cached with ev: not recomputed per run
         pr_figure = pr_curve_figure(curve, data.score_thr, title=f"Precision-recall: {chosen}")
         pr_figure.update_traces(mode="lines+markers", marker_size=4, selector=dict(name="PR"))  # clickable
-        pr_pick = st.plotly_chart(pr_figure, key="class_pr", width="stretch", on_select="rerun",
-                                  selection_mode="points")
+        pr_pick = plotly_chart(pr_figure, key="class_pr", on_select="rerun")
         open_boxes_at_score(data, pr_pick, category_id, chosen)  # a point: the images of boxes at that score
         ap_row = ev.per_class[ev.per_class["category_id"] == category_id]
         if len(ap_row):  # AP at the sidebar's IoU from every box (COCO's AP@0.5 only when it is 0.5)
@@ -130,10 +130,10 @@ def class_errors(data) -> None:
                                  f"… predicted as {chosen}": from_other}).fillna(0).astype(int)
         confused = confused[(confused.sum(axis=1) > 0)].sort_values(
             f"{chosen} predicted as …", ascending=False)
-        st.plotly_chart(class_counts_figure(
-            list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
-            title=f"What {chosen} objects were predicted as (background = no box of any class)"),
-            key="class_confused", width="stretch")
+        plotly_chart(class_counts_figure(
+         list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
+         title=f"What {chosen} objects were predicted as (background = no box of any class)"),
+         key="class_confused")
         st.caption(f"Boxes of any class claim a {chosen} object here: its background bar "
                    f"({int(as_other.get('background', 0)):,}) counts the objects no box found, while Missed "
                    f"GT ({counts['missed']:,}) counts those no {chosen} box found.")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.charts import (class_counts_figure, histogram_figure, per_class_box_figure,
                          predicted_vs_true_figure)
+from ui.charts import plotly_chart
 from ui.sidebar import active_data, page_setup
 
 page_setup("Dataset")
@@ -35,9 +36,9 @@ if not len(ann):
 else:
     class_ids = ds.categories["id"].tolist()
     per_class = ann.groupby("category_id").size().reindex(class_ids).fillna(0).astype(int)
-    st.plotly_chart(class_counts_figure(
-        [names[c] for c in class_ids], per_class.to_numpy(), [colors[c] for c in class_ids],
-        title="Boxes per class"), key="class_counts", width="stretch")
+    plotly_chart(class_counts_figure(
+     [names[c] for c in class_ids], per_class.to_numpy(), [colors[c] for c in class_ids],
+     title="Boxes per class"), key="class_counts")
 
     chosen = st.multiselect("Classes in the distributions below", list(names.values()),
                             placeholder="all classes", key="_dataset_classes")
@@ -52,29 +53,29 @@ else:
     left, right = st.columns(2)
     with left:
         per_image = np.bincount(subset["image_index"].to_numpy(np.int64), minlength=len(ds.images))
-        st.plotly_chart(histogram_figure(per_image, title="Boxes per image",
-                                         x_title="boxes in the image", nbins=60, integer=True),
-                        key="per_image", width="stretch")
-        st.plotly_chart(histogram_figure(shapes["side"], title="Box size (√area, pixels)",
-                                         x_title="√area (log scale)", log_x=True),
-                        key="sizes", width="stretch")
-        st.plotly_chart(histogram_figure(shapes["aspect"], title="Aspect ratio (width / height)",
-                                         x_title="width / height (log scale)", log_x=True),
-                        key="aspects", width="stretch")
+        plotly_chart(histogram_figure(per_image, title="Boxes per image",
+                                      x_title="boxes in the image", nbins=60, integer=True),
+                     key="per_image")
+        plotly_chart(histogram_figure(shapes["side"], title="Box size (√area, pixels)",
+                                      x_title="√area (log scale)", log_x=True),
+                     key="sizes")
+        plotly_chart(histogram_figure(shapes["aspect"], title="Aspect ratio (width / height)",
+                                      x_title="width / height (log scale)", log_x=True),
+                     key="aspects")
     with right:
         small, medium = (shapes["side"] < 32).mean(), ((shapes["side"] >= 32) & (shapes["side"] < 96)).mean()
         st.caption(f"COCO size ranges: small {small:.1%} · medium {medium:.1%} · "
                    f"large {1 - small - medium:.1%} (by the annotation's area)")
-        st.plotly_chart(per_class_box_figure(shapes, "side", names=names, colors=colors,
-                                             title="Box size per class", y_title="√area (pixels)",
-                                             log_y=True), key="sizes_per_class", width="stretch")
-        st.plotly_chart(per_class_box_figure(shapes, "aspect", names=names, colors=colors,
-                                             title="Aspect ratio per class", y_title="width / height",
-                                             log_y=True), key="aspects_per_class", width="stretch")
+        plotly_chart(per_class_box_figure(shapes, "side", names=names, colors=colors,
+                                          title="Box size per class", y_title="√area (pixels)",
+                                          log_y=True), key="sizes_per_class")
+        plotly_chart(per_class_box_figure(shapes, "aspect", names=names, colors=colors,
+                                          title="Aspect ratio per class", y_title="width / height",
+                                          log_y=True), key="aspects_per_class")
     if ds.images[["width", "height"]].nunique().max() > 1:
-        st.plotly_chart(histogram_figure(ds.images["width"] * ds.images["height"] / 1e6,
-                                         title="Image size", x_title="megapixels"),
-                        key="image_sizes", width="stretch")
+        plotly_chart(histogram_figure(ds.images["width"] * ds.images["height"] / 1e6,
+                                      title="Image size", x_title="megapixels"),
+                     key="image_sizes")
 
 st.header(f"Predictions: {data.predictions_label or '—'}")
 if data.predictions is None:
@@ -91,20 +92,20 @@ with left:
     figure = histogram_figure(preds.scores, title="Scores of all predictions", x_title="score")
     figure.add_vline(x=data.score_thr, line=dict(color="#444444", dash="dash"),
                      annotation_text=f"threshold {data.score_thr:.2f}")
-    st.plotly_chart(figure, key="scores", width="stretch")
+    plotly_chart(figure, key="scores")
 with right:
-    st.plotly_chart(per_class_box_figure(scores, "score", names=names, colors=colors,
-                                         title="Score distribution per class", y_title="score"),
-                    key="scores_per_class", width="stretch")
+    plotly_chart(per_class_box_figure(scores, "score", names=names, colors=colors,
+                                      title="Score distribution per class", y_title="score"),
+                 key="scores_per_class")
 known = data.prediction_view.image_index >= 0
 keep = known & data.prediction_view.keep
 all_ids = sorted(set(ds.categories["id"].tolist()) | set(np.unique(preds.labels).tolist()))
 predicted = pd.Series(preds.labels[keep]).value_counts().reindex(all_ids).fillna(0).astype(int)
 true = ann.groupby("category_id").size().reindex(all_ids).fillna(0).astype(int) if len(ann) \
     else pd.Series(0, index=all_ids)
-st.plotly_chart(predicted_vs_true_figure([data.class_name(c) for c in all_ids], true.to_numpy(),
-                                         predicted.to_numpy(), score_thr=data.score_thr),
-                key="pred_vs_true", width="stretch")
+plotly_chart(predicted_vs_true_figure([data.class_name(c) for c in all_ids], true.to_numpy(),
+                                      predicted.to_numpy(), score_thr=data.score_thr),
+             key="pred_vs_true")
 if not known.all():
     st.caption(f"{int((~known).sum()):,} predicted boxes are on images not in {data.gt_label}; "
                "they are left out of the predicted counts.")

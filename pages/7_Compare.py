@@ -8,6 +8,7 @@ import streamlit as st
 from core.charts import iou_text
 from core.compare import per_class_figure
 from ui import state as S
+from ui.charts import plotly_chart
 from ui.agreement import agreement_section, compare_without_gt
 from ui.catalog import bootstrap_section
 from ui.compare import image_view, styled
@@ -55,7 +56,7 @@ def _summary(data, tables) -> None:
     st.subheader(f"Per-class AP@{iou}")
     per_class = tables.per_class
     figure = per_class_figure(per_class, names).update_layout(yaxis_title=f"AP@{iou}")
-    st.plotly_chart(figure, key="compare_per_class_chart", width="stretch")
+    plotly_chart(figure, key="compare_per_class_chart")
     static_table(styled(per_class.drop(columns=["category_id"]), deltas).format("{:,}", subset=["n_gt"]),
                  name="compare_per_class", hide_index=True)
 

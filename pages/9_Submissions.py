@@ -11,6 +11,7 @@ from core.catalog.store import ENV_VAR
 from core.ensemble import EnsembleConfig
 from ui import catalog as C
 from ui import state as S
+from ui.charts import plotly_chart
 from ui.sidebar import active_data, page_setup
 
 page_setup("Submissions", icon=":material/table_view:")
@@ -74,7 +75,7 @@ if n_both >= 1:
     fig = px.scatter(both, x="val mAP@0.5", y="LB score", text="name", hover_data=["model", "notes"])
     fig.update_traces(textposition="top center")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10))
-    st.plotly_chart(fig, key="_catalog_scatter", width="stretch")
+    plotly_chart(fig, key="_catalog_scatter")
 if n_both >= 3:
     st.markdown(f"Pearson **{pearson:.3f}** · Spearman **{spearman:.3f}** over {n_both} submissions.")
 else:

@@ -117,8 +117,8 @@ def chromium_page(width: int = 1600, height: int = 1100):
 
 def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> None:
     """Wait until the script run is over and the page stopped changing for quiet_ms: the app is
-    rendered, no 'running' status, no stale or skeleton elements, the image panels drawn, the text
-    is stable."""
+    rendered, no 'running' status, no stale or skeleton elements, the image panels and plotly charts
+    drawn, the text is stable."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     page.wait_for_function(
         """([quietMs, panelsFrame]) => {
@@ -129,10 +129,14 @@ def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> Non
                 || document.querySelector('[data-stale="true"]')
                 || document.querySelector('[data-testid="stSkeleton"]')
                 || !document.querySelector('h1')
-                || panels.some(p => p.busy || !p.draws);
+                || panels.some(p => p.busy || !p.draws)
+                // each plotly chart (ui/charts/chart.js) drawn, or its problem said
+                || (window.detlensCharts && window.detlensCharts.busy)
+                || [...document.querySelectorAll('.detlens-chart')].some(
+                    c => !c.querySelector('.main-svg') && c.nextElementSibling.hidden);
             const text = document.body.innerText.length + ':' +
                 document.querySelectorAll('.js-plotly-plot, canvas, img').length + ':' +
-                panels.map(p => p.draws).join(',');
+                panels.map(p => p.draws).join(',') + ':' + (window.detlensCharts || {}).draws;
             const now = performance.now();
             if (busy || window.__detlensText !== text) {
                 window.__detlensText = text;
@@ -165,6 +169,7 @@ def page_problems(page) -> list[str]:
     problems = [e.inner_text()[:500] for e in page.query_selector_all('[data-testid="stException"]')]
     problems += [frame.inner_text("#problem") for frame in panels_frames(page)
                  if frame.is_visible("#problem")]  # a figure the image panels could not draw
+    problems += [e.inner_text() for e in page.query_selector_all(".detlens-chart-problem") if e.is_visible()]
     text = page.inner_text("body")
     for marker in ("Traceback (most recent call last)", "StreamlitAPIException", "Error running app"):
         if marker in text:

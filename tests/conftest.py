@@ -1,8 +1,10 @@
 """Shared test fixtures: paths to the project's sample data and the read-only shared data."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,28 @@ def panel_figures(at) -> list[dict]:
     page order."""
     return [json.loads(json.loads(element.proto.json_args)["spec"]) for element in at.get("component_instance")
             if element.proto.component_name.endswith(".image_panels")]
+
+
+def chart_figures(at) -> list[dict]:
+    """The figures of an AppTest page's plotly charts (ui.charts, a component), parsed, in page
+    order."""
+    return [json.loads(json.loads(element.proto.json)["spec"]) for element in at.get("bidi_component")
+            if element.proto.component_name == "detlens_chart"]
+
+
+@functools.cache
+def bundle_trace_types() -> frozenset[str]:
+    """The trace types ui.charts' plotly.js bundle registers."""
+    from ui import charts
+
+    bundle = (charts.FOLDER / charts.BUNDLE).read_text()
+    return frozenset(re.findall(r'moduleType:"trace",name:"(\w+)"', bundle))
+
+
+def assert_charts_drawable(at) -> None:
+    """Every trace of an AppTest page's plotly charts is of a type ui.charts' bundle draws."""
+    used = {trace.get("type", "scatter") for figure in chart_figures(at) for trace in figure["data"]}
+    assert used <= bundle_trace_types(), used - bundle_trace_types()
 
 
 def panel_tables(at) -> list:

@@ -2,13 +2,12 @@
 click-through to the explorer (limited to a slice's images) and to Class errors."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from core.calibration import best_thresholds, calibration
 from core.slices import build_slices
+from tests.conftest import chart_figures
 from tests.test_app import assert_clean, explorer_position, open_app, sample_eval, texts  # noqa: F401 (fixture)
 from ui import state as S
 
@@ -31,7 +30,7 @@ def test_slices_page_shows_core_numbers_at_the_threshold(sample_eval):
     assert first["slice"] == worst["slice"]
     assert first["AP@0.50"] == pytest.approx(worst["ap50"], abs=1e-12)
     assert first["GT boxes"] == worst["n_gt"] and first["predictions"] == worst["n_pred"]
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = chart_figures(at)[0]
     assert spec["data"][0]["customdata"][0][:2] == [worst["dimension"], worst["slice"]]
 
 
@@ -95,7 +94,7 @@ def test_coco_analyze_section_follows_core(sample_eval):
     result = coco_analyze(ev, {int(c): n for c, n in zip(dataset.category_ids, dataset.categories["name"])})
     assert result.has_sim
     assert "Sim equals Oth" not in texts(at)
-    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    spec = chart_figures(at)[-1]
     paper = int(dataset.category_ids[list(dataset.categories["name"]).index("Paper")])
     expected = [f"[{v:.3f}] {k}" for k, v in result.ap(paper, "large").items()]
     assert [t.get("name") for t in spec["data"]][1:] == expected
@@ -111,17 +110,15 @@ def test_80_classes_stay_readable():
         S.GT_CHOICE: "instances_val2014_100.json", S.PREDICTIONS_FOR_GT: "instances_val2014_100.json",
         S.ACTIVE_PREDICTIONS: "instances_val2014_fakebbox100_results.json"})
     assert_clean(at)
-    assert len(json.loads(at.get("plotly_chart")[-1].proto.spec)["data"][0]["y"]) == 31
+    assert len(chart_figures(at)[-1]["data"][0]["y"]) == 31
     at.number_input(key="_confusion_top").set_value(10).run()
-    assert len(json.loads(at.get("plotly_chart")[-1].proto.spec)["data"][0]["y"]) == 11
+    assert len(chart_figures(at)[-1]["data"][0]["y"]) == 11
     at.switch_page(SLICES).run()
     assert_clean(at)
-    heatmap = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                   if json.loads(c.proto.spec)["data"][0].get("type") == "heatmap")
+    heatmap = next(f for f in chart_figures(at) if f["data"][0].get("type") == "heatmap")
     assert len(heatmap["data"][0]["y"]) == 30
     at.text_input(key="_tide_classes_search").input("dog").run()
-    heatmap = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                   if json.loads(c.proto.spec)["data"][0].get("type") == "heatmap")
+    heatmap = next(f for f in chart_figures(at) if f["data"][0].get("type") == "heatmap")
     assert heatmap["data"][0]["y"] == ["dog"] or set(heatmap["data"][0]["y"]) <= {"dog", "hot dog"}
     at.switch_page(CALIBRATION).run()
     assert_clean(at)

@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.prediction_files import load_predictions
-from tests.conftest import (EXTERNAL, REAL_TRASH, REPO, SAMPLE, figure_image_sources, need, panel_figures,
-                            panel_tables)
+from tests.conftest import (EXTERNAL, REAL_TRASH, REPO, SAMPLE, assert_charts_drawable, chart_figures,
+                            figure_image_sources, need, panel_figures, panel_tables)
 from ui import state as S
 
 PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
@@ -69,10 +69,6 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def plotly_charts(at: AppTest) -> list:
-    return at.get("plotly_chart")
-
-
 # ------------------------------------------------------------------------------ sample data
 def test_landing_shows_the_sample_dataset():
     at = open_app()
@@ -83,7 +79,7 @@ def test_landing_shows_the_sample_dataset():
     assert metric(at, "Classes") == str(len(dataset.categories))
     classes = at.dataframe[0].value
     assert classes["class"].tolist() == dataset.categories["name"].tolist()
-    assert len(panel_figures(at)) == 1 and not plotly_charts(at)  # the image with its boxes
+    assert len(panel_figures(at)) == 1 and not chart_figures(at)  # the image with its boxes
     spec = panel_figures(at)[0]
     assert figure_image_sources(spec)[0].startswith("data:image/jpeg;base64,")
     assert f"active predictions **{SAMPLE_PREDICTIONS}**" in texts(at)
@@ -116,6 +112,7 @@ def test_every_page_renders_on_sample_data(page):
     at = open_app(page)
     assert_clean(at)
     assert at.title, "page drew nothing"
+    assert_charts_drawable(at)
 
 
 def test_overview_shows_core_metrics(sample_eval):
@@ -128,7 +125,7 @@ def test_overview_shows_core_metrics(sample_eval):
     np.testing.assert_allclose(per_class["AP@0.5"].to_numpy(float), ev.per_class["ap50"].to_numpy(float))
     tide = at.table[1].value.set_index("error")
     np.testing.assert_allclose(tide["dAP"].to_numpy(float), ev.tide["dap"].to_numpy(float))
-    assert len(plotly_charts(at)) == 3  # TIDE, threshold curves, confusion
+    assert len(chart_figures(at)) == 3  # TIDE, threshold curves, confusion
 
 
 def test_threshold_slider_changes_counts_as_core_says_and_survives_page_switch(sample_eval):

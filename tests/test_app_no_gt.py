@@ -16,8 +16,8 @@ from core.no_gt import ALL_CLASSES, class_prior, suggest_thresholds
 from core.prediction_files import load_predictions
 from core.recipe import apply_recipe
 from core.submission import write_submission
-from tests.conftest import REAL_TRASH, SAMPLE, need, panel_figures
-from tests.test_app import assert_clean, metric, open_app, plotly_charts, texts
+from tests.conftest import REAL_TRASH, SAMPLE, assert_charts_drawable, chart_figures, need, panel_figures
+from tests.test_app import assert_clean, metric, open_app, texts
 from ui import state as S
 
 ALL_PAGES = ["pages/1_Overview.py", "pages/2_Image_explorer.py", "pages/3_Class_errors.py",
@@ -64,12 +64,13 @@ def test_landing_shows_the_busiest_predicted_image():
 def test_every_page_opens_on_the_real_test_submission(page):
     at = _real_test_app(page)
     assert_clean(at)
+    assert_charts_drawable(at)
     assert at.session_state[S.ACTIVE_PREDICTIONS] == "test_submission_cascade.csv"
     if page == "pages/3_Class_errors.py":  # meaningless without GT: says what it needs, links what works
         assert "errors need ground-truth boxes" in texts(at)
         assert len(at.get("page_link")) >= 3
     elif page != "pages/5_Export.py":
-        assert plotly_charts(at) or panel_figures(at) or at.table or at.dataframe or at.multiselect, page
+        assert chart_figures(at) or panel_figures(at) or at.table or at.dataframe or at.multiselect, page
 
 
 def test_overview_without_gt_counts_and_suggests():
@@ -80,7 +81,7 @@ def test_overview_without_gt_counts_and_suggests():
     assert metric(at, "Test images") == f"{len(test.images):,}"
     assert metric(at, "Boxes at score ≥ 0.05") == f"{int((preds.scores >= 0.05).sum()):,}"
     assert at.session_state[S.NO_GT_PRIOR] == "fold3_gt.json"
-    assert len(plotly_charts(at)) >= 5
+    assert len(chart_figures(at)) >= 5
     overall = suggest_thresholds(preds, test, class_prior(load_coco(REAL_TRASH / "fold3_gt.json")))
     suggested = overall.loc[overall["category_id"] == ALL_CLASSES, "threshold"].iloc[0]
     at.button(key="_no_gt_use").click().run()
@@ -114,7 +115,7 @@ def test_compare_two_test_submissions(two_test_submissions):
     other = load_predictions(two_test_submissions / "predictions_test_tta.csv", dataset=test)
     expected = agreement(ref, other, ref_thr=0.5, dataset=test).map50
     assert float(summary["agreement (mAP@0.5)"].iloc[0]) == pytest.approx(expected, abs=1e-12)
-    assert len(panel_figures(at)) == 1 and not plotly_charts(at)  # the disagreeing image, reference | other
+    assert len(panel_figures(at)) == 1 and not chart_figures(at)  # the disagreeing image, reference | other
 
 
 def test_explorer_most_disagreement(two_test_submissions):

@@ -1,5 +1,5 @@
 """In chromium: a click on a slice bar and on a confusion-matrix cell opens the images behind
-it in the explorer (Streamlit's own plotly selection events, no extra component)."""
+it in the explorer (the click events of DetLens' charts, ui/charts)."""
 from __future__ import annotations
 
 import pytest
@@ -47,7 +47,7 @@ def test_slice_bar_opens_the_explorer(app):
     page = _open(app, "Slices")
     page.get_by_text("Click to open: bar chart of ΔAP and a selectable table", exact=True).click()
     wait_until_idle(page)
-    _click_first(page, '[data-testid="stPlotlyChart"] .bars .point path')
+    _click_first(page, '.detlens-chart .bars .point path')
     _wait_for_page(page, "Image_explorer")
     assert "Showing the" in page.inner_text("body")
     assert not page_problems(page)
@@ -55,10 +55,10 @@ def test_slice_bar_opens_the_explorer(app):
 
 def test_confusion_cell_opens_the_explorer(app):
     page = _open(app, "Overview")
-    chart = page.locator('[data-testid="stPlotlyChart"]').last
+    chart = page.locator('.detlens-chart').last
     chart.scroll_into_view_if_needed()
     # the diagonal's first cell: ground truth and prediction of the first class
-    _click_first(page, '[data-testid="stPlotlyChart"] >> nth=-1 >> .scatterlayer .point')
+    _click_first(page, '.detlens-chart >> nth=-1 >> .scatterlayer .point')
     _wait_for_page(page, "Image_explorer")
     assert "Showing the" in page.inner_text("body") and "confusion cell" in page.inner_text("body")
 
@@ -66,7 +66,7 @@ def test_confusion_cell_opens_the_explorer(app):
 def test_reliability_bin_opens_the_explorer(app):
     page = _open(app, "Calibration")
     page.screenshot(path=str(SCREENSHOTS / "sample_calibration.png"), full_page=True)
-    _click_first(page, '[data-testid="stPlotlyChart"] >> nth=0 >> .bars .point path', last=True)  # a tall bar
+    _click_first(page, '.detlens-chart >> nth=0 >> .bars .point path', last=True)  # a tall bar
     _wait_for_page(page, "Image_explorer")
     assert "Showing the" in page.inner_text("body") and "boxes scoring" in page.inner_text("body")
 
@@ -79,7 +79,7 @@ def test_slices_page_screenshot(app):
 
 def test_pr_curve_point_opens_the_boxes_at_that_score(app):
     page = _open(app, "Class_errors")
-    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart = page.locator('.detlens-chart').first
     chart.scroll_into_view_if_needed()
     points = chart.locator(".scatterlayer .trace").first.locator(".point")
     box = points.nth(points.count() // 3).bounding_box()  # a mid-score point of the curve
@@ -90,10 +90,50 @@ def test_pr_curve_point_opens_the_boxes_at_that_score(app):
 
 def test_tide_bar_opens_the_images_with_that_error(app):
     page = _open(app, "Overview")
-    bars = page.locator('[data-testid="stPlotlyChart"]').first.locator(".bars .point path")
+    bars = page.locator('.detlens-chart').first.locator(".bars .point path")
     bars.nth(0).scroll_into_view_if_needed()
     box = bars.nth(0).bounding_box()  # classification errors, the first of TIDE's order
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2)
     _wait_for_page(page, "Image_explorer")
     body = page.inner_text("body")
     assert "Showing the" in body and "classification boxes only" in body.lower()
+
+
+CHART_STATE = """() => [...document.querySelectorAll('.detlens-chart')].map(chart => ({
+    mark: chart.detlensMark ?? null,
+    x_range: chart._fullLayout.xaxis.range.map(v => Math.round(v * 100) / 100),
+    traces: chart.data.map(trace => JSON.stringify([trace.x, trace.y])),
+    // the theme's colours replaced Streamlit's template placeholders (#000001 ... #000040)
+    placeholders: [...chart.querySelectorAll('[style*="fill"], [style*="stroke"]')].filter(
+        e => /rgb\\(0, 0, ([1-9]|[1-3][0-9]|40)\\)/.test(e.getAttribute('style'))).length,
+}))"""
+
+
+def test_a_score_move_updates_the_class_charts_in_place_and_keeps_the_zoom(app):
+    """ui.charts keeps each chart: a score move redraws the PR curve's marker and the confusion bars
+    in the same elements, the zoom kept; the charts are drawn in the theme's colours."""
+    page = _open(app, "Class_errors")
+    page.evaluate("() => document.querySelectorAll('.detlens-chart').forEach((c, i) => { c.detlensMark = i; })")
+    pr = page.locator(".detlens-chart").first
+    pr.scroll_into_view_if_needed()
+    area = pr.locator(".nsewdrag").first.bounding_box()  # drag a zoom box, as a user does
+    page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.9, area["y"] + area["height"] * 0.9, steps=8)
+    page.mouse.up()
+    wait_until_idle(page, quiet_ms=500)
+    before = page.evaluate(CHART_STATE)
+    assert before[0]["x_range"][0] > 0.3, before[0]["x_range"]  # zoomed in on the curve's right half
+    draws = page.evaluate("() => window.detlensCharts.draws")
+    page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first.focus()
+    for _ in range(30):  # 0.05 -> 0.35: the current point moves along the curve
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(30)
+    wait_until_idle(page, quiet_ms=500)
+    after = page.evaluate(CHART_STATE)
+    assert [c["mark"] for c in after] == [0, 1], "the same chart elements"
+    assert after[0]["x_range"] == before[0]["x_range"], "the zoom kept"
+    assert after[0]["traces"] != before[0]["traces"], "the current point moved"
+    assert page.evaluate("() => window.detlensCharts.draws") > draws
+    assert all(c["placeholders"] == 0 for c in before + after), before + after
+    assert not page_problems(page)

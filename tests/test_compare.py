@@ -16,7 +16,7 @@ from core.evaluation import evaluate
 from core.outcomes import OUTCOME_LABELS
 from core.submission import read_submission
 from core.tables import Predictions
-from tests.conftest import REAL_TRASH, REPO, SAMPLE, need, panel_figures
+from tests.conftest import REAL_TRASH, REPO, SAMPLE, chart_figures, need, panel_figures
 from tests.test_simulate import pycocotools_map50
 from ui import state as S
 
@@ -248,13 +248,13 @@ class TestComparePage:
         assert list(counts.index) == ["tp", "classification", "localization", "both", "duplicate",
                                       "background", "missed"]
         # lazy tabs: the first tab runs alone (per-class bars, no image panels, no A/B lists)
-        assert len(at.get("plotly_chart")) == 1 and not panel_figures(at) and len(at.table) == 3
+        assert len(chart_figures(at)) == 1 and not panel_figures(at) and len(at.table) == 3
         with pytest.raises(KeyError):
             at.selectbox(key="_compare_a")
         at = open_compare(**HEAD_TO_HEAD)  # the second tab runs alone: A/B lists and the panels
         assert not at.exception, [e.value for e in at.exception]
         figures = panel_figures(at)
-        assert len(figures) == 1 and not at.get("plotly_chart") and len(at.table) == 2  # the panels; A's and B's best images
+        assert len(figures) == 1 and not chart_figures(at) and len(at.table) == 2  # the panels; A's and B's best images
         titles = panel_titles(figures[0])
         assert titles[0] == "Ground truth"
         assert any(t.startswith("A: predictions_strong.csv") for t in titles)

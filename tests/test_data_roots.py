@@ -21,7 +21,7 @@ from core.inference import CheckpointError, dataset_image_items, read_checkpoint
 from core.dataset import load_coco
 from core.folder_scan import first_csv_image_id, json_kind, scan_folder
 from core.submission import read_submission
-from tests.conftest import REPO, SAMPLE, figure_image_sources, panel_figures
+from tests.conftest import REPO, SAMPLE, chart_figures, figure_image_sources, panel_figures
 from ui import state as S
 
 DEMO = SAMPLE / "demo_model.pt"
@@ -62,7 +62,7 @@ def texts(at: AppTest) -> str:
 def image_sources(at: AppTest) -> list[str]:
     """The image URIs embedded in the page's figures (charts and image panels)."""
     found = []
-    for spec in [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")] + panel_figures(at):
+    for spec in chart_figures(at) + panel_figures(at):
         found += figure_image_sources(spec)
     return found
 

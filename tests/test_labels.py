@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from core.dataset import load_coco
 from core.evaluation import evaluate
 from core.prediction_files import load_predictions
-from tests.conftest import REAL_TRASH, REPO, need, panel_figures
+from tests.conftest import REAL_TRASH, REPO, chart_figures, need, panel_figures
 from tests.test_app import open_app, texts
 from ui import state as S
 
@@ -56,7 +55,7 @@ def page_labels(at) -> list[str]:
 def chart_labels(at) -> list[str]:
     """Titles, legends and axes of every chart and image panel (no COCO stat is charted: none may
     say 0.5)."""
-    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")] + panel_figures(at)
+    figures = chart_figures(at) + panel_figures(at)
     return [label for figure in figures for label in _figure_labels(figure)]
 
 
@@ -95,8 +94,7 @@ def test_class_errors_says_why_missed_and_background_bar_differ():
     at = open_app("pages/3_Class_errors.py", **{S.DATA_DIR: str(REAL_TRASH), S.GT_CHOICE: "fold3_gt.json"})
     radio = at.radio(key="_errors_kind")
     missed = int(re.search(r"\(([\d,]+)\)", radio.format_func("missed")).group(1).replace(",", ""))
-    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                 if "predicted as" in str(json.loads(c.proto.spec)["layout"].get("title")))
+    chart = next(f for f in chart_figures(at) if "predicted as" in str(f["layout"].get("title")))
     bars = chart["data"][0]
     background = int(_values(bars["y"])[list(bars["x"]).index("background")])
     caption = next(c.value for c in at.caption if "background bar" in c.value)

@@ -12,6 +12,7 @@ from core.no_gt_charts import boxes_per_image_figure, class_mix_figure, count_cu
 from core.folder_scan import default_ground_truth, scan_folder
 from ui import loaders
 from ui import state as S
+from ui.charts import plotly_chart
 from ui.loaders import Source
 from ui.sidebar import ActiveData
 
@@ -73,11 +74,11 @@ def overview_without_gt(data: ActiveData) -> None:
     with left:
         figure = histogram_figure(preds.scores, title="Scores of all predictions", x_title="score")
         figure.add_vline(x=thr, line=dict(color="#444444", dash="dash"), annotation_text=f"threshold {thr:.2f}")
-        st.plotly_chart(figure, key="no_gt_scores", width="stretch")
+        plotly_chart(figure, key="no_gt_scores")
     with right:
-        st.plotly_chart(per_class_box_figure(scores, "score", names=data.class_names, colors=data.class_colors,
-                                             title="Score distribution per class", y_title="score"),
-                        key="no_gt_scores_per_class", width="stretch")
+        plotly_chart(per_class_box_figure(scores, "score", names=data.class_names, colors=data.class_colors,
+                                          title="Score distribution per class", y_title="score"),
+                     key="no_gt_scores_per_class")
     st.subheader(f"Images with no box at score ≥ {thr:.2f}")
     if not len(empty):
         st.caption("Every test image has at least one box above the threshold.")
@@ -93,7 +94,7 @@ def _against_prior(data: ActiveData, prior: ClassPrior, per_image) -> None:
     name = prior.source
     mix = class_mix(preds, ds, prior, thr)
     st.subheader("Class mix against the training set")
-    st.plotly_chart(class_mix_figure(mix, thr, name), key="no_gt_mix", width="stretch")
+    plotly_chart(class_mix_figure(mix, thr, name), key="no_gt_mix")
     st.caption(f"Expected: the boxes of each class in {name} ({prior.n_images:,} images) scaled to the "
                f"{len(ds.images):,} test images. A class far above it is over-predicted (or more frequent "
                "in test), far below under-predicted; hover a bar for the ratio.")
@@ -108,9 +109,9 @@ def _against_prior(data: ActiveData, prior: ClassPrior, per_image) -> None:
     scores = preds.scores if row["category_id"] == ALL_CLASSES else preds.scores[preds.labels == row["category_id"]]
     pick[1].button(f"Use the suggested overall threshold ({overall['threshold']:.2f})", key="_no_gt_use",
                    on_click=S.set_value, args=(S.SCORE_THR, round(float(overall["threshold"]), 2)))
-    st.plotly_chart(count_curve_figure(count_curve(scores), row["expected"], row["threshold"], thr,
-                                       title=f"Boxes kept against the threshold: {shown}"),
-                    key="no_gt_curve", width="stretch")
+    plotly_chart(count_curve_figure(count_curve(scores), row["expected"], row["threshold"], thr,
+                                    title=f"Boxes kept against the threshold: {shown}"),
+                 key="no_gt_curve")
     table = suggestion.drop(columns=["category_id"]).merge(
         mix[["name", "predicted", "ratio"]], on="name", how="left")
     table["note"] = ["under-predicted even with every box" if not e else "" for e in table["enough"]]
@@ -124,5 +125,5 @@ def _against_prior(data: ActiveData, prior: ClassPrior, per_image) -> None:
     st.caption("The threshold at which the number of predicted boxes equals the training count scaled to "
                "the test images. mAP itself prefers a low threshold (0.05 loses nothing); use this for a "
                "precision/recall balance, and read a class far off the prior as a shift or a bias.")
-    st.plotly_chart(boxes_per_image_figure(per_image, prior.boxes_per_image, thr, name),
-                    key="no_gt_per_image", width="stretch")
+    plotly_chart(boxes_per_image_figure(per_image, prior.boxes_per_image, thr, name),
+                 key="no_gt_per_image")
