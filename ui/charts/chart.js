@@ -152,4 +152,7 @@ export default function (component) {
   state.height = data.height;
   state.pending = data;
   drain(chart, setStateValue);
+  // Called before each new render too: only a chart gone from the page (its page left) is purged,
+  // so that plotly's window listeners (responsive resizing) let go of it.
+  return () => setTimeout(() => { if (!chart.isConnected && window.Plotly) window.Plotly.purge(chart); }, 0);
 }
