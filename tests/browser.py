@@ -130,10 +130,10 @@ def wait_until_idle(page, timeout_ms: int = 60_000, quiet_ms: int = 1000) -> Non
                 || document.querySelector('[data-testid="stSkeleton"]')
                 || !document.querySelector('h1')
                 || panels.some(p => p.busy || !p.draws)
-                // each plotly chart (ui/charts/chart.js) drawn, or its problem said
+                // each plotly chart (ui/charts/chart.js) drawn, its problem said, or off screen
                 || (window.detlensCharts && window.detlensCharts.busy)
                 || [...document.querySelectorAll('.detlens-chart')].some(
-                    c => !c.querySelector('.main-svg') && c.nextElementSibling.hidden);
+                    c => !c.querySelector('.main-svg') && c.nextElementSibling.hidden && !c.dataset.offscreen);
             const text = document.body.innerText.length + ':' +
                 document.querySelectorAll('.js-plotly-plot, canvas, img').length + ':' +
                 panels.map(p => p.draws).join(',') + ':' + (window.detlensCharts || {}).draws;
@@ -155,6 +155,16 @@ PANELS_FRAME = 'iframe[title="ui.image_panels.image_panels"]'  # ui.image_panels
 def panels_frames(page) -> list:
     """The frames of the page's image panels (ui.image_panels), in page order."""
     return [handle.content_frame() for handle in page.query_selector_all(PANELS_FRAME)]
+
+
+def charts_drawn(page) -> int:
+    """Scroll to each plotly chart of the page (ui.charts: one off screen waits to be seen) until it
+    is drawn; how many are drawn."""
+    charts = page.locator(".detlens-chart")
+    for i in range(charts.count()):
+        charts.nth(i).scroll_into_view_if_needed()
+        charts.nth(i).locator(".main-svg").first.wait_for(state="attached", timeout=30_000)
+    return page.locator(".detlens-chart.js-plotly-plot").count()
 
 
 def panel_images(page) -> int:

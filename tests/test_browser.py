@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import (PAGES, chromium_browser, new_page, page_problems, panel_images, panels_frames,
+from tests.browser import (PAGES, charts_drawn, chromium_browser, new_page, page_problems, panel_images, panels_frames,
                            streamlit_server, wait_until_idle)
 from tests.conftest import EXTERNAL, REAL_TRASH, REPO, need
 
@@ -61,7 +61,7 @@ def test_every_page_on_the_sample_data(browser):
 
         _visit(page, url, "overview", "sample_overview.png")
         _save_doc("sample_overview.png", "screenshot_overview.png")
-        assert page.locator(".js-plotly-plot").count() >= 3
+        assert charts_drawn(page) >= 3
         assert "mAP@0.5" in page.inner_text("body")
 
         _visit(page, url, "explorer", "sample_explorer.png")
@@ -82,7 +82,9 @@ def test_every_page_on_the_sample_data(browser):
         assert _rendered_img_tags(page) >= 1, "class errors: no crop rendered"
 
         _visit(page, url, "dataset", "sample_dataset.png")
-        assert page.locator(".js-plotly-plot").count() >= 6
+        # the charts below the fold wait to be scrolled near (ui/charts/chart.js), then draw
+        assert page.locator(".detlens-chart[data-offscreen]").count() >= 1
+        assert charts_drawn(page) >= 6 and not page.locator(".detlens-chart[data-offscreen]").count()
 
         _visit(page, url, "export", "sample_export.png")
         assert page.get_by_text("Download the filtered submission CSV").count() == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import chromium_browser, new_page, page_problems, streamlit_server, wait_until_idle
+from tests.browser import charts_drawn, chromium_browser, new_page, page_problems, streamlit_server, wait_until_idle
 from tests.conftest import REAL_TRASH, REPO, need
 
 SHOTS = REPO / "tests" / "screenshots"
@@ -48,5 +48,5 @@ def test_every_page_on_the_real_test_submission(test_folder):
             body = page.inner_text("body")
             assert text in body, f"{path or 'home'}: {text!r} not on the page"
             if path == "Overview":
-                assert page.locator(".js-plotly-plot").count() >= 5
+                assert charts_drawn(page) >= 5
                 assert "val_fold3.json" in body

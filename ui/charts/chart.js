@@ -94,11 +94,31 @@ async function draw(chart, data, Plotly) {
   await Plotly.react(chart, figure.data || [], layout, config);
 }
 
+// A chart first drawn off screen waits until it is scrolled near: a page of many charts shows its
+// first ones sooner (plotly.js draws one at a time, ~30-60 ms each). Once drawn, it follows
+// every render. (tests.browser.wait_until_idle: data-offscreen marks one waiting.)
+function seen(chart) {
+  return new Promise((resolve) => {
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) {
+        observer.disconnect();
+        resolve();
+      }
+    }, {rootMargin: "200px"});
+    observer.observe(chart);
+  });
+}
+
 // Renders can come faster than a figure draws (key presses on a slow machine): draw the latest.
 async function drain(chart, setStateValue) {
   const state = chart.detlensState;
   if (state.drawing) return;
   state.drawing = true;
+  if (state.drawnSpec === null) {
+    chart.dataset.offscreen = "true";
+    await seen(chart);
+    delete chart.dataset.offscreen;
+  }
   window.detlensCharts.busy += 1;
   while (state.pending) {
     const data = state.pending;
@@ -148,6 +168,7 @@ export default function (component) {
     });
   }
   const state = chart.detlensState;
+  chart.style.minHeight = `${data.height}px`;  // its place kept before it is drawn
   state.selectable = data.selectable;
   state.height = data.height;
   state.pending = data;
