@@ -80,6 +80,21 @@ class TestEstimateBytes:
         owner = {"big": shared}
         assert estimate_bytes({"mine": _sized(100), "theirs": shared}, skip=(owner,)) == 100 + len("mine") + len("theirs")
 
+    def test_a_skipped_object_is_walked_again_once_it_built_more(self):
+        """The walk of what is skipped is remembered (core.memory_budget._skip_footprint) until the
+        object gains an attribute: a lazily built table is then its, not the value's."""
+        class Owner:
+            pass
+
+        owner, later = Owner(), _sized(3000)
+        owner.big = _sized(5000)
+        value = {"a": owner.big, "b": later}
+        assert estimate_bytes(value, skip=(owner,)) == 3000 + 2
+        assert estimate_bytes(value, skip=(owner,)) == 3000 + 2  # remembered
+        owner.later = later
+        assert estimate_bytes(value, skip=(owner,)) == 2
+        assert estimate_bytes(value, skip=(Owner(),)) == 8000 + 2  # another owner: its own walk
+
     def test_evaluation_estimate_matches_the_memory_it_allocated(self):
         """Reference: tracemalloc's count of what evaluate() and a view allocated and kept."""
         dataset = load_coco(SAMPLE / "train.json")
