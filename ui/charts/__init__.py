@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import orjson
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
@@ -47,6 +48,18 @@ def bundle_url() -> str:
     return "/" + "/".join(part for part in (base, _files_route(), BUNDLE) if part)
 
 
+def figure_json(figure: go.Figure) -> str:
+    """The figure as plotly.js reads it, written from the figure's own dicts: go.Figure.to_dict
+    (what pio.to_json calls) deep-copies them and inspects every array, ~45 ms of each Compare
+    move for the GT | A | B panels at competition scale (0.7 ms this way). Arrays go as lists, NaN
+    as null (a gap to plotly.js, as pio's NaN is)."""
+    try:
+        return orjson.dumps({"data": figure._data, "layout": figure._layout},
+                            option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # a value orjson cannot write (a non-contiguous array, a date): plotly's way
+        return pio.to_json(figure, validate=False, engine="orjson")
+
+
 def _selection_changed() -> None:
     """A click reruns the script (st.plotly_chart's on_select="rerun"); the page reads the event."""
 
@@ -61,7 +74,7 @@ def plotly_chart(figure: go.Figure, *, key: str, on_select: str = "ignore", conf
     selectable = on_select == "rerun"
     if figure.layout.uirevision is None:  # the zoom and hidden legend entries kept while the title stays
         figure.layout.uirevision = f"{key}: {figure.layout.title.text}"
-    spec = pio.to_json(figure, validate=False, engine="orjson")
+    spec = figure_json(figure)
     height = figure.layout.height or DEFAULT_HEIGHT
     callbacks = {"on_selection_change": _selection_changed} if selectable else {}
     result = _component()(key=key, data={"spec": spec, "bundle": bundle_url(), "height": height,

@@ -17,8 +17,9 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 import streamlit.components.v1 as components
+
+from ui.charts import figure_json
 
 FOLDER = Path(__file__).parent
 
@@ -44,5 +45,5 @@ def draw_figure(figure: go.Figure, *, key: str, height: int, config: dict, view_
     view_id: what the panels show (the image); the zoom, pan and hidden legend entries are kept
     while it stays the same."""
     figure.layout.uirevision = view_id
-    spec = pio.to_json(figure, validate=False, engine="orjson")
+    spec = figure_json(figure)
     _component()(spec=spec, table=table, config=config, height=height, key=key, default=None)
