@@ -97,6 +97,12 @@ def test_tide_bar_opens_the_images_with_that_error(app):
     _wait_for_page(page, "Image_explorer")
     body = page.inner_text("body")
     assert "Showing the" in body and "classification boxes only" in body.lower()
+    # back on Overview, the click is over: the page stays (a kept selection would reopen the explorer)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Overview").first.click()
+    _wait_for_page(page, "Overview")
+    page.wait_for_timeout(1000)
+    wait_until_idle(page)
+    assert page.url.rstrip("/").endswith("Overview")
 
 
 CHART_STATE = """() => [...document.querySelectorAll('.detlens-chart')].map(chart => ({
