@@ -143,3 +143,11 @@ def test_a_score_move_updates_the_class_charts_in_place_and_keeps_the_zoom(app):
     assert page.evaluate("() => window.detlensCharts.draws") > draws
     assert all(c["placeholders"] == 0 for c in before + after), before + after
     assert not page_problems(page)
+    # a click after those renders still reaches the page (the listeners use the latest render's)
+    page.mouse.dblclick(area["x"] + area["width"] * 0.7, area["y"] + area["height"] * 0.5)  # zoom out
+    wait_until_idle(page, quiet_ms=500)
+    points = pr.locator(".scatterlayer .trace").first.locator(".point")
+    box = points.nth(points.count() // 3).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _wait_for_page(page, "Image_explorer")
+    assert "boxes scoring" in page.inner_text("body")

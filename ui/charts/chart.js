@@ -43,8 +43,10 @@ function themed(spec, element) {
                          "#000037": text, "#000038": background, "#000039": grid, "#000040": grid});
   const figure = JSON.parse(spec.replace(/#0000[0-4][0-9]/g, (color) => colors[color] || color));
   const font = variable("--st-font") || "sans-serif";
-  const axis = (standoff) => ({gridcolor: grid, zerolinecolor: grid, tickcolor: grid, linecolor: grid, automargin: true,
-                               tickfont: {color: faded, size: 12}, title: {font: {color: faded, size: 14}, standoff}});
+  const axis = (standoff) => ({
+    gridcolor: grid, zerolinecolor: grid, tickcolor: grid, linecolor: grid, automargin: true,
+    tickfont: {color: faded, size: 12}, title: {font: {color: faded, size: 14}, standoff},
+  });
   const layout = figure.layout = figure.layout || {};
   const template = layout.template = layout.template || {};
   // Streamlit's template layout (CustomTheme.tsx): under the figure's own layout
@@ -110,7 +112,7 @@ function seen(chart) {
 }
 
 // Renders can come faster than a figure draws (key presses on a slow machine): draw the latest.
-async function drain(chart, setStateValue) {
+async function drain(chart) {
   const state = chart.detlensState;
   if (state.drawing) return;
   state.drawing = true;
@@ -131,10 +133,11 @@ async function drain(chart, setStateValue) {
       state.problem.hidden = true;
       if (!state.listening) {
         state.listening = true;
+        // the latest render's setStateValue: the listeners outlive the render that added them
         chart.on("plotly_click", (event) => {
-          if (state.selectable) setStateValue("selection", {points: event.points.map(point)});
+          if (state.selectable) state.setStateValue("selection", {points: event.points.map(point)});
         });
-        const clear = () => { if (state.selectable) setStateValue("selection", {points: []}); };
+        const clear = () => { if (state.selectable) state.setStateValue("selection", {points: []}); };
         chart.on("plotly_deselect", clear);
         chart.on("plotly_doubleclick", clear);
       }
@@ -158,7 +161,7 @@ export default function (component) {
     problem.className = "detlens-chart-problem";
     problem.hidden = true;
     parentElement.append(chart, problem);
-    chart.detlensState = {pending: null, drawing: false, drawnSpec: null, listening: false, problem: problem};
+    chart.detlensState = {pending: null, drawing: false, drawnSpec: null, listening: false, problem};
     chart.addEventListener("fullscreenchange", () => {
       const Plotly = window.Plotly;
       if (Plotly && chart.data) {
@@ -170,9 +173,10 @@ export default function (component) {
   const state = chart.detlensState;
   chart.style.minHeight = `${data.height}px`;  // its place kept before it is drawn
   state.selectable = data.selectable;
+  state.setStateValue = setStateValue;
   state.height = data.height;
   state.pending = data;
-  drain(chart, setStateValue);
+  drain(chart);
   // Called before each new render too: only a chart gone from the page (its page left) is purged,
   // so that plotly's window listeners (responsive resizing) let go of it.
   return () => setTimeout(() => { if (!chart.isConnected && window.Plotly) window.Plotly.purge(chart); }, 0);
