@@ -131,9 +131,9 @@ def class_errors(data) -> None:
         confused = confused[(confused.sum(axis=1) > 0)].sort_values(
             f"{chosen} predicted as …", ascending=False)
         plotly_chart(class_counts_figure(
-         list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
-         title=f"What {chosen} objects were predicted as (background = no box of any class)"),
-         key="class_confused")
+            list(as_other.index), as_other.to_numpy(), ["#ff7f0e"] * len(as_other),
+            title=f"What {chosen} objects were predicted as (background = no box of any class)"),
+            key="class_confused")
         st.caption(f"Boxes of any class claim a {chosen} object here: its background bar "
                    f"({int(as_other.get('background', 0)):,}) counts the objects no box found, while Missed "
                    f"GT ({counts['missed']:,}) counts those no {chosen} box found.")

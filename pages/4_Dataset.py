@@ -37,8 +37,8 @@ else:
     class_ids = ds.categories["id"].tolist()
     per_class = ann.groupby("category_id").size().reindex(class_ids).fillna(0).astype(int)
     plotly_chart(class_counts_figure(
-     [names[c] for c in class_ids], per_class.to_numpy(), [colors[c] for c in class_ids],
-     title="Boxes per class"), key="class_counts")
+        [names[c] for c in class_ids], per_class.to_numpy(), [colors[c] for c in class_ids],
+        title="Boxes per class"), key="class_counts")
 
     chosen = st.multiselect("Classes in the distributions below", list(names.values()),
                             placeholder="all classes", key="_dataset_classes")

@@ -31,6 +31,8 @@ Modules:
   for one image's (predictions, GT) rows; `outcome_legend`, `need_evaluation(data)`.
 - `ui.image_panels.draw_figure`: the panels' chart, a component (index.html beside it) that keeps
   one plotly chart and updates it in place, keeping the zoom while the image stays the same.
+- `ui.charts.plotly_chart(figure, key=, on_select=)`: every other chart (never st.plotly_chart): a
+  component (chart.js beside it) that redraws in place and returns clicks as selection events.
 - `ui.prediction_sets.set_view(data, chosen)`: another set's PredictionView (Compare, agreement).
 The score threshold slider is part of the sidebar: read `data.score_thr`, never draw another; the
 cut itself is core.thresholds' (`data.prediction_view.keep`, `.kept`, `.image_boxes`, ...).
