@@ -13,7 +13,10 @@ function plotly(url) {
       const script = document.createElement("script");
       script.src = url;
       script.onload = () => resolve(window.Plotly);
-      script.onerror = () => reject(new Error(`${url} could not be loaded`));
+      script.onerror = () => {
+        window.detlensPlotly = null;  // the next render tries again
+        reject(new Error(`${url} could not be loaded`));
+      };
       document.head.appendChild(script);
     });
   }
