@@ -22,13 +22,14 @@ def _shown_image(page) -> str:
     return match.group(1)
 
 
-def _wait_for_image(page, file_name: str, seconds: float = 60.0) -> str:
-    """The image shown once it is `file_name`, or what is shown after `seconds` (a first run may
-    still be building the matching kernels when the page answers)."""
+def _wait_for_image(page, file_name: str, seconds: float = 60.0, *, other: bool = False) -> str:
+    """The image shown once it is `file_name` (with `other`: once it is any other image), or what
+    is shown after `seconds` (a first run may still be building the matching kernels when the page
+    answers; a click's rerun may not have started yet)."""
     shown = None
     for _ in range(int(seconds * 4)):
         shown = _shown_image(page) if re.search(r"train/\d+\.jpg\s*·", page.inner_text("body")) else None
-        if shown == file_name:
+        if (shown != file_name) if other else (shown == file_name):
             return shown
         page.wait_for_timeout(250)
     return shown
@@ -199,7 +200,8 @@ def test_a_slider_move_updates_the_panels_in_place_and_keeps_the_zoom():
         kinds = frame.locator("#boxes tbody tr td:first-child").all_inner_texts()
         assert kinds.count("prediction") == shown and "ground truth" in kinds
         page.get_by_role("button", name="Next ▶").click()
+        # the click's rerun may start after a quiet page was seen: wait for its facts line first
+        assert _wait_for_image(page, "train/0017.jpg", 30, other=True) not in ("train/0017.jpg", None)
         wait_until_idle(page, quiet_ms=500)
-        assert _shown_image(page) != "train/0017.jpg"
         assert frame.evaluate(ZOOM)["range"] == [0, 1024], "another image: the whole image again"
         assert page_problems(page) == []
