@@ -70,7 +70,7 @@ def test_every_page_on_the_sample_data(browser):
         # the score slider reruns only the explorer's fragment: the page must follow it
         page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first.focus()
         page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(100)
+        page.get_by_text("predictions ≥ 0.06").first.wait_for(timeout=30_000)  # the rerun began
         wait_until_idle(page, quiet_ms=500)
         page.screenshot(path=str(SHOTS / "sample_explorer_moved.png"))
         assert page_problems(page) == []

@@ -135,6 +135,8 @@ def test_a_score_move_updates_the_class_charts_in_place_and_keeps_the_zoom(app):
     for _ in range(30):  # 0.05 -> 0.35: the current point moves along the curve
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(30)
+    # a quiet page could be seen before the first move's rerun: wait until a chart was redrawn
+    page.wait_for_function("before => window.detlensCharts.draws > before", arg=draws, timeout=30_000)
     wait_until_idle(page, quiet_ms=500)
     after = page.evaluate(CHART_STATE)
     assert [c["mark"] for c in after] == [0, 1], "the same chart elements"
