@@ -20,25 +20,19 @@ TOP_IMAGES = 10  # images listed per direction
 TABS, TAB_KEY = ["Every set", "A against B, per image"], "_compare_tab"
 
 
+def _threshold_caption(data, uses: str) -> None:
+    st.caption(f"Against **{data.gt_label}** · IoU threshold {data.iou_thr:.2f} · score threshold "
+               f"{data.score_thr:.2f} (sidebar): {uses}")
+
+
 @st.fragment
-def _at_threshold(data, sets) -> None:
-    """Everything the score threshold changes; the slider is drawn from here, so a move reruns
+def _every_set(data, sets) -> None:
+    """The first tab at the score threshold; the slider is drawn from here, so a move reruns
     only this fragment (no sidebar, loading or set choice) and reads cached tables."""
     data = score_slider(data)
-    tables = comparison_tables(data, sets)
-    st.caption(f"Against **{data.gt_label}** · IoU threshold {data.iou_thr:.2f} · score threshold "
-               f"{data.score_thr:.2f} (sidebar): the COCO rows use every box; the threshold rows, "
-               "error counts and per-image AP drop boxes below the threshold.")
-    # Lazy tabs: only the open one runs and is sent, so a slider move on the summary does not
-    # redraw the GT | A | B panels (~250 ms of a ~500 ms move at competition scale,
-    # bench/bench_slider.py), and the other way round.
-    every_set, head_to_head = st.tabs(TABS, key=TAB_KEY, on_change="rerun")
-    with every_set:
-        if every_set.open:
-            _summary(data, tables)
-    with head_to_head:
-        if head_to_head.open:
-            _head_to_head(data, sets, tables)
+    _threshold_caption(data, "the COCO rows use every box; the threshold rows and the error counts "
+                             "drop boxes below the threshold.")
+    _summary(data, comparison_tables(data, sets))
 
 
 def _summary(data, tables) -> None:
@@ -66,12 +60,11 @@ def _summary(data, tables) -> None:
                "duplicate, background); missed: ground-truth boxes no prediction found.")
 
 
-def _head_to_head(data, sets, tables) -> None:
-    """Two sets, A against B: the images where one beats the other most, whether the
-    difference is real, and GT | A | B of a listed image."""
-    names = tables.comparison.names
-    iou = iou_text(data.iou_thr)
-    st.subheader("Where one model beats the other")
+def _head_to_head(data, sets) -> None:
+    """Two sets, A against B: whether the difference is real (every box), then the images where
+    one beats the other most at the score threshold and GT | A | B of a listed image."""
+    names = [s.label for s in sets]
+    st.subheader("A against B")
     pair = st.session_state[S.COMPARE_PAIR]
     pick = st.columns(2)
     default_a = pair[0] if pair and pair[0] in names else names[0]
@@ -80,7 +73,20 @@ def _head_to_head(data, sets, tables) -> None:
     default_b = pair[1] if len(pair) == 2 and pair[1] in others else others[0]
     name_b = pick[1].selectbox("Model B", others, index=others.index(default_b), key="_compare_b")
     st.session_state[S.COMPARE_PAIR] = [name_a, name_b]
+    by_label = {s.label: s.evaluation for s in sets}  # is B − A real? (issue 14; no threshold)
+    bootstrap_section(by_label[name_a], by_label[name_b], name_a, name_b)
+    _pair_at_threshold(data, sets, name_a, name_b)
 
+
+@st.fragment
+def _pair_at_threshold(data, sets, name_a: str, name_b: str) -> None:
+    """What the score threshold changes in the second tab; the slider is drawn from here, so a
+    move reruns only the lists and the panels, not the choice of A and B or the bootstrap."""
+    data = score_slider(data)
+    tables = comparison_tables(data, sets)
+    iou = iou_text(data.iou_thr)
+    st.subheader("Where one model beats the other")
+    _threshold_caption(data, "the per-image AP, the lists and the panels drop boxes below it.")
     per_image, a_wins, b_wins = pair_tables(data, sets, tables, name_a, name_b, TOP_IMAGES)
     shown_columns = {"file_name": "image", "n_gt": "GT", "ap50_a": f"AP@{iou} A", "ap50_b": f"AP@{iou} B",
                      "difference": "A − B", "n_tp_a": "TP A", "n_tp_b": "TP B", "n_fp_a": "FP A",
@@ -101,9 +107,6 @@ def _head_to_head(data, sets, tables) -> None:
                f"images better with A, {int((difference < 0).sum())} better with B, "
                f"{int((difference == 0).sum())} equal. An image without ground truth counts AP 1 when "
                "a model puts no box on it.")
-    evaluations = tables.comparison.evaluations  # is B − A real? (issue 14; every box, no threshold)
-    bootstrap_section(evaluations[name_a], evaluations[name_b], name_a, name_b)
-
     candidates = pd.concat([a_wins, b_wins], ignore_index=True)
     if not len(candidates):
         st.info("The two models score the same on every image.")
@@ -138,7 +141,16 @@ if len(sets) < 2:
     score_slider(data)
     st.info("Choose at least two prediction sets on this dataset above.")
     st.stop()
-_at_threshold(data, sets)
+# Lazy tabs: only the open one runs and is sent, so a slider move on the summary does not redraw
+# the GT | A | B panels (~250 ms of a ~500 ms move at competition scale, bench/bench_slider.py),
+# and the other way round. Each tab's threshold part is a fragment that draws the slider.
+every_set, head_to_head = st.tabs(TABS, key=TAB_KEY, on_change="rerun")
+with every_set:
+    if every_set.open:
+        _every_set(data, sets)
+with head_to_head:
+    if head_to_head.open:
+        _head_to_head(data, sets)
 st.subheader("Agreement between the sets")
 if st.toggle("Hold each set to the first one's confident boxes (as on a test set)", key="_compare_agree"):
     agreement_section(data, sets)
